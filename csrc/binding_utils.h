@@ -1,0 +1,43 @@
+// Helpers for the thin pybind11 bindings: every array that reaches a kernel is checked here for
+// dtype, C-contiguity and exact shape, so a kernel never reads or writes out of bounds whatever
+// Python hands it. (The Python layer checks first and gives friendlier messages; this is the backstop.)
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+namespace fastnn {
+namespace py = pybind11;
+
+template <typename T>
+inline bool has_dtype(const py::array& a) {
+    return py::isinstance<py::array_t<T>>(a);
+}
+
+// Checks `a` is a C-contiguous array of T with exactly `shape` (-1 = any extent) and returns its data.
+template <typename T>
+inline T* checked_data(const py::array& a, const char* name, std::initializer_list<int64_t> shape) {
+    if (!has_dtype<T>(a))
+        throw py::type_error(std::string(name) + ": expected dtype " +
+                             std::string(py::str(py::dtype::of<T>())) + ", got " +
+                             std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+    if (a.ndim() != (py::ssize_t)shape.size())
+        throw py::value_error(std::string(name) + ": expected " + std::to_string(shape.size()) +
+                              " dimensions, got " + std::to_string(a.ndim()));
+    py::ssize_t axis = 0;
+    for (int64_t extent : shape) {
+        if (extent >= 0 && a.shape(axis) != extent)
+            throw py::value_error(std::string(name) + ": dimension " + std::to_string(axis) +
+                                  " is " + std::to_string(a.shape(axis)) + ", expected " +
+                                  std::to_string(extent));
+        ++axis;
+    }
+    return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+}  // namespace fastnn

@@ -1,0 +1,7 @@
+// One registration function per kernel family; module.cpp calls them all.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace fastnn {
+void bind_softmax_xent(pybind11::module_& m);
+}  // namespace fastnn

@@ -1,0 +1,19 @@
+// Run-time CPU feature selection and the thread count.
+//
+// AVX2/FMA kernels live in *_avx2.cpp translation units compiled with -mavx2 -mfma. They may only
+// be called when use_avx2() is true: the CPU supports AVX2 and FMA, the build included them, and the
+// user has not forced the portable path (FASTNN_SIMD=portable in the environment, or set_simd()).
+#pragma once
+
+namespace fastnn {
+
+bool cpu_supports_avx2_fma();       // what the CPU can do
+bool use_avx2();                    // what the kernels will use now
+void set_simd(bool allow_avx2);     // false forces the portable kernels (for testing both paths)
+const char* simd_name();            // "avx2" or "portable"
+
+int get_num_threads();
+void set_num_threads(int n);
+bool openmp_enabled();
+
+}  // namespace fastnn

@@ -1,0 +1,45 @@
+// fastnn._C: the CPU kernels. Bindings stay thin: check, release the GIL, call a plain C++ function.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "binding_utils.h"
+#include "bindings.h"
+#include "ceilings.h"
+#include "cpu_features.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+    m.doc() = "fastnn CPU kernels (C++, OpenMP, AVX2/FMA chosen at run time)";
+
+    m.def("get_num_threads", &fastnn::get_num_threads, "Threads the CPU kernels use.");
+    m.def("set_num_threads", &fastnn::set_num_threads, py::arg("n"),
+          "Sets the threads the CPU kernels use (the default follows OMP_NUM_THREADS).");
+    m.def("openmp_enabled", &fastnn::openmp_enabled, "Whether the module was built with OpenMP.");
+    m.def("cpu_supports_avx2_fma", &fastnn::cpu_supports_avx2_fma);
+    m.def("simd", &fastnn::simd_name, "Which kernels run now: 'avx2' or 'portable'.");
+    m.def("set_simd", &fastnn::set_simd, py::arg("allow_avx2"),
+          "False forces the portable kernels; True uses AVX2/FMA where the CPU has them.");
+
+    m.def(
+        "measure_fma_peak_gflops",
+        [](int64_t iterations) {
+            py::gil_scoped_release release;
+            return fastnn::measure_fma_peak_gflops(iterations);
+        },
+        py::arg("iterations") = 20000000,
+        "GFLOP/s of a register-resident FMA loop on all threads (the compute ceiling).");
+    m.def(
+        "copy_bandwidth_gbs",
+        [](const py::array& src, py::array& dst) {
+            const float* s = fastnn::checked_data<float>(src, "src", {-1});
+            float* d = fastnn::checked_data<float>(dst, "dst", {src.shape(0)});
+            if (!dst.writeable()) throw py::value_error("dst: read-only array");
+            py::gil_scoped_release release;
+            return fastnn::copy_bandwidth_gbs(s, d, (int64_t)src.shape(0));
+        },
+        py::arg("src"), py::arg("dst"),
+        "Copies src into dst (1-D float32) on all threads; returns GB/s (read + write bytes).");
+
+    fastnn::bind_softmax_xent(m);
+}

@@ -1,0 +1,78 @@
+"""Which native module serves an array: NumPy arrays go to fastnn._C, CuPy arrays to fastnn._cuda.
+
+CuPy is imported only when a CuPy array is seen or the GPU is asked about, so `import fastnn`
+works on machines without CuPy or a GPU.
+"""
+import numpy as np
+
+try:
+    from . import _C
+except ImportError as exc:  # pragma: no cover - only on a broken install
+    raise ImportError(
+        "fastnn's native module fastnn._C is missing: install fastnn with `pip install .` "
+        "from the repository root (a source checkout cannot be imported without building)."
+    ) from exc
+
+try:
+    from . import _cuda
+except ImportError:
+    _cuda = None
+
+
+def cuda_module_built():
+    """True when fastnn was built with its CUDA module (nvcc was found at build time)."""
+    return _cuda is not None
+
+
+def cuda_available():
+    """True when the CUDA module was built, CuPy imports, and at least one GPU is visible."""
+    if _cuda is None or _cuda.device_count() < 1:
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def get_num_threads():
+    """Threads the CPU kernels use (the default follows OMP_NUM_THREADS)."""
+    return _C.get_num_threads()
+
+
+def set_num_threads(n):
+    """Sets the threads the CPU kernels use."""
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")
+    _C.set_num_threads(n)
+
+
+def simd():
+    """Which CPU kernels run: 'avx2' (AVX2/FMA) or 'portable'. FASTNN_SIMD=portable forces the latter."""
+    return _C.simd()
+
+
+def is_cupy_array(a):
+    return type(a).__module__.split(".", 1)[0] == "cupy"
+
+
+def cupy_module():
+    import cupy
+
+    return cupy
+
+
+def array_module(a):
+    """numpy for NumPy arrays, cupy for CuPy arrays."""
+    return cupy_module() if is_cupy_array(a) else np
+
+
+def require_cuda_module():
+    if _cuda is None:
+        raise RuntimeError(
+            "a CuPy array was passed but fastnn was built without its CUDA module "
+            "(no nvcc at build time); rebuild with nvcc on PATH, or use NumPy arrays"
+        )
+    return _cuda

@@ -1,0 +1,77 @@
+"""Input validation shared by the functional ops.
+
+Every op checks its inputs here before any kernel runs: TypeError for a wrong array type, dtype or
+device, ValueError for shapes and parameter values. Non-contiguous arrays are accepted and copied to
+C order (the kernels read rows as contiguous memory).
+"""
+import numbers
+
+import numpy as np
+
+from .._backend import is_cupy_array
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_array(a):
+    return isinstance(a, np.ndarray) or is_cupy_array(a)
+
+
+def float_array(name, a, ndim=None):
+    """A NumPy or CuPy float32/float64 array with `ndim` dimensions (an int or a tuple of allowed ints)."""
+    if not _is_array(a):
+        raise TypeError(f"{name}: expected a NumPy or CuPy array, got {type(a).__name__}")
+    if a.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {a.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if a.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(f"{name}: expected {want} dimensions, got shape {tuple(a.shape)}")
+    return a
+
+
+def int_array(name, a, ndim=1):
+    """A NumPy or CuPy array of integers (bool is refused)."""
+    if not _is_array(a):
+        raise TypeError(f"{name}: expected a NumPy or CuPy array of integers, got {type(a).__name__}")
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected an integer dtype, got {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected {ndim} dimension(s), got shape {tuple(a.shape)}")
+    return a
+
+
+def same_device(**arrays):
+    """All arrays NumPy, or all CuPy on the current device. Returns True for CuPy."""
+    names = list(arrays)
+    on_gpu = [is_cupy_array(arrays[n]) for n in names]
+    if any(on_gpu) and not all(on_gpu):
+        where = ", ".join(f"{n} on {'GPU (CuPy)' if g else 'CPU (NumPy)'}" for n, g in zip(names, on_gpu))
+        raise TypeError(f"arrays must all be NumPy or all CuPy: {where}")
+    if on_gpu and all(on_gpu):
+        import cupy
+
+        current = cupy.cuda.Device().id
+        for n in names:
+            if arrays[n].device.id != current:
+                raise TypeError(f"{n} is on GPU {arrays[n].device.id} but the current device is GPU {current}")
+        return True
+    return False
+
+
+def same_dtype(**arrays):
+    names = list(arrays)
+    first = arrays[names[0]].dtype
+    for n in names[1:]:
+        if arrays[n].dtype != first:
+            raise TypeError(f"{n} has dtype {arrays[n].dtype} but {names[0]} has {first}: use one dtype")
+
+
+def scalar(name, value):
+    """A real number given as a Python/NumPy scalar or a 0-d array; returned unchanged."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return value
+    if _is_array(value) and value.ndim == 0 and value.dtype.kind in "fiu":
+        return value
+    raise TypeError(f"{name}: expected a real scalar or a 0-d array, got {type(value).__name__}")

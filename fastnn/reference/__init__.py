@@ -1,0 +1,8 @@
+"""NumPy reference implementations of every op: plain, lecture-literal, float64-capable.
+
+They share the functional contract's signatures (fastnn.functional) and are what the native
+kernels are tested against. They favour clarity over speed.
+"""
+from .softmax_xent import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+
+__all__ = ["softmax_cross_entropy_backward", "softmax_cross_entropy_forward"]
