@@ -86,7 +86,7 @@ def test_loader_bad_arguments():
     x = np.zeros((10, 2))
     with pytest.raises(ValueError, match="same length"):
         data.DataLoader(x, np.zeros(9))
-    with pytest.raises(TypeError, match="expected a NumPy array"):
+    with pytest.raises(TypeError, match="expected a NumPy or CuPy array"):
         data.DataLoader([1, 2, 3])
     with pytest.raises(ValueError, match="at least one array"):
         data.DataLoader()
@@ -114,6 +114,26 @@ def test_batches_on_the_gpu():
     xb, yb = next(iter(data.DataLoader(x, y, batch_size=4, shuffle=True, seed=0, device="cuda")))
     assert isinstance(xb, cupy.ndarray) and isinstance(yb, cupy.ndarray)
     np.testing.assert_array_equal(xb.get()[:, 0], yb.get() * 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not fastnn.cuda_available(), reason="needs a CUDA GPU with CuPy")
+def test_data_already_on_the_gpu_is_batched_there():
+    import cupy
+
+    x = cupy.arange(20, dtype=cupy.float32).reshape(10, 2)
+    y = cupy.arange(10)
+    loader = data.DataLoader(x, y, batch_size=4, shuffle=True, seed=0)
+    batches = list(loader)
+    assert all(isinstance(part, cupy.ndarray) for batch in batches for part in batch)
+    labels = np.concatenate([yb.get() for _, yb in batches])
+    assert sorted(labels.tolist()) == list(range(10))
+    for xb, yb in batches:
+        np.testing.assert_array_equal(xb.get()[:, 0], yb.get() * 2)
+    host_x, host_y = next(iter(data.DataLoader(x, y, batch_size=4, device="cpu")))
+    assert isinstance(host_x, np.ndarray) and host_y.tolist() == [0, 1, 2, 3]
+    with pytest.raises(TypeError, match="all NumPy or all CuPy"):
+        data.DataLoader(x, np.arange(10))
 
 
 def test_random_split_is_a_disjoint_cover():
