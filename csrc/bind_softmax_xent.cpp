@@ -30,16 +30,32 @@ static py::tuple forward(const py::array& scores, const py::array& labels) {
 }
 
 template <typename T>
-static py::array backward(const py::array& probs, const py::array& labels, double scale) {
+static py::array backward_in_place(py::array& probs, const py::array& labels, double scale) {
     if (probs.ndim() != 2) throw py::value_error("probs: expected a 2-D array (N, C)");
     const int64_t rows = probs.shape(0), classes = probs.shape(1);
-    const T* p = checked_data<T>(probs, "probs", {rows, classes});
+    T* p = checked_data<T>(probs, "probs", {rows, classes});
     const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
+    if (!probs.writeable()) throw py::value_error("probs: read-only array");
+    {
+        py::gil_scoped_release release;
+        softmax_xent_backward_in_place<T>(p, y, (T)scale, rows, classes);
+    }
+    return probs;
+}
+
+template <typename T>
+static py::array backward_recompute(const py::array& scores, const py::array& labels,
+                                    const py::array& lse, double scale) {
+    if (scores.ndim() != 2) throw py::value_error("scores: expected a 2-D array (N, C)");
+    const int64_t rows = scores.shape(0), classes = scores.shape(1);
+    const T* s = checked_data<T>(scores, "scores", {rows, classes});
+    const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
+    const T* l = checked_data<T>(lse, "lse", {rows});
     py::array_t<T> dscores({rows, classes});
     T* d = dscores.mutable_data();
     {
         py::gil_scoped_release release;
-        softmax_xent_backward<T>(p, y, (T)scale, d, rows, classes);
+        softmax_xent_backward_recompute<T>(s, y, l, (T)scale, d, rows, classes);
     }
     return dscores;
 }
@@ -57,14 +73,23 @@ void bind_softmax_xent(py::module_& m) {
         "int64. Returns (sum of row losses, softmax probabilities (N, C), logsumexp (N,), first "
         "non-finite row or -1).");
     m.def(
-        "softmax_xent_backward",
-        [](const py::array& probs, const py::array& labels, double scale) {
-            if (has_dtype<float>(probs)) return backward<float>(probs, labels, scale);
-            if (has_dtype<double>(probs)) return backward<double>(probs, labels, scale);
+        "softmax_xent_backward_in_place",
+        [](py::array& probs, const py::array& labels, double scale) {
+            if (has_dtype<float>(probs)) return backward_in_place<float>(probs, labels, scale);
+            if (has_dtype<double>(probs)) return backward_in_place<double>(probs, labels, scale);
             throw py::type_error("probs: expected float32 or float64");
         },
         py::arg("probs"), py::arg("labels"), py::arg("scale"),
-        "Fused softmax cross-entropy backward: scale * (probs - onehot(labels)).");
+        "Overwrites probs (N, C) with scale * (probs - onehot(labels)) and returns it.");
+    m.def(
+        "softmax_xent_backward_recompute",
+        [](const py::array& scores, const py::array& labels, const py::array& lse, double scale) {
+            if (has_dtype<float>(scores)) return backward_recompute<float>(scores, labels, lse, scale);
+            if (has_dtype<double>(scores)) return backward_recompute<double>(scores, labels, lse, scale);
+            throw py::type_error("scores: expected float32 or float64");
+        },
+        py::arg("scores"), py::arg("labels"), py::arg("lse"), py::arg("scale"),
+        "scale * (exp(scores - lse) - onehot(labels)), a new (N, C) array.");
 }
 
 }  // namespace fastnn

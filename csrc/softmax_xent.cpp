@@ -44,6 +44,16 @@ static constexpr int64_t kParallelThreshold = 1 << 15;
 // Rows per task: about this many elements, so a block's sweeps stay in L1/L2.
 static constexpr int64_t kBlockElements = 4096;
 
+// dscores[i, y_i] -= scale for every row with a valid label.
+template <typename T>
+static void subtract_scale_at_labels(T* dscores, const int64_t* labels, T scale, int64_t rows,
+                                     int64_t classes) {
+    for (int64_t i = 0; i < rows; ++i) {
+        const int64_t y = labels[i];
+        if (y >= 0 && y < classes) dscores[i * classes + y] -= scale;
+    }
+}
+
 template <typename T>
 SoftmaxXentForwardResult softmax_xent_forward(const T* scores, const int64_t* labels, T* probs,
                                               T* lse, int64_t rows, int64_t classes) {
@@ -73,30 +83,62 @@ SoftmaxXentForwardResult softmax_xent_forward(const T* scores, const int64_t* la
 }
 
 template <typename T>
-void softmax_xent_backward(const T* probs, const int64_t* labels, T scale, T* dscores,
-                           int64_t rows, int64_t classes) {
-    // A pure stream (the compiler vectorises it): dscores = scale * p, then the N label entries.
+void softmax_xent_backward_in_place(T* probs_to_dscores, const int64_t* labels, T scale,
+                                    int64_t rows, int64_t classes) {
+    // A pure stream (the compiler vectorises it): p <- scale * p, then the N label entries.
     const int64_t total = rows * classes;
     const int64_t chunk = 1 << 14;
     const int64_t chunks = (total + chunk - 1) / chunk;
 #pragma omp parallel for schedule(static) if (total > kParallelThreshold)
     for (int64_t c = 0; c < chunks; ++c) {
         const int64_t begin = c * chunk, end = std::min(total, begin + chunk);
-        for (int64_t k = begin; k < end; ++k) dscores[k] = scale * probs[k];
+        for (int64_t k = begin; k < end; ++k) probs_to_dscores[k] *= scale;
     }
-    for (int64_t i = 0; i < rows; ++i) {
-        const int64_t y = labels[i];
-        if (y >= 0 && y < classes) dscores[i * classes + y] -= scale;
+    subtract_scale_at_labels(probs_to_dscores, labels, scale, rows, classes);
+}
+
+template <typename T>
+static void scaled_softmax_rows_portable(const T* scores, const T* lse, T scale, int64_t rows,
+                                         int64_t classes, T* out) {
+    for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < classes; ++j)
+            out[i * classes + j] = scale * std::exp(scores[i * classes + j] - lse[i]);
+}
+
+template <typename T>
+void softmax_xent_backward_recompute(const T* scores, const int64_t* labels, const T* lse, T scale,
+                                     T* dscores, int64_t rows, int64_t classes) {
+    const int64_t rows_per_block = std::max<int64_t>(1, kBlockElements / classes);
+    const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+#pragma omp parallel for schedule(static) if (rows * classes > kParallelThreshold)
+    for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t first = b * rows_per_block;
+        const int64_t count = std::min(rows_per_block, rows - first);
+        const T* x = scores + first * classes;
+        T* d = dscores + first * classes;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+        if constexpr (std::is_same_v<T, float>) {
+            if (use_avx2()) {
+                scaled_softmax_rows_avx2(x, lse + first, scale, count, classes, d);
+                continue;
+            }
+        }
+#endif
+        scaled_softmax_rows_portable(x, lse + first, scale, count, classes, d);
     }
+    subtract_scale_at_labels(dscores, labels, scale, rows, classes);
 }
 
 template SoftmaxXentForwardResult softmax_xent_forward<float>(const float*, const int64_t*, float*,
                                                               float*, int64_t, int64_t);
 template SoftmaxXentForwardResult softmax_xent_forward<double>(const double*, const int64_t*,
                                                                double*, double*, int64_t, int64_t);
-template void softmax_xent_backward<float>(const float*, const int64_t*, float, float*, int64_t,
-                                           int64_t);
-template void softmax_xent_backward<double>(const double*, const int64_t*, double, double*, int64_t,
-                                            int64_t);
+template void softmax_xent_backward_in_place<float>(float*, const int64_t*, float, int64_t, int64_t);
+template void softmax_xent_backward_in_place<double>(double*, const int64_t*, double, int64_t,
+                                                     int64_t);
+template void softmax_xent_backward_recompute<float>(const float*, const int64_t*, const float*,
+                                                     float, float*, int64_t, int64_t);
+template void softmax_xent_backward_recompute<double>(const double*, const int64_t*, const double*,
+                                                      double, double*, int64_t, int64_t);
 
 }  // namespace fastnn

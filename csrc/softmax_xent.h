@@ -6,12 +6,15 @@
 //             lse_i  = m_i + log sum_k exp(s_ik - m_i)             (written to lse, N)
 //             loss_i = lse_i - s_{i, y_i};  returns sum_i loss_i
 //   backward: dscores_ij = scale * (p_ij - [j == y_i]),            scale = dloss / N
+//             written over the probabilities in place (the first backward of a forward), or
+//             recomputed from the scores as scale * (exp(s_ij - lse_i) - [j == y_i]) (any later one)
 //
 // Passes over memory (each row is small enough to stay in cache between its sweeps):
 //   forward reads the scores once and writes the probabilities once; backward reads the
-//   probabilities once and writes dscores once. Four passes, not the three of recomputing the
-//   softmax in backward, because on a CPU exp costs more than a pass over memory: this way each
-//   element goes through exp once. (The CUDA kernels, bandwidth-bound, recompute instead.)
+//   probabilities once and writes dscores over them. Four passes, not the three of recomputing
+//   the softmax in backward, because on a CPU exp costs more than a pass over memory: this way
+//   each element goes through exp once, and fwd+bwd allocates one N x C buffer, not two.
+//   (The CUDA kernels, bandwidth-bound, recompute instead.)
 // Parallelism: blocks of whole rows across OpenMP threads in forward; flat chunks in backward.
 // Rows with few classes are handled a block at a time (one vector exp over the block's elements,
 // one vector log over its row sums), since per-row vector code would be mostly overhead.
@@ -30,11 +33,19 @@ template <typename T>
 SoftmaxXentForwardResult softmax_xent_forward(const T* scores, const int64_t* labels, T* probs,
                                               T* lse, int64_t rows, int64_t classes);
 
+// probs_to_dscores: in place, probs (N, C) becomes dscores.
 template <typename T>
-void softmax_xent_backward(const T* probs, const int64_t* labels, T scale, T* dscores,
-                           int64_t rows, int64_t classes);
+void softmax_xent_backward_in_place(T* probs_to_dscores, const int64_t* labels, T scale,
+                                    int64_t rows, int64_t classes);
+
+template <typename T>
+void softmax_xent_backward_recompute(const T* scores, const int64_t* labels, const T* lse, T scale,
+                                     T* dscores, int64_t rows, int64_t classes);
 
 // softmax and log-sum-exp of `rows` consecutive rows; the AVX2/FMA version is float only.
 void softmax_rows_avx2(const float* scores, int64_t rows, int64_t classes, float* probs, float* lse);
+// out = scale * exp(x - lse_row) for `rows` consecutive rows.
+void scaled_softmax_rows_avx2(const float* scores, const float* lse, float scale, int64_t rows,
+                              int64_t classes, float* out);
 
 }  // namespace fastnn

@@ -110,6 +110,27 @@ static void softmax_long_row(const float* x, int64_t classes, float* p, float* l
     if (tail) _mm256_maskstore_ps(p + full, mask, _mm256_mul_ps(_mm256_maskload_ps(p + full, mask), inv));
 }
 
+void scaled_softmax_rows_avx2(const float* scores, const float* lse, float scale, int64_t rows,
+                              int64_t classes, float* out) {
+    // out = x - lse (scalar, row by row), then one flat vector pass: out = scale * exp(out).
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* x = scores + r * classes;
+        float* o = out + r * classes;
+        const float l = lse[r];
+        for (int64_t j = 0; j < classes; ++j) o[j] = x[j] - l;
+    }
+    const int64_t count = rows * classes;
+    const __m256 vscale = _mm256_set1_ps(scale);
+    int64_t k = 0;
+    for (; k + 8 <= count; k += 8)
+        _mm256_storeu_ps(out + k, _mm256_mul_ps(vscale, avx2::exp_ps(_mm256_loadu_ps(out + k))));
+    if (k < count) {
+        const __m256i mask = avx2::tail_mask(count - k);
+        _mm256_maskstore_ps(out + k, mask,
+                            _mm256_mul_ps(vscale, avx2::exp_ps(_mm256_maskload_ps(out + k, mask))));
+    }
+}
+
 void softmax_rows_avx2(const float* scores, int64_t rows, int64_t classes, float* probs, float* lse) {
     if (classes <= kBlockPathMaxClasses) {
         for (int64_t first = 0; first < rows; first += kBlockPathMaxRows) {

@@ -21,7 +21,14 @@ def softmax_xent_forward(
 ) -> Tuple[float, npt.NDArray[np.floating], npt.NDArray[np.floating], int]:
     """(sum of row losses, softmax probabilities (N, C), logsumexp (N,), first row with a
     non-finite loss or -1)."""
-def softmax_xent_backward(
+def softmax_xent_backward_in_place(
     probs: npt.NDArray[np.floating], labels: npt.NDArray[np.int64], scale: float
 ) -> npt.NDArray[np.floating]:
-    """scale * (probs - onehot(labels)), shape (N, C)."""
+    """Overwrites probs (N, C) with scale * (probs - onehot(labels)) and returns it."""
+def softmax_xent_backward_recompute(
+    scores: npt.NDArray[np.floating],
+    labels: npt.NDArray[np.int64],
+    lse: npt.NDArray[np.floating],
+    scale: float,
+) -> npt.NDArray[np.floating]:
+    """scale * (exp(scores - lse) - onehot(labels)), a new (N, C) array."""
