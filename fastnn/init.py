@@ -40,7 +40,8 @@ def default_rng():
 
 def _target(w):
     # A Parameter or a bare array; returns the array to fill.
-    data = getattr(w, "data", w)
+    is_array = isinstance(w, np.ndarray) or _backend.is_cupy_array(w)
+    data = w if is_array else getattr(w, "data", None)
     if not (isinstance(data, np.ndarray) or _backend.is_cupy_array(data)):
         raise TypeError(f"init: expected a Parameter or an array, got {type(w).__name__}")
     if data.dtype.kind != "f":
