@@ -18,12 +18,10 @@ def measure_fma_peak_gflops(iterations: int = 20000000) -> float: ...
 def copy_bandwidth_gbs(src: npt.NDArray[np.float32], dst: npt.NDArray[np.float32]) -> float: ...
 def softmax_xent_forward(
     scores: npt.NDArray[np.floating], labels: npt.NDArray[np.int64]
-) -> Tuple[float, npt.NDArray[np.floating], int]:
-    """(sum of row losses, logsumexp per row (N,), first row with a non-finite loss or -1)."""
+) -> Tuple[float, npt.NDArray[np.floating], npt.NDArray[np.floating], int]:
+    """(sum of row losses, softmax probabilities (N, C), logsumexp (N,), first row with a
+    non-finite loss or -1)."""
 def softmax_xent_backward(
-    scores: npt.NDArray[np.floating],
-    labels: npt.NDArray[np.int64],
-    lse: npt.NDArray[np.floating],
-    scale: float,
+    probs: npt.NDArray[np.floating], labels: npt.NDArray[np.int64], scale: float
 ) -> npt.NDArray[np.floating]:
-    """scale * (softmax(scores) - onehot(labels)), shape (N, C)."""
+    """scale * (probs - onehot(labels)), shape (N, C)."""
