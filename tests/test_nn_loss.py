@@ -106,3 +106,13 @@ def test_loss_bad_input(rng):
         nn.MSELoss().backward()
     with pytest.raises(ValueError, match="empty"):
         nn.MSELoss()(np.zeros((0, 3)), np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_nan_prediction_is_a_clear_error(case, rng):
+    make, inputs = CASES[case]
+    args = list(inputs(rng))
+    args[0] = args[0].copy()
+    args[0][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN|not finite"):
+        make()(*args)
