@@ -192,14 +192,17 @@ def test_native_module_backstops_bad_arrays():
         _C.softmax_xent_forward(scores, np.array([0, 1, 7], np.int64))
     with pytest.raises(ValueError, match="contiguous"):
         _C.softmax_xent_forward(np.zeros((4, 3), np.float32).T, np.zeros(3, np.int64))
+    inv_sum = np.ones(3, np.float32)
     with pytest.raises(ValueError, match="labels"):
-        _C.softmax_xent_backward_in_place(scores, np.zeros(2, np.int64), 1.0)
-    with pytest.raises(TypeError, match="probs"):
-        _C.softmax_xent_backward_in_place(scores.astype(np.float16), np.zeros(3, np.int64), 1.0)
+        _C.softmax_xent_backward_in_place(scores, inv_sum, np.zeros(2, np.int64), 1.0)
+    with pytest.raises(ValueError, match="inv_sum"):
+        _C.softmax_xent_backward_in_place(scores, inv_sum[:2], np.zeros(3, np.int64), 1.0)
+    with pytest.raises(TypeError, match="exps"):
+        _C.softmax_xent_backward_in_place(scores.astype(np.float16), inv_sum, np.zeros(3, np.int64), 1.0)
     frozen = scores.copy()
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
-        _C.softmax_xent_backward_in_place(frozen, np.zeros(3, np.int64), 1.0)
+        _C.softmax_xent_backward_in_place(frozen, inv_sum, np.zeros(3, np.int64), 1.0)
     with pytest.raises(ValueError, match="lse"):
         _C.softmax_xent_backward_recompute(scores, np.zeros(3, np.int64), np.zeros(2, np.float32), 1.0)
     with pytest.raises(TypeError, match="lse"):

@@ -6,8 +6,8 @@
     dL/ds_ij = dloss * (p_ij - [j == y_i]) / N
 
 Both passes are fused native kernels (fastnn._C on NumPy arrays, fastnn._cuda on CuPy arrays).
-On the CPU the forward pass keeps p (exp is dearer than a pass over memory there) and the first
-backward pass turns p into the gradient in place; on the GPU only the N log-sum-exps are kept and
+On the CPU the forward pass keeps exp(s - max) and the row sums (exp is dearer than a pass over
+memory there) and the first backward pass turns them into the gradient in place; on the GPU only the N log-sum-exps are kept and
 the backward pass rebuilds p from the scores (memory is dearer there).
 """
 import numpy as np
@@ -21,19 +21,20 @@ class SoftmaxCrossEntropyCache:
 
     scores (N, C): the forward pass's scores (C-contiguous; a reference, not a copy, when they
     already were), labels (N,) int64, logsumexp (N,) = log sum_k exp(s_ik).
-    On the CPU the cache also holds the probabilities p until the first backward pass, which
-    overwrites them with the gradient and returns that array (so forward + backward allocate one
-    N x C buffer, not two); any later backward pass on the same cache recomputes p from the scores.
+    On the CPU the cache also holds e = exp(s - rowmax) and 1 / sum_k e_ik (so p = e / sum e) until
+    the first backward pass, which overwrites e with the gradient and returns that array (so
+    forward + backward allocate one N x C buffer, not two); any later backward pass on the same
+    cache recomputes p from the scores.
     Do not modify the scores in place between the forward and backward passes.
     """
 
-    __slots__ = ("scores", "labels", "logsumexp", "_probs")
+    __slots__ = ("scores", "labels", "logsumexp", "_exps")
 
-    def __init__(self, scores, labels, logsumexp, probs=None):
+    def __init__(self, scores, labels, logsumexp, exps=None):
         self.scores = scores
         self.labels = labels
         self.logsumexp = logsumexp
-        self._probs = probs
+        self._exps = exps  # (e, 1/sum e) on the CPU until the first backward pass, else None
 
 
 def softmax_cross_entropy_forward(scores, y):
@@ -73,7 +74,7 @@ def softmax_cross_entropy_forward(scores, y):
         i = int(bad[0])
         raise ValueError(f"y[{i}] = {int(labels[i])} is outside [0, {c}) ({bad.size} label(s) out of range)")
     scores = np.ascontiguousarray(scores)
-    loss_sum, probs, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
+    loss_sum, exps, inv_sum, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
     if first_nonfinite >= 0:
         i = int(first_nonfinite)
         raise ValueError(
@@ -81,7 +82,7 @@ def softmax_cross_entropy_forward(scores, y):
             "NaN or +inf, or the target class's score is -inf"
         )
     loss = scores.dtype.type(loss_sum / n)
-    return loss, SoftmaxCrossEntropyCache(scores, labels, lse, probs)
+    return loss, SoftmaxCrossEntropyCache(scores, labels, lse, (exps, inv_sum))
 
 
 def softmax_cross_entropy_backward(dloss, cache):
@@ -103,9 +104,9 @@ def softmax_cross_entropy_backward(dloss, cache):
     if _backend.is_cupy_array(dloss):
         raise TypeError("dloss is a CuPy array but the forward pass ran on NumPy arrays")
     scale = float(dloss) / cache.scores.shape[0]
-    if cache._probs is not None:
-        probs, cache._probs = cache._probs, None
-        return _backend._C.softmax_xent_backward_in_place(probs, cache.labels, scale)
+    if cache._exps is not None:
+        (exps, inv_sum), cache._exps = cache._exps, None
+        return _backend._C.softmax_xent_backward_in_place(exps, inv_sum, cache.labels, scale)
     return _backend._C.softmax_xent_backward_recompute(cache.scores, cache.labels, cache.logsumexp, scale)
 
 
