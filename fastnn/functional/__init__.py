@@ -4,7 +4,7 @@ Each forward validates its inputs, picks the backend from the array type (NumPy 
 CuPy -> fastnn._cuda) and returns its output with a cache; the matching backward takes the upstream
 gradient and that cache. See DESIGN.md for the full list of ops and their shapes.
 """
-from .conv import Conv2dCache, conv2d_backward, conv2d_forward
+from .conv import Conv2dCache, conv2d_backward, conv2d_backward_data, conv2d_backward_weight, conv2d_forward
 from .softmax_xent import (
     SoftmaxCrossEntropyCache,
     softmax_cross_entropy_backward,
@@ -12,7 +12,7 @@ from .softmax_xent import (
 )
 
 __all__ = [
-    "Conv2dCache", "conv2d_backward", "conv2d_forward",
+    "Conv2dCache", "conv2d_backward", "conv2d_backward_data", "conv2d_backward_weight", "conv2d_forward",
     "SoftmaxCrossEntropyCache",
     "softmax_cross_entropy_backward",
     "softmax_cross_entropy_forward",

@@ -1,0 +1,295 @@
+// conv2d forward / backward-data / backward-weight on the packed GEMM. See conv2d.h for the math.
+#include "conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "cpu_features.h"
+#include "gemm.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static bool is_pointwise(const Conv2dShape& s) {
+    return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
+}
+
+// Whole images per thread when that balances the team; otherwise one image at a time, each GEMM
+// threaded (a batch smaller than the team, or an odd remainder that would idle a thread).
+static bool images_in_parallel(int64_t images) {
+    const int64_t threads = get_num_threads();
+    return threads > 1 && (images % threads == 0 || images >= 4 * threads);
+}
+
+template <typename T>
+static bool all_finite(const T* v, int64_t count) {
+    // Exponent bits all ones <=> inf or NaN. Integer compares, so the loop vectorises.
+    using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    const Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+    Bits bad = 0;
+    for (int64_t k = 0; k < count; ++k) {
+        Bits bits;
+        std::memcpy(&bits, v + k, sizeof(T));
+        bad |= Bits((bits & exponent) == exponent);
+    }
+    return bad == 0;
+}
+
+// ------------------------------------------------------------------------- im2col by runs
+// Columns [col, col + count) of cols_n's row r = (c, i, j), starting at output position (oh, ow),
+// visited one output row at a time: along a row the source x[c, oh*sh - ph + i, ow*sw - pw + j] is a
+// strided run of one image row (contiguous for stride 1), with zeros where it falls in the padding.
+
+// Run positions u in [0, run) with 0 <= z0 + u*step < width are exactly u in [lo, hi).
+static void valid_run(int64_t z0, int64_t step, int64_t width, int64_t run, int64_t& lo, int64_t& hi) {
+    lo = z0 >= 0 ? 0 : ceil_div(-z0, step);
+    hi = z0 >= width ? 0 : (width - 1 - z0) / step + 1;
+    lo = std::min(lo, run);
+    hi = std::max(lo, std::min(hi, run));
+}
+
+// dst[t * dst_stride] = cols_n[r][col + t] for t in [0, count); xc is channel c of image n.
+template <typename T>
+static void gather_columns(const T* xc, const Conv2dShape& s, int64_t i, int64_t j, int64_t oh, int64_t ow,
+                           int64_t count, T* dst, int64_t dst_stride) {
+    for (int64_t t = 0; t < count; ++oh, ow = 0) {
+        const int64_t run = std::min(s.OW - ow, count - t);
+        T* d = dst + t * dst_stride;
+        const int64_t y = oh * s.sh - s.ph + i;
+        int64_t lo = 0, hi = 0;
+        if (y >= 0 && y < s.H) {
+            const int64_t z0 = ow * s.sw - s.pw + j;
+            valid_run(z0, s.sw, s.W, run, lo, hi);
+            const T* src = xc + y * s.W + z0;
+            if (s.sw == 1 && dst_stride == 1)
+                std::memcpy(d + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
+            else
+                for (int64_t u = lo; u < hi; ++u) d[u * dst_stride] = src[u * s.sw];
+        }
+        for (int64_t u = 0; u < lo; ++u) d[u * dst_stride] = T(0);
+        for (int64_t u = hi; u < run; ++u) d[u * dst_stride] = T(0);
+        t += run;
+    }
+}
+
+// The adjoint of gather_columns: dxc[...] += src[t] (col2im; padding positions are dropped).
+template <typename T>
+static void scatter_add_columns(T* dxc, const Conv2dShape& s, int64_t i, int64_t j, int64_t oh, int64_t ow,
+                                int64_t count, const T* src) {
+    for (int64_t t = 0; t < count; ++oh, ow = 0) {
+        const int64_t run = std::min(s.OW - ow, count - t);
+        const int64_t y = oh * s.sh - s.ph + i;
+        if (y >= 0 && y < s.H) {
+            const int64_t z0 = ow * s.sw - s.pw + j;
+            int64_t lo, hi;
+            valid_run(z0, s.sw, s.W, run, lo, hi);
+            T* d = dxc + y * s.W + z0;
+            const T* g = src + t;
+            if (s.sw == 1)
+                for (int64_t u = lo; u < hi; ++u) d[u] += g[u];
+            else
+                for (int64_t u = lo; u < hi; ++u) d[u * s.sw] += g[u];
+        }
+        t += run;
+    }
+}
+
+// B operand of the forward GEMM: Q(p = r, q = column) = cols_n[r][column]. Each packed row of a
+// panel is `width` consecutive columns of one r, gathered as runs of one image row.
+template <typename T>
+struct Im2colOperand final : GemmOperand<T> {
+    const T* x;  // image n (C, H, W)
+    const Conv2dShape& s;
+    Im2colOperand(const T* x_, const Conv2dShape& s_) : x(x_), s(s_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        const int64_t taps = s.kh * s.kw;
+        for (int64_t t = 0; t * width < nq; ++t) {
+            T* panel = dst + t * kc * width;
+            const int64_t lanes = std::min<int64_t>(width, nq - t * width);
+            const int64_t col = q0 + t * width, oh = col / s.OW, ow = col - oh * s.OW;
+            for (int64_t p = 0; p < kc; ++p) {
+                const int64_t r = p0 + p, c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
+                T* out = panel + p * width;
+                gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, lanes, out, 1);
+                for (int64_t l = lanes; l < width; ++l) out[l] = T(0);
+            }
+        }
+    }
+};
+
+// B operand of the weight-gradient GEMM: Q(p = column, q = r) = cols_n[r][column] (cols_n^T). Each
+// lane of a panel is one r, filled along p from runs of one image row.
+template <typename T>
+struct Im2colTransposedOperand final : GemmOperand<T> {
+    const T* x;
+    const Conv2dShape& s;
+    Im2colTransposedOperand(const T* x_, const Conv2dShape& s_) : x(x_), s(s_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        const int64_t taps = s.kh * s.kw;
+        const int64_t oh = p0 / s.OW, ow = p0 - oh * s.OW;
+        for (int64_t t = 0; t * width < nq; ++t) {
+            T* panel = dst + t * kc * width;
+            const int64_t lanes = std::min<int64_t>(width, nq - t * width);
+            for (int64_t l = 0; l < lanes; ++l) {
+                const int64_t r = q0 + t * width + l, c = r / taps, i = (r - c * taps) / s.kw,
+                              j = r - c * taps - i * s.kw;
+                gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, kc, panel + l, width);
+            }
+            if (lanes < width)
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t l = lanes; l < width; ++l) panel[p * width + l] = T(0);
+        }
+    }
+};
+
+// ------------------------------------------------------------------------- forward
+template <typename T>
+bool conv2d_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W;
+    const StridedOperand<T> weights(w, 1, R);  // A = w (K, R): Q(p = r, q = k) = w[k*R + r]
+    const bool pointwise = is_pointwise(s);
+    auto one_image = [&](int64_t n, bool parallel) {
+        const T* xn = x + n * image;
+        T* on = out + n * s.K * P;
+        if (pointwise)  // cols_n = x_n as a (C, H*W) matrix
+            gemm<T>(s.K, P, R, weights, StridedOperand<T>(xn, P, 1), on, P, false, b, parallel);
+        else
+            gemm<T>(s.K, P, R, weights, Im2colOperand<T>(xn, s), on, P, false, b, parallel);
+        // Checked while the image's output is still in cache.
+        return all_finite(on, s.K * P);
+    };
+    int bad = 0;
+    if (images_in_parallel(s.N)) {
+#pragma omp parallel for schedule(static) reduction(| : bad)
+        for (int64_t n = 0; n < s.N; ++n) bad |= !one_image(n, false);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) bad |= !one_image(n, true);
+    }
+    return !bad;
+}
+
+// ------------------------------------------------------------------------- backward data
+template <typename T>
+void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s) {
+    constexpr int NR = GemmTraits<T>::NR;
+    const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W, taps = s.kh * s.kw;
+    if (is_pointwise(s)) {
+        // dx_n (C, HW) = w^T (C, K) dout_n (K, HW): no col2im.
+        const StridedOperand<T> weights_t(w, s.C, 1);  // Q(p = k, q = c) = w[k*C + c]
+        auto one_image = [&](int64_t n, bool parallel) {
+            gemm<T>(s.C, P, s.K, weights_t, StridedOperand<T>(dout + n * s.K * P, P, 1), dx + n * image, P,
+                    false, nullptr, parallel);
+        };
+        if (images_in_parallel(s.N)) {
+#pragma omp parallel for schedule(static)
+            for (int64_t n = 0; n < s.N; ++n) one_image(n, false);
+        } else {
+            for (int64_t n = 0; n < s.N; ++n) one_image(n, true);
+        }
+        return;
+    }
+    // dcols is produced in column chunks of about 2 MB (a share of the last-level cache) and
+    // scattered into dx before the next chunk, so it is read back from cache, not from memory.
+    const int64_t budget = std::max<int64_t>(NR, ((int64_t(2) << 20) / (R * (int64_t)sizeof(T))) / NR * NR);
+    const int64_t chunks = ceil_div(P, budget);
+    const int64_t chunk = std::min(P, ceil_div(ceil_div(P, chunks), NR) * NR);
+    const StridedOperand<T> weights_t(w, R, 1);  // A = w^T (R, K): Q(p = k, q = r) = w[k*R + r]
+    auto one_image = [&](int64_t n, bool parallel) {
+        T* dxn = dx + n * image;
+        std::fill(dxn, dxn + image, T(0));
+        T* dcols = thread_scratch<T>(kScratchConvColumns, R * chunk);
+        for (int64_t col = 0; col < P; col += chunk) {
+            const int64_t count = std::min(chunk, P - col);
+            gemm<T>(R, count, s.K, weights_t, StridedOperand<T>(dout + n * s.K * P + col, P, 1), dcols, count,
+                    false, nullptr, parallel);
+            const int64_t oh = col / s.OW, ow = col - oh * s.OW;
+            // Channels own disjoint planes of dx: they can be scattered by different threads.
+#pragma omp parallel for schedule(static) if (parallel && get_num_threads() > 1 && R * count > (1 << 16))
+            for (int64_t c = 0; c < s.C; ++c)
+                for (int64_t tap = 0; tap < taps; ++tap)
+                    scatter_add_columns(dxn + c * s.H * s.W, s, tap / s.kw, tap % s.kw, oh, ow, count,
+                                        dcols + (c * taps + tap) * count);
+        }
+    };
+    if (images_in_parallel(s.N)) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n, false);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n, true);
+    }
+}
+
+// ------------------------------------------------------------------------- backward weight
+template <typename T>
+bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2dShape& s) {
+    const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W, weights = s.K * R;
+    const bool pointwise = is_pointwise(s);
+    // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
+    auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
+        const StridedOperand<T> grads(dout + n * s.K * P, 1, P);  // Q(p = column, q = k) = dout_n[k*P + column]
+        const T* xn = x + n * image;
+        if (pointwise)  // Q(p = column, q = c) = x_n[c*P + column]
+            gemm<T>(s.K, R, P, grads, StridedOperand<T>(xn, 1, P), target, R, accumulate, nullptr, parallel);
+        else
+            gemm<T>(s.K, R, P, grads, Im2colTransposedOperand<T>(xn, s), target, R, accumulate, nullptr, parallel);
+    };
+    if (images_in_parallel(s.N)) {
+        std::vector<T*> partials((size_t)get_num_threads(), nullptr);
+        int team = 1;
+#pragma omp parallel num_threads((int)partials.size())
+        {
+            int me = 0;
+#ifdef _OPENMP
+            me = omp_get_thread_num();
+#pragma omp single
+            team = omp_get_num_threads();
+#endif
+            T* mine = thread_scratch<T>(kScratchConvWeightGrad, weights);
+            partials[(size_t)me] = mine;
+            bool first = true;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < s.N; ++n) {
+                one_image(n, mine, !first, false);
+                first = false;
+            }
+            if (first) std::fill(mine, mine + weights, T(0));
+        }
+        // Summed in thread order: the same result whatever the timing.
+#pragma omp parallel for schedule(static) if (weights > (1 << 14))
+        for (int64_t e = 0; e < weights; ++e) {
+            T sum = partials[0][e];
+            for (int t = 1; t < team; ++t) sum += partials[(size_t)t][e];
+            dw[e] = sum;
+        }
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n, dw, n > 0, true);
+    }
+    if (db) {
+#pragma omp parallel for schedule(static) if (s.N * s.K * P > (1 << 16))
+        for (int64_t k = 0; k < s.K; ++k) {
+            double sum = 0.0;  // db sums N*OH*OW terms: accumulate in double
+            for (int64_t n = 0; n < s.N; ++n) {
+                const T* g = dout + (n * s.K + k) * P;
+                for (int64_t p = 0; p < P; ++p) sum += g[p];
+            }
+            db[k] = (T)sum;
+        }
+    }
+    return all_finite(dw, weights) && (!db || all_finite(db, s.K));
+}
+
+template bool conv2d_forward<float>(const float*, const float*, const float*, float*, const Conv2dShape&);
+template bool conv2d_forward<double>(const double*, const double*, const double*, double*, const Conv2dShape&);
+template void conv2d_backward_data<float>(const float*, const float*, float*, const Conv2dShape&);
+template void conv2d_backward_data<double>(const double*, const double*, double*, const Conv2dShape&);
+template bool conv2d_backward_weight<float>(const float*, const float*, float*, float*, const Conv2dShape&);
+template bool conv2d_backward_weight<double>(const double*, const double*, double*, double*, const Conv2dShape&);
+
+}  // namespace fastnn
