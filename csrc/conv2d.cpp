@@ -125,26 +125,37 @@ struct Im2colOperand final : GemmOperand<T> {
 };
 
 // B operand of the weight-gradient GEMM: Q(p = column, q = r) = cols_n[r][column] (cols_n^T). Each
-// lane of a panel is one r, filled along p from runs of one image row.
+// lane of a panel is one r: its kc columns are gathered as contiguous runs of image rows into a
+// small L1-resident buffer, and the buffer is transposed into the panel with vector shuffles
+// (writing the panel directly would be one scalar store per element, `width` apart).
 template <typename T>
 struct Im2colTransposedOperand final : GemmOperand<T> {
     const T* x;
     const Conv2dShape& s;
     Im2colTransposedOperand(const T* x_, const Conv2dShape& s_) : x(x_), s(s_) {}
     void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        constexpr int64_t capacity = GemmTraits<T>::NR * GemmTraits<T>::KC;
+        alignas(64) T runs[capacity];
         const int64_t taps = s.kh * s.kw;
         const int64_t oh = p0 / s.OW, ow = p0 - oh * s.OW;
+        const bool staged = width * kc <= capacity;
         for (int64_t t = 0; t * width < nq; ++t) {
             T* panel = dst + t * kc * width;
             const int64_t lanes = std::min<int64_t>(width, nq - t * width);
             for (int64_t l = 0; l < lanes; ++l) {
                 const int64_t r = q0 + t * width + l, c = r / taps, i = (r - c * taps) / s.kw,
                               j = r - c * taps - i * s.kw;
-                gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, kc, panel + l, width);
+                if (staged)
+                    gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, kc, runs + l * kc, 1);
+                else
+                    gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, kc, panel + l, width);
             }
-            if (lanes < width)
+            if (staged) {
+                pack_panel_transposed(runs, 1, kc, kc, lanes, width, panel);
+            } else if (lanes < width) {
                 for (int64_t p = 0; p < kc; ++p)
                     for (int64_t l = lanes; l < width; ++l) panel[p * width + l] = T(0);
+            }
         }
     }
 };

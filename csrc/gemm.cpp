@@ -45,6 +45,33 @@ template double* thread_scratch<double>(int, int64_t);
 
 // ------------------------------------------------------------------------- packing
 template <typename T>
+static void pack_panel_transposed_portable(const T* src, int64_t stride_p, int64_t stride_q, int64_t kc,
+                                           int64_t lanes, int width, T* panel) {
+    // Read each lane's run along p (contiguous when stride_p == 1), write it with stride `width`.
+    for (int64_t l = 0; l < lanes; ++l) {
+        const T* run = src + l * stride_q;
+        for (int64_t p = 0; p < kc; ++p) panel[p * width + l] = run[p * stride_p];
+    }
+    if (lanes < width)
+        for (int64_t p = 0; p < kc; ++p)
+            for (int64_t l = lanes; l < width; ++l) panel[p * width + l] = T(0);
+}
+
+void pack_panel_transposed(const float* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, float* panel) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if (stride_p == 1 && width <= 16 && use_avx2())
+        return pack_panel_transposed_avx2(src, stride_q, kc, lanes, width, panel);
+#endif
+    pack_panel_transposed_portable(src, stride_p, stride_q, kc, lanes, width, panel);
+}
+
+void pack_panel_transposed(const double* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, double* panel) {
+    pack_panel_transposed_portable(src, stride_p, stride_q, kc, lanes, width, panel);
+}
+
+template <typename T>
 void StridedOperand<T>::pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const {
     for (int64_t t = 0; t * width < nq; ++t) {
         T* panel = dst + t * kc * width;
@@ -59,15 +86,7 @@ void StridedOperand<T>::pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t
                 for (int64_t l = lanes; l < width; ++l) out[l] = T(0);
             }
         } else {
-            // Transposing copy: read each lane's run along p (contiguous when stride_p == 1),
-            // write it with stride `width`.
-            for (int64_t l = 0; l < lanes; ++l) {
-                const T* src = base + l * stride_q;
-                for (int64_t p = 0; p < kc; ++p) panel[p * width + l] = src[p * stride_p];
-            }
-            if (lanes < width)
-                for (int64_t p = 0; p < kc; ++p)
-                    for (int64_t l = lanes; l < width; ++l) panel[p * width + l] = T(0);
+            pack_panel_transposed(base, stride_p, stride_q, kc, lanes, width, panel);
         }
     }
 }

@@ -77,4 +77,14 @@ void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int
 void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                        bool accumulate, const double* row_bias);
 
+// One panel of `width` lanes from runs along p: panel[p*width + l] = src[l*stride_q + p*stride_p] for
+// l < lanes, 0 for lanes <= l < width; p in [0, kc). The transposing case of packing (AVX2 for float
+// with stride_p == 1).
+void pack_panel_transposed(const float* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, float* panel);
+void pack_panel_transposed(const double* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, double* panel);
+void pack_panel_transposed_avx2(const float* src, int64_t stride_q, int64_t kc, int64_t lanes, int width,
+                                float* panel);
+
 }  // namespace fastnn

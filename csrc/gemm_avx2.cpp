@@ -102,4 +102,53 @@ void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, 
     }
 }
 
+// ------------------------------------------------------------------------- transposing pack
+// 8 x 8 transpose of r0..r7 in registers (unpack / shuffle / permute2f128).
+static inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
+                                __m256& r6, __m256& r7) {
+    const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r0 = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r1 = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r2 = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r3 = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r4 = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r5 = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r6 = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r7 = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+void pack_panel_transposed_avx2(const float* src, int64_t stride_q, int64_t kc, int64_t lanes, int width,
+                                float* panel) {
+    // Lane l's values are src[l * stride_q + p], p in [0, kc): contiguous runs, one per lane. Eight
+    // lanes x eight p at a time go through a register transpose, so both the loads and the stores
+    // are full vectors (the scalar version is one 4-byte load and store per element).
+    const int64_t full = kc & ~int64_t(7);
+    for (int l0 = 0; l0 < width; l0 += 8) {
+        const float* rows[8];
+        for (int l = 0; l < 8; ++l) rows[l] = l0 + l < lanes ? src + (l0 + l) * stride_q : nullptr;
+        const int store_lanes = width - l0 < 8 ? width - l0 : 8;
+        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(store_lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (int64_t p = 0; p < full; p += 8) {
+            __m256 r[8];
+            for (int l = 0; l < 8; ++l) r[l] = rows[l] ? _mm256_loadu_ps(rows[l] + p) : _mm256_setzero_ps();
+            transpose8x8(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+            float* out = panel + p * width + l0;
+            if (store_lanes == 8) {
+                for (int t = 0; t < 8; ++t) _mm256_storeu_ps(out + t * width, r[t]);
+            } else {
+                for (int t = 0; t < 8; ++t) _mm256_maskstore_ps(out + t * width, keep, r[t]);
+            }
+        }
+        for (int64_t p = full; p < kc; ++p)
+            for (int l = 0; l < store_lanes; ++l) panel[p * width + l0 + l] = rows[l] ? rows[l][p] : 0.0f;
+    }
+}
+
 }  // namespace fastnn
