@@ -48,11 +48,29 @@ static bool all_finite(const T* v, int64_t count) {
 // strided run of one image row (contiguous for stride 1), with zeros where it falls in the padding.
 
 // Run positions u in [0, run) with 0 <= z0 + u*step < width are exactly u in [lo, hi).
+// (Divisions only for strides > 1: at a few runs per output row they would dominate small images.)
 static void valid_run(int64_t z0, int64_t step, int64_t width, int64_t run, int64_t& lo, int64_t& hi) {
-    lo = z0 >= 0 ? 0 : ceil_div(-z0, step);
-    hi = z0 >= width ? 0 : (width - 1 - z0) / step + 1;
+    if (step == 1) {
+        lo = z0 >= 0 ? 0 : -z0;
+        hi = width - z0;
+    } else {
+        lo = z0 >= 0 ? 0 : ceil_div(-z0, step);
+        hi = z0 >= width ? 0 : (width - 1 - z0) / step + 1;
+    }
     lo = std::min(lo, run);
     hi = std::max(lo, std::min(hi, run));
+}
+
+// Copies a short run. Image rows are tens of elements, where a call to the library memcpy (which
+// the compiler would make of a plain copy loop) costs more than the copy: fixed 4-element moves
+// are inlined as vector moves.
+template <typename T>
+static inline void copy_run(T* dst, const T* src, int64_t count) {
+    int64_t u = 0;
+    for (; u + 4 <= count; u += 4) std::memcpy(dst + u, src + u, 4 * sizeof(T));
+    if (u < count) dst[u] = src[u];
+    if (u + 1 < count) dst[u + 1] = src[u + 1];
+    if (u + 2 < count) dst[u + 2] = src[u + 2];
 }
 
 // dst[t * dst_stride] = cols_n[r][col + t] for t in [0, count); xc is channel c of image n.
@@ -69,7 +87,7 @@ static void gather_columns(const T* xc, const Conv2dShape& s, int64_t i, int64_t
             valid_run(z0, s.sw, s.W, run, lo, hi);
             const T* src = xc + y * s.W + z0;
             if (s.sw == 1 && dst_stride == 1)
-                std::memcpy(d + lo, src + lo, (size_t)(hi - lo) * sizeof(T));
+                copy_run(d + lo, src + lo, hi - lo);
             else
                 for (int64_t u = lo; u < hi; ++u) d[u * dst_stride] = src[u * s.sw];
         }
@@ -101,25 +119,29 @@ static void scatter_add_columns(T* dxc, const Conv2dShape& s, int64_t i, int64_t
     }
 }
 
-// B operand of the forward GEMM: Q(p = r, q = column) = cols_n[r][column]. Each packed row of a
-// panel is `width` consecutive columns of one r, gathered as runs of one image row.
+// B operand of the forward GEMM: Q(p = r, q = column) = cols_n[r][column]. For each r the block's
+// nq columns are gathered in one call, as whole runs of image rows, into an L1-resident row, which
+// is then cut into the panels' `width`-wide pieces (gathering panel by panel would pay the run
+// bookkeeping once per `width` elements).
 template <typename T>
 struct Im2colOperand final : GemmOperand<T> {
     const T* x;  // image n (C, H, W)
     const Conv2dShape& s;
     Im2colOperand(const T* x_, const Conv2dShape& s_) : x(x_), s(s_) {}
     void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
-        const int64_t taps = s.kh * s.kw;
-        for (int64_t t = 0; t * width < nq; ++t) {
-            T* panel = dst + t * kc * width;
-            const int64_t lanes = std::min<int64_t>(width, nq - t * width);
-            const int64_t col = q0 + t * width, oh = col / s.OW, ow = col - oh * s.OW;
-            for (int64_t p = 0; p < kc; ++p) {
-                const int64_t r = p0 + p, c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
-                T* out = panel + p * width;
-                gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, lanes, out, 1);
-                for (int64_t l = lanes; l < width; ++l) out[l] = T(0);
-            }
+        const int64_t taps = s.kh * s.kw, panels = ceil_div(nq, width);
+        T* row = thread_scratch<T>(kScratchConvRow, panels * width);
+        std::fill(row + nq, row + panels * width, T(0));  // the last panel's missing columns
+        const int64_t oh = q0 / s.OW, ow = q0 - oh * s.OW;
+        for (int64_t p = 0; p < kc; ++p) {
+            const int64_t r = p0 + p, c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
+            gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, nq, row, 1);
+            if (width == GemmTraits<T>::NR)  // a constant size: inlined as two or four vector moves
+                for (int64_t t = 0; t < panels; ++t)
+                    std::memcpy(dst + (t * kc + p) * width, row + t * width, GemmTraits<T>::NR * sizeof(T));
+            else
+                for (int64_t t = 0; t < panels; ++t)
+                    std::memcpy(dst + (t * kc + p) * width, row + t * width, (size_t)width * sizeof(T));
         }
     }
 };
@@ -134,7 +156,7 @@ struct Im2colTransposedOperand final : GemmOperand<T> {
     const Conv2dShape& s;
     Im2colTransposedOperand(const T* x_, const Conv2dShape& s_) : x(x_), s(s_) {}
     void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
-        constexpr int64_t capacity = GemmTraits<T>::NR * GemmTraits<T>::KC;
+        constexpr int64_t capacity = GemmTraits<T>::NR * (GemmTraits<T>::KC + 8);  // kc <= KC + 7 (gemm.cpp)
         alignas(64) T runs[capacity];
         const int64_t taps = s.kh * s.kw;
         const int64_t oh = p0 / s.OW, ow = p0 - oh * s.OW;

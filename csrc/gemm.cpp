@@ -79,11 +79,16 @@ void StridedOperand<T>::pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t
         const T* base = data + p0 * stride_p + (q0 + t * width) * stride_q;
         if (stride_q == 1) {
             // Each p contributes `lanes` contiguous values: a row copy.
-            for (int64_t p = 0; p < kc; ++p) {
-                const T* src = base + p * stride_p;
-                T* out = panel + p * width;
-                for (int64_t l = 0; l < lanes; ++l) out[l] = src[l];
-                for (int64_t l = lanes; l < width; ++l) out[l] = T(0);
+            if (lanes == width && width == GemmTraits<T>::NR) {  // constant size: inlined vector moves
+                for (int64_t p = 0; p < kc; ++p)
+                    std::memcpy(panel + p * width, base + p * stride_p, GemmTraits<T>::NR * sizeof(T));
+            } else {
+                for (int64_t p = 0; p < kc; ++p) {
+                    const T* src = base + p * stride_p;
+                    T* out = panel + p * width;
+                    for (int64_t l = 0; l < lanes; ++l) out[l] = src[l];
+                    for (int64_t l = lanes; l < width; ++l) out[l] = T(0);
+                }
             }
         } else {
             pack_panel_transposed(base, stride_p, stride_q, kc, lanes, width, panel);
@@ -128,6 +133,8 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Below this many flops a second thread costs more (fork/join, barriers) than it saves.
 static constexpr double kParallelFlops = 4e6;
+// A B block this size stays in a 512 KB L2 next to the A block.
+static constexpr int64_t kL2BlockBytes = 256 * 1024;
 
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOperand<T>& B, T* C,
@@ -142,8 +149,14 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
         return;
     }
     const MicroKernel<T> kernel = pick_kernel<T>();
-    const int64_t kc_max = std::min(KC, K);
-    const int64_t nc_max = std::min(NC, ceil_div(N, NR) * NR);
+    // Equal reduction blocks (576 = 288 + 288, not 256 + 256 + 64): a short last block would pay the
+    // micro-kernel's C load/store for little work.
+    const int64_t kc_step = ceil_div(ceil_div(K, ceil_div(K, KC)), 8) * 8;
+    const int64_t kc_max = std::min(kc_step, K);
+    // B block width. Each packed B element is used by M rows; when M is small that reuse cannot
+    // hide an L3-resident B, so the block is narrowed to stay in L2 (packed, then used at once).
+    const int64_t nc_step = M <= 2 * MC ? std::max<int64_t>(NR, (kL2BlockBytes / (int64_t)sizeof(T) / kc_step) / NR * NR) : NC;
+    const int64_t nc_max = std::min(nc_step, ceil_div(N, NR) * NR);
     // The packed B block is shared by the team: the calling thread's buffer.
     T* bpack = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
 
@@ -158,16 +171,21 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
     {
         T* apack = thread_scratch<T>(kScratchPackA, ceil_div(MC, MR) * MR * kc_max);
         int64_t packed_ic = -1, packed_pc = -1;  // which A block apack holds
-        for (int64_t jc = 0; jc < N; jc += NC) {
-            const int64_t nc = std::min(NC, N - jc);
+        for (int64_t jc = 0; jc < N; jc += nc_step) {
+            const int64_t nc = std::min(nc_step, N - jc);
             const int64_t b_panels = ceil_div(nc, NR);
-            for (int64_t pc = 0; pc < K; pc += KC) {
-                const int64_t kc = std::min(KC, K - pc);
+            for (int64_t pc = 0; pc < K; pc += kc_step) {
+                const int64_t kc = std::min(kc_step, K - pc);
                 const bool first = pc == 0 && !accumulate;
 
+                // Each thread packs one contiguous run of panels in a single call (packers amortise
+                // their per-call bookkeeping over the run).
 #pragma omp for schedule(static)
-                for (int64_t t = 0; t < b_panels; ++t)
-                    B.pack(bpack + t * kc * NR, pc, kc, jc + t * NR, std::min<int64_t>(NR, nc - t * NR), NR);
+                for (int64_t part = 0; part < threads; ++part) {
+                    const int64_t t0 = part * b_panels / threads, t1 = (part + 1) * b_panels / threads;
+                    if (t1 > t0)
+                        B.pack(bpack + t0 * kc * NR, pc, kc, jc + t0 * NR, std::min(nc, t1 * NR) - t0 * NR, NR);
+                }
                 // (implicit barrier: B is packed before anyone reads it)
 
                 // Tasks: (A block, run of B panels). Enough of them to balance the team; a thread's

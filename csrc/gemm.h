@@ -66,7 +66,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
           int64_t ldc, bool accumulate, const T* row_bias, bool parallel);
 
 // Per-thread scratch memory, 64-byte aligned, kept between calls (slot = what it is for).
-enum ScratchSlot { kScratchPackA, kScratchPackB, kScratchConvColumns, kScratchConvWeightGrad, kScratchSlots };
+enum ScratchSlot { kScratchPackA, kScratchPackB, kScratchConvColumns, kScratchConvWeightGrad, kScratchConvRow,
+                   kScratchSlots };
 template <typename T>
 T* thread_scratch(int slot, int64_t count);
 

@@ -20,6 +20,12 @@ void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    // C is touched only after the reduction: start fetching its rows now so the final
+    // load/store does not wait on memory.
+    for (int i = 0; i < 6; ++i) {
+        _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
+    }
 #pragma GCC unroll 4
     for (int64_t p = 0; p < kc; ++p, a += 6, b += 16) {
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
@@ -134,7 +140,6 @@ void pack_panel_transposed_avx2(const float* src, int64_t stride_q, int64_t kc, 
         const float* rows[8];
         for (int l = 0; l < 8; ++l) rows[l] = l0 + l < lanes ? src + (l0 + l) * stride_q : nullptr;
         const int store_lanes = width - l0 < 8 ? width - l0 : 8;
-        const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(store_lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         for (int64_t p = 0; p < full; p += 8) {
             __m256 r[8];
             for (int l = 0; l < 8; ++l) r[l] = rows[l] ? _mm256_loadu_ps(rows[l] + p) : _mm256_setzero_ps();
@@ -142,8 +147,17 @@ void pack_panel_transposed_avx2(const float* src, int64_t stride_q, int64_t kc, 
             float* out = panel + p * width + l0;
             if (store_lanes == 8) {
                 for (int t = 0; t < 8; ++t) _mm256_storeu_ps(out + t * width, r[t]);
-            } else {
-                for (int t = 0; t < 8; ++t) _mm256_maskstore_ps(out + t * width, keep, r[t]);
+            } else if (store_lanes == 6) {  // the A panels (MR = 6): a 4-float and a 2-float store
+                for (int t = 0; t < 8; ++t) {
+                    _mm_storeu_ps(out + t * width, _mm256_castps256_ps128(r[t]));
+                    _mm_storel_pi((__m64*)(out + t * width + 4), _mm256_extractf128_ps(r[t], 1));
+                }
+            } else {  // (vmaskmovps stores are microcoded and slow on AMD: stage through memory)
+                alignas(32) float staged[8];
+                for (int t = 0; t < 8; ++t) {
+                    _mm256_store_ps(staged, r[t]);
+                    for (int l = 0; l < store_lanes; ++l) out[t * width + l] = staged[l];
+                }
             }
         }
         for (int64_t p = full; p < kc; ++p)
