@@ -182,11 +182,109 @@ struct Im2colTransposedOperand final : GemmOperand<T> {
     }
 };
 
+// ------------------------------------------------------------------------- direct (stride 1, small)
+// For stride 1, with the image zero-padded into a (C, Hp, Wp) buffer and the output computed on the
+// padded width (columns p' = oh*Wp + ow, ow < Wp, of which ow >= OW are discarded), the unfolded
+// matrix is  cols'[(c, i, j), p'] = xpad[c*Hp*Wp + i*Wp + j + p'] : each row is a shifted window of
+// the buffer. The micro-kernel then reads B in place (sgemm_kernel_indirect_avx2) and nothing is
+// packed but the weights. It pays when few output channels reuse each unfolded element (packing would
+// cost as much as the arithmetic: LeNet's layers) and the padded image stays in L1/L2; the price is
+// the (Wp - OW) discarded columns per row.
+static constexpr int64_t kDirectMaxChannelsOut = 32;
+static constexpr int64_t kDirectMaxImageBytes = 128 * 1024;
+static constexpr int64_t kDirectMaxReduction = 1024;
+
+static bool direct_applies(const Conv2dShape& s, int64_t elem_bytes) {
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
+    // (At least 4 output channels: the 6-row register block would mostly compute padding below that.)
+    return s.sh == 1 && s.sw == 1 && s.K >= 4 && s.K <= kDirectMaxChannelsOut && s.C * s.kh * s.kw <= kDirectMaxReduction &&
+           s.C * hp * wp * elem_bytes <= kDirectMaxImageBytes;
+}
+
+template <typename T>
+static void indirect_kernel_portable(int64_t kc, const T* a, const T* base, const int64_t* offsets, T* tile) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, a += MR) {
+        const T* b = base + offsets[p];
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+    }
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
+}
+
+template <typename T>
+static void indirect_kernel(int64_t kc, const T* a, const T* base, const int64_t* offsets, T* tile) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2()) return sgemm_kernel_indirect_avx2(kc, a, base, offsets, tile);
+    }
+#endif
+    indirect_kernel_portable(kc, a, base, offsets, tile);
+}
+
+// out (N, K, OH, OW) = conv(x, w) + b for stride 1, by the indirect kernel (see above).
+template <typename T>
+static void direct_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t R = s.C * s.kh * s.kw, taps = s.kh * s.kw, P = s.OH * s.OW;
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    const int64_t cols = (s.OH - 1) * wp + s.OW;  // p' of the last output, plus one
+    // Tiles read up to NR - 1 columns past `cols`: the buffer has that much zeroed slack.
+    const int64_t buffer = s.C * plane + NR;
+    std::vector<int64_t> offsets((size_t)R);
+    for (int64_t r = 0; r < R; ++r) {
+        const int64_t c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
+        offsets[(size_t)r] = c * plane + i * wp + j;
+    }
+    const int64_t m_panels = ceil_div(s.K, MR);
+    std::vector<T> packed_w((size_t)(m_panels * MR * R));
+    StridedOperand<T>(w, 1, R).pack(packed_w.data(), 0, R, 0, s.K, MR);
+
+    auto one_image = [&](int64_t n) {
+        T* xpad = thread_scratch<T>(kScratchConvColumns, buffer);
+        std::fill(xpad, xpad + buffer, T(0));
+        for (int64_t c = 0; c < s.C; ++c)
+            for (int64_t y = 0; y < s.H; ++y)
+                std::copy_n(x + ((n * s.C + c) * s.H + y) * s.W, s.W, xpad + c * plane + (y + s.ph) * wp + s.pw);
+        T* on = out + n * s.K * P;
+        alignas(64) T tile[MR * NR];
+        for (int64_t col = 0; col < cols; col += NR) {
+            const int64_t oh0 = col / wp, ow0 = col - oh0 * wp, count = std::min<int64_t>(NR, cols - col);
+            for (int64_t ip = 0; ip < m_panels; ++ip) {
+                indirect_kernel(R, packed_w.data() + ip * R * MR, xpad + col, offsets.data(), tile);
+                const int64_t rows = std::min<int64_t>(MR, s.K - ip * MR);
+                for (int64_t r = 0; r < rows; ++r) {
+                    const int64_t k = ip * MR + r;
+                    const T bias = b ? b[k] : T(0);
+                    T* ok = on + k * P;
+                    int64_t oh = oh0, ow = ow0;
+                    for (int64_t t = 0; t < count; ++t) {
+                        if (ow < s.OW) ok[oh * s.OW + ow] = tile[r * NR + t] + bias;
+                        if (++ow == wp) ow = 0, ++oh;
+                    }
+                }
+            }
+        }
+    };
+    if (get_num_threads() > 1 && s.N > 1) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    }
+}
+
 // ------------------------------------------------------------------------- forward
 template <typename T>
 bool conv2d_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
     const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W;
     const StridedOperand<T> weights(w, 1, R);  // A = w (K, R): Q(p = r, q = k) = w[k*R + r]
+    if (direct_applies(s, sizeof(T))) {
+        direct_forward(x, w, b, out, s);
+        return all_finite(out, s.N * s.K * P);
+    }
     const bool pointwise = is_pointwise(s);
     auto one_image = [&](int64_t n, bool parallel) {
         const T* xn = x + n * image;
@@ -233,6 +331,18 @@ void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s
     const int64_t budget = std::max<int64_t>(NR, ((int64_t(2) << 20) / (R * (int64_t)sizeof(T))) / NR * NR);
     const int64_t chunks = ceil_div(P, budget);
     const int64_t chunk = std::min(P, ceil_div(ceil_div(P, chunks), NR) * NR);
+    // Stride 1: dx is the forward convolution of dout, zero-padded by (kh-1-ph, kw-1-pw), with the
+    // filters transposed (K <-> C) and flipped; with few input channels that is the direct path.
+    const Conv2dShape flipped{s.N, s.K, s.OH, s.OW, s.C, s.kh, s.kw, 1, 1, s.kh - 1 - s.ph, s.kw - 1 - s.pw, s.H, s.W};
+    if (s.sh == 1 && s.sw == 1 && s.ph < s.kh && s.pw < s.kw && direct_applies(flipped, sizeof(T))) {
+        std::vector<T> w_flipped((size_t)(s.C * s.K * taps));  // w'[c, k, i, j] = w[k, c, kh-1-i, kw-1-j]
+        for (int64_t k = 0; k < s.K; ++k)
+            for (int64_t c = 0; c < s.C; ++c)
+                for (int64_t tap = 0; tap < taps; ++tap)
+                    w_flipped[(size_t)((c * s.K + k) * taps + (taps - 1 - tap))] = w[(k * s.C + c) * taps + tap];
+        direct_forward<T>(dout, w_flipped.data(), nullptr, dx, flipped);
+        return;
+    }
     const StridedOperand<T> weights_t(w, R, 1);  // A = w^T (R, K): Q(p = k, q = r) = w[k*R + r]
     auto one_image = [&](int64_t n, bool parallel) {
         T* dxn = dx + n * image;

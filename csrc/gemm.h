@@ -78,6 +78,10 @@ void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int
 void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                        bool accumulate, const double* row_bias);
 
+// Indirect-B micro-kernel: tile (MR x NR, row-major) = sum_p a[p] (MR) x (NR values at base + offsets[p]).
+void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, const int64_t* offsets,
+                                float* tile);
+
 // One panel of `width` lanes from runs along p: panel[p*width + l] = src[l*stride_q + p*stride_p] for
 // l < lanes, 0 for lanes <= l < width; p in [0, kc). The transposing case of packing (AVX2 for float
 // with stride_p == 1).
