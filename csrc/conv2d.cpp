@@ -224,6 +224,74 @@ static void indirect_kernel(int64_t kc, const T* a, const T* base, const int64_t
     indirect_kernel_portable(kc, a, base, offsets, tile);
 }
 
+template <typename T>
+static void rows_kernel(int64_t kc, const T* const* rows, const T* b, T* tile) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2()) return sgemm_kernel_rows_avx2(kc, rows, b, tile);
+    }
+#endif
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, b += NR)
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += rows[i][p] * b[j];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
+}
+
+// Zero-pads image n into xpad (C, H + 2ph, W + 2pw), followed by `slack` zeros.
+template <typename T>
+static void pad_image(const T* x, int64_t n, const Conv2dShape& s, T* xpad, int64_t slack) {
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    std::fill(xpad, xpad + s.C * plane + slack, T(0));
+    for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t y = 0; y < s.H; ++y)
+            std::copy_n(x + ((n * s.C + c) * s.H + y) * s.W, s.W, xpad + c * plane + (y + s.ph) * wp + s.pw);
+}
+
+// Weight gradient of a stride-1 convolution on the padded width (see the direct forward above):
+//   dw[k, (c, i, j)] += sum_{p'} dout'[k, p'] * xpad[c*Hp*Wp + i*Wp + j + p']
+// with dout' = dout_n spread onto the padded width (zeros in the discarded columns). Computed as
+// dw^T tiles (6 rows r x 16 filters k): A's rows are read in place from the padded image by the
+// row-pointer kernel, B = dout'^T is packed once per image (K x P' values, reused by all R rows).
+template <typename T>
+static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T* target, bool accumulate,
+                                         const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t R = s.C * s.kh * s.kw, taps = s.kh * s.kw, P = s.OH * s.OW;
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    const int64_t cols = (s.OH - 1) * wp + s.OW;
+    const int64_t k_panels = ceil_div(s.K, NR);
+    T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
+    pad_image(x, n, s, xpad, 0);
+    T* packed = thread_scratch<T>(kScratchPackB, k_panels * cols * NR);
+    std::fill(packed, packed + k_panels * cols * NR, T(0));
+    for (int64_t k = 0; k < s.K; ++k) {  // packed[kp][p'][l] = dout_n[kp*NR + l, oh, ow], p' = oh*Wp + ow
+        const T* g = dout + (n * s.K + k) * P;
+        T* panel = packed + (k / NR) * cols * NR + (k % NR);
+        for (int64_t oh = 0; oh < s.OH; ++oh)
+            for (int64_t ow = 0; ow < s.OW; ++ow) panel[(oh * wp + ow) * NR] = g[oh * s.OW + ow];
+    }
+    if (!accumulate) std::fill(target, target + s.K * R, T(0));
+    alignas(64) T tile[MR * NR];
+    for (int64_t r0 = 0; r0 < R; r0 += MR) {
+        const int64_t rows_here = std::min<int64_t>(MR, R - r0);
+        const T* rows[MR];
+        for (int i = 0; i < MR; ++i) {  // rows past R repeat the last one; their results are dropped
+            const int64_t r = r0 + std::min<int64_t>(i, rows_here - 1);
+            const int64_t c = r / taps, ii = (r - c * taps) / s.kw, jj = r - c * taps - ii * s.kw;
+            rows[i] = xpad + c * plane + ii * wp + jj;
+        }
+        for (int64_t kp = 0; kp < k_panels; ++kp) {
+            rows_kernel<T>(cols, rows, packed + kp * cols * NR, tile);
+            const int64_t ks = std::min<int64_t>(NR, s.K - kp * NR);
+            for (int64_t i = 0; i < rows_here; ++i)
+                for (int64_t l = 0; l < ks; ++l) target[(kp * NR + l) * R + r0 + i] += tile[i * NR + l];
+        }
+    }
+}
+
 // out (N, K, OH, OW) = conv(x, w) + b for stride 1, by the indirect kernel (see above).
 template <typename T>
 static void direct_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
@@ -244,10 +312,7 @@ static void direct_forward(const T* x, const T* w, const T* b, T* out, const Con
 
     auto one_image = [&](int64_t n) {
         T* xpad = thread_scratch<T>(kScratchConvColumns, buffer);
-        std::fill(xpad, xpad + buffer, T(0));
-        for (int64_t c = 0; c < s.C; ++c)
-            for (int64_t y = 0; y < s.H; ++y)
-                std::copy_n(x + ((n * s.C + c) * s.H + y) * s.W, s.W, xpad + c * plane + (y + s.ph) * wp + s.pw);
+        pad_image(x, n, s, xpad, NR);
         T* on = out + n * s.K * P;
         alignas(64) T tile[MR * NR];
         for (int64_t col = 0; col < cols; col += NR) {
@@ -374,8 +439,14 @@ template <typename T>
 bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2dShape& s) {
     const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W, weights = s.K * R;
     const bool pointwise = is_pointwise(s);
+    // Few filters reuse each unfolded element too little to pay for packing it: read the padded
+    // image in place instead (stride 1, image small enough to stay in cache).
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
+    const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 12 && s.K <= 64 &&
+                        s.C * hp * wp * (int64_t)sizeof(T) <= kDirectMaxImageBytes;
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
     auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
+        if (direct) return direct_weight_gradient_image(dout, x, n, target, accumulate, s);
         const StridedOperand<T> grads(dout + n * s.K * P, 1, P);  // Q(p = column, q = k) = dout_n[k*P + column]
         const T* xn = x + n * image;
         if (pointwise)  // Q(p = column, q = c) = x_n[c*P + column]
@@ -417,12 +488,17 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     if (db) {
 #pragma omp parallel for schedule(static) if (s.N * s.K * P > (1 << 16))
         for (int64_t k = 0; k < s.K; ++k) {
-            double sum = 0.0;  // db sums N*OH*OW terms: accumulate in double
+            // db sums N*OH*OW terms: accumulated in double, in eight independent chains (one chain
+            // would wait on the add latency for every element).
+            double sums[8] = {};
             for (int64_t n = 0; n < s.N; ++n) {
                 const T* g = dout + (n * s.K + k) * P;
-                for (int64_t p = 0; p < P; ++p) sum += g[p];
+                int64_t p = 0;
+                for (; p + 8 <= P; p += 8)
+                    for (int u = 0; u < 8; ++u) sums[u] += g[p + u];
+                for (; p < P; ++p) sums[p & 7] += g[p];
             }
-            db[k] = (T)sum;
+            db[k] = (T)(((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7])));
         }
     }
     return all_finite(dw, weights) && (!db || all_finite(db, s.K));
