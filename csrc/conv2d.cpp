@@ -191,14 +191,22 @@ struct Im2colTransposedOperand final : GemmOperand<T> {
 // cost as much as the arithmetic: LeNet's layers) and the padded image stays in L1/L2; the price is
 // the (Wp - OW) discarded columns per row.
 static constexpr int64_t kDirectMaxChannelsOut = 32;
-static constexpr int64_t kDirectMaxImageBytes = 128 * 1024;
-static constexpr int64_t kDirectMaxReduction = 1024;
+static constexpr int64_t kDirectMaxSmallImageBytes = 128 * 1024;
+static constexpr int64_t kDirectMaxImageBytes = 2 * 1024 * 1024;
+static constexpr int64_t kDirectMaxWastePercent = 105;  // computed columns / kept columns, in percent
 
 static bool direct_applies(const Conv2dShape& s, int64_t elem_bytes) {
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
-    // (At least 4 output channels: the 6-row register block would mostly compute padding below that.)
-    return s.sh == 1 && s.sw == 1 && s.K >= 4 && s.K <= kDirectMaxChannelsOut && s.C * s.kh * s.kw <= kDirectMaxReduction &&
-           s.C * hp * wp * elem_bytes <= kDirectMaxImageBytes;
+    if (s.sh != 1 || s.sw != 1 || is_pointwise(s)) return false;
+    // At least 4 output channels: the 6-row register block would mostly compute padding below that.
+    if (s.K < 4) return false;
+    // Few output channels: packing would cost as much as the arithmetic, so reading in place wins
+    // even with many discarded columns, as long as the padded image stays in L2.
+    if (s.K <= kDirectMaxChannelsOut && s.C * hp * wp * elem_bytes <= kDirectMaxSmallImageBytes) return true;
+    // Otherwise only when the discarded columns are few (wide images: ResNet's 56x56 layers) and the
+    // padded image stays in the last-level cache.
+    const int64_t cols = (s.OH - 1) * wp + s.OW;
+    return cols * 100 <= s.OH * s.OW * kDirectMaxWastePercent && s.C * hp * wp * elem_bytes <= kDirectMaxImageBytes;
 }
 
 template <typename T>
@@ -306,29 +314,44 @@ static void direct_forward(const T* x, const T* w, const T* b, T* out, const Con
         const int64_t c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
         offsets[(size_t)r] = c * plane + i * wp + j;
     }
+    // Reduction blocks of about KC rows, so one block of B windows (kc x NR) stays in L1 while all
+    // the filter panels pass over it.
+    const int64_t kc_step = ceil_div(ceil_div(R, ceil_div(R, GemmTraits<T>::KC)), 8) * 8;
     const int64_t m_panels = ceil_div(s.K, MR);
-    std::vector<T> packed_w((size_t)(m_panels * MR * R));
-    StridedOperand<T>(w, 1, R).pack(packed_w.data(), 0, R, 0, s.K, MR);
+    std::vector<T> packed_w((size_t)(m_panels * MR * R));  // block pc starts at pc * m_panels * MR
+    for (int64_t pc = 0; pc < R; pc += kc_step)
+        StridedOperand<T>(w, 1, R).pack(packed_w.data() + pc * m_panels * MR, pc, std::min(kc_step, R - pc), 0,
+                                        s.K, MR);
 
     auto one_image = [&](int64_t n) {
         T* xpad = thread_scratch<T>(kScratchConvColumns, buffer);
         pad_image(x, n, s, xpad, NR);
+        T* acc = thread_scratch<T>(kScratchConvRow, m_panels * MR * NR);
         T* on = out + n * s.K * P;
         alignas(64) T tile[MR * NR];
         for (int64_t col = 0; col < cols; col += NR) {
             const int64_t oh0 = col / wp, ow0 = col - oh0 * wp, count = std::min<int64_t>(NR, cols - col);
-            for (int64_t ip = 0; ip < m_panels; ++ip) {
-                indirect_kernel(R, packed_w.data() + ip * R * MR, xpad + col, offsets.data(), tile);
-                const int64_t rows = std::min<int64_t>(MR, s.K - ip * MR);
-                for (int64_t r = 0; r < rows; ++r) {
-                    const int64_t k = ip * MR + r;
-                    const T bias = b ? b[k] : T(0);
-                    T* ok = on + k * P;
-                    int64_t oh = oh0, ow = ow0;
-                    for (int64_t t = 0; t < count; ++t) {
-                        if (ow < s.OW) ok[oh * s.OW + ow] = tile[r * NR + t] + bias;
-                        if (++ow == wp) ow = 0, ++oh;
+            for (int64_t pc = 0; pc < R; pc += kc_step) {
+                const int64_t kc = std::min(kc_step, R - pc);
+                for (int64_t ip = 0; ip < m_panels; ++ip) {
+                    T* sum = acc + ip * MR * NR;
+                    if (pc == 0) {
+                        indirect_kernel(kc, packed_w.data() + ip * kc * MR, xpad + col, offsets.data(), sum);
+                    } else {
+                        indirect_kernel(kc, packed_w.data() + pc * m_panels * MR + ip * kc * MR, xpad + col,
+                                        offsets.data() + pc, tile);
+                        for (int e = 0; e < MR * NR; ++e) sum[e] += tile[e];
                     }
+                }
+            }
+            for (int64_t k = 0; k < s.K; ++k) {
+                const T* row = acc + k * NR;  // panel k / MR, row k % MR: rows are consecutive
+                const T bias = b ? b[k] : T(0);
+                T* ok = on + k * P;
+                int64_t oh = oh0, ow = ow0;
+                for (int64_t t = 0; t < count; ++t) {
+                    if (ow < s.OW) ok[oh * s.OW + ow] = row[t] + bias;
+                    if (++ow == wp) ow = 0, ++oh;
                 }
             }
         }
@@ -443,7 +466,7 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     // image in place instead (stride 1, image small enough to stay in cache).
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
     const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 12 && s.K <= 64 &&
-                        s.C * hp * wp * (int64_t)sizeof(T) <= kDirectMaxImageBytes;
+                        s.C * hp * wp * (int64_t)sizeof(T) <= kDirectMaxSmallImageBytes;
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
     auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
         if (direct) return direct_weight_gradient_image(dout, x, n, target, accumulate, s);
