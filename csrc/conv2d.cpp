@@ -2,7 +2,10 @@
 #include "conv2d.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -364,15 +367,116 @@ static void direct_forward(const T* x, const T* w, const T* b, T* out, const Con
     }
 }
 
+// ------------------------------------------------------------------------- gathered (any stride)
+// The transposed orientation: tiles of 6 output positions x 16 filters. Position i's window is read
+// in place from the padded image, one broadcast per tap (base[position_i + offset_tap]); the filters
+// are packed once per call as 16-wide panels of w^T, which every vector load reads aligned. Unlike
+// the padded-width path above it computes no discarded columns, at any stride; it needs the filter
+// count to fill 16-wide panels and enough taps (R) to amortise each tile's store.
+static constexpr int64_t kGatheredMinTaps = 64;
+
+static bool gathered_applies(const Conv2dShape& s, int64_t elem_bytes) {
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, k_padded = ceil_div(s.K, 16) * 16;
+    return !is_pointwise(s) && s.K >= 16 && (k_padded - s.K) * 10 <= s.K && s.C * s.kh * s.kw >= kGatheredMinTaps &&
+           s.C * hp * wp * elem_bytes <= kDirectMaxImageBytes;
+}
+
+template <typename T>
+static void gather_a_kernel(int64_t kc, const T* base, const int64_t* positions, const int64_t* offsets, const T* b,
+                            T* tile) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2()) return sgemm_kernel_gather_a_avx2(kc, base, positions, offsets, b, tile);
+    }
+#endif
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, b += NR)
+        for (int i = 0; i < MR; ++i) {
+            const T a = base[positions[i] + offsets[p]];
+            for (int j = 0; j < NR; ++j) acc[i][j] += a * b[j];
+        }
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
+}
+
+template <typename T>
+static void gathered_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t R = s.C * s.kh * s.kw, taps = s.kh * s.kw, P = s.OH * s.OW;
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    std::vector<int64_t> offsets((size_t)R);
+    for (int64_t r = 0; r < R; ++r) {
+        const int64_t c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
+        offsets[(size_t)r] = c * plane + i * wp + j;
+    }
+    // Window origins of every output, padded to whole blocks by repeating the last (results dropped).
+    const int64_t blocks = ceil_div(P, MR);
+    std::vector<int64_t> positions((size_t)(blocks * MR));
+    for (int64_t p = 0; p < blocks * MR; ++p) {
+        const int64_t q = std::min(p, P - 1), oh = q / s.OW, ow = q - oh * s.OW;
+        positions[(size_t)p] = oh * s.sh * wp + ow * s.sw;
+    }
+    const int64_t k_panels = ceil_div(s.K, NR);
+    // Panel jp: R x NR of w^T, 64-byte aligned for the kernel's aligned loads.
+    const size_t packed_bytes = ((size_t)(k_panels * R * NR) * sizeof(T) + 63) & ~size_t(63);
+    std::unique_ptr<T, decltype(&std::free)> packed_w(static_cast<T*>(std::aligned_alloc(64, packed_bytes)), &std::free);
+    if (!packed_w) throw std::bad_alloc();
+    StridedOperand<T>(w, 1, R).pack(packed_w.get(), 0, R, 0, s.K, NR);
+    // Filter panels taken a group at a time, the group small enough to stay in L2 while every
+    // position block passes over it.
+    const int64_t group = std::max<int64_t>(1, (256 * 1024) / (R * NR * (int64_t)sizeof(T)));
+
+    auto one_image = [&](int64_t n) {
+        T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
+        pad_image(x, n, s, xpad, 0);
+        T* on = out + n * s.K * P;
+        alignas(64) T tile[MR * NR];
+        for (int64_t jg = 0; jg < k_panels; jg += group)
+            for (int64_t ib = 0; ib < blocks; ++ib) {
+                const int64_t p0 = ib * MR, count = std::min<int64_t>(MR, P - p0);
+                for (int64_t jp = jg; jp < std::min(k_panels, jg + group); ++jp) {
+                    gather_a_kernel<T>(R, xpad, positions.data() + p0, offsets.data(), packed_w.get() + jp * R * NR,
+                                       tile);
+                    const int64_t ks = std::min<int64_t>(NR, s.K - jp * NR);
+                    for (int64_t l = 0; l < ks; ++l) {
+                        const int64_t k = jp * NR + l;
+                        const T bias = b ? b[k] : T(0);
+                        T* ok = on + k * P + p0;
+                        for (int64_t i = 0; i < count; ++i) ok[i] = tile[i * NR + l] + bias;
+                    }
+                }
+            }
+    };
+    if (get_num_threads() > 1 && s.N > 1) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    }
+}
+
+// Forward convolution read in place from the padded image (no unfolding), when one of the two
+// in-place paths suits the shape. Returns false when neither does.
+template <typename T>
+static bool forward_in_place(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    if (gathered_applies(s, sizeof(T))) {
+        gathered_forward(x, w, b, out, s);
+        return true;
+    }
+    if (direct_applies(s, sizeof(T))) {
+        direct_forward(x, w, b, out, s);
+        return true;
+    }
+    return false;
+}
+
 // ------------------------------------------------------------------------- forward
 template <typename T>
 bool conv2d_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
     const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W;
     const StridedOperand<T> weights(w, 1, R);  // A = w (K, R): Q(p = r, q = k) = w[k*R + r]
-    if (direct_applies(s, sizeof(T))) {
-        direct_forward(x, w, b, out, s);
-        return all_finite(out, s.N * s.K * P);
-    }
+    if (forward_in_place(x, w, b, out, s)) return all_finite(out, s.N * s.K * P);
     const bool pointwise = is_pointwise(s);
     auto one_image = [&](int64_t n, bool parallel) {
         const T* xn = x + n * image;
@@ -422,13 +526,14 @@ void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s
     // Stride 1: dx is the forward convolution of dout, zero-padded by (kh-1-ph, kw-1-pw), with the
     // filters transposed (K <-> C) and flipped; with few input channels that is the direct path.
     const Conv2dShape flipped{s.N, s.K, s.OH, s.OW, s.C, s.kh, s.kw, 1, 1, s.kh - 1 - s.ph, s.kw - 1 - s.pw, s.H, s.W};
-    if (s.sh == 1 && s.sw == 1 && s.ph < s.kh && s.pw < s.kw && direct_applies(flipped, sizeof(T))) {
+    if (s.sh == 1 && s.sw == 1 && s.ph < s.kh && s.pw < s.kw &&
+        (gathered_applies(flipped, sizeof(T)) || direct_applies(flipped, sizeof(T)))) {
         std::vector<T> w_flipped((size_t)(s.C * s.K * taps));  // w'[c, k, i, j] = w[k, c, kh-1-i, kw-1-j]
         for (int64_t k = 0; k < s.K; ++k)
             for (int64_t c = 0; c < s.C; ++c)
                 for (int64_t tap = 0; tap < taps; ++tap)
                     w_flipped[(size_t)((c * s.K + k) * taps + (taps - 1 - tap))] = w[(k * s.C + c) * taps + tap];
-        direct_forward<T>(dout, w_flipped.data(), nullptr, dx, flipped);
+        forward_in_place<T>(dout, w_flipped.data(), nullptr, dx, flipped);
         return;
     }
     const StridedOperand<T> weights_t(w, R, 1);  // A = w^T (R, K): Q(p = k, q = r) = w[k*R + r]

@@ -191,6 +191,51 @@ void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b
     _mm256_storeu_ps(tile + 80, c50), _mm256_storeu_ps(tile + 88, c51);
 }
 
+// Gathered-A variant: A's six rows are output positions, A[i][p] = base[positions[i] + offsets[p]]
+// (for a convolution: position i's window, tap p, read in place from the padded image), and B is a
+// packed 16-wide panel of filters. Every vector load is an aligned load of the weights; the image
+// is only ever broadcast, so no position is computed that is not kept. Writes the 6 x 16 tile.
+void sgemm_kernel_gather_a_avx2(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
+                                const float* b, float* tile) {
+    const float *a0 = base + positions[0], *a1 = base + positions[1], *a2 = base + positions[2];
+    const float *a3 = base + positions[3], *a4 = base + positions[4], *a5 = base + positions[5];
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; ++p, b += 16) {
+        const int64_t o = offsets[p];
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 ai = _mm256_broadcast_ss(a0 + o);
+        c00 = _mm256_fmadd_ps(ai, b0, c00);
+        c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a1 + o);
+        c10 = _mm256_fmadd_ps(ai, b0, c10);
+        c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a2 + o);
+        c20 = _mm256_fmadd_ps(ai, b0, c20);
+        c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a3 + o);
+        c30 = _mm256_fmadd_ps(ai, b0, c30);
+        c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a4 + o);
+        c40 = _mm256_fmadd_ps(ai, b0, c40);
+        c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a5 + o);
+        c50 = _mm256_fmadd_ps(ai, b0, c50);
+        c51 = _mm256_fmadd_ps(ai, b1, c51);
+    }
+    _mm256_storeu_ps(tile + 0, c00), _mm256_storeu_ps(tile + 8, c01);
+    _mm256_storeu_ps(tile + 16, c10), _mm256_storeu_ps(tile + 24, c11);
+    _mm256_storeu_ps(tile + 32, c20), _mm256_storeu_ps(tile + 40, c21);
+    _mm256_storeu_ps(tile + 48, c30), _mm256_storeu_ps(tile + 56, c31);
+    _mm256_storeu_ps(tile + 64, c40), _mm256_storeu_ps(tile + 72, c41);
+    _mm256_storeu_ps(tile + 80, c50), _mm256_storeu_ps(tile + 88, c51);
+}
+
 // ------------------------------------------------------------------------- transposing pack
 // 8 x 8 transpose of r0..r7 in registers (unpack / shuffle / permute2f128).
 static inline void transpose8x8(__m256& r0, __m256& r1, __m256& r2, __m256& r3, __m256& r4, __m256& r5,
