@@ -19,6 +19,11 @@ SHAPES = [
     (2, 3, 5, 5, 2, 5, 5, 1, 0),
     (2, 40, 12, 11, 100, 3, 3, 1, 1),  # R = 360 > KC and K = 100 > MC: several GEMM blocks
     (1, 3, 11, 11, 8, 3, 3, 3, 2),  # stride larger than the kernel overlap
+    # The in-place paths of csrc/conv2d.cpp: gathered forward (>= 16 filters, >= 64 taps) at stride 1
+    # and 2, gathered backward-data (>= 16 input channels), padded-width direct paths (few filters).
+    (2, 8, 9, 7, 16, 3, 3, 1, 1),
+    (1, 8, 10, 9, 32, 3, 3, 2, 1),
+    (3, 16, 7, 6, 8, 3, 3, 1, 1),
 ]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
