@@ -17,6 +17,13 @@ SHAPES = [
     (2, 5, 4, 4, 7, 1, 1, 1, 0),
     (1, 4, 8, 7, 5, 3, 1, (1, 2), (1, 0)),
     (2, 3, 5, 5, 2, 5, 5, 1, 0),
+    (2, 40, 12, 11, 100, 3, 3, 1, 1),  # R = 360 > KC and K = 100 > MC: several GEMM blocks
+    (1, 3, 11, 11, 8, 3, 3, 3, 2),  # stride larger than the kernel overlap
+    # The in-place paths of csrc/conv2d.cpp: gathered forward (>= 16 filters, >= 64 taps) at stride 1
+    # and 2, gathered backward-data (>= 16 input channels), padded-width direct paths (few filters).
+    (2, 8, 9, 7, 16, 3, 3, 1, 1),
+    (1, 8, 10, 9, 32, 3, 3, 2, 1),
+    (3, 16, 7, 6, 8, 3, 3, 1, 1),
 ]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -92,10 +99,59 @@ def assert_matches_reference(shape, dtype, bias=True, seed=0):
         assert db is None
 
 
+@pytest.fixture(params=["avx2", "portable"])
+def simd(request):
+    """Runs a test on the AVX2/FMA kernels and again on the portable ones."""
+    if request.param == "avx2" and not fastnn._backend._C.cpu_supports_avx2_fma():
+        pytest.skip("CPU without AVX2/FMA")
+    before = fastnn.simd()
+    fastnn._backend._C.set_simd(request.param == "avx2")
+    yield request.param
+    fastnn._backend._C.set_simd(before == "avx2")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES)
-def test_functional_matches_reference(shape, dtype):
+def test_functional_matches_reference(shape, dtype, simd):
+    assert fastnn.simd() == simd
     assert_matches_reference(shape, dtype, bias=shape[0] != 3)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("shape", [(3, 5, 9, 8, 7, 3, 3, 1, 1), (2, 16, 6, 6, 20, 1, 1, 1, 0), (5, 2, 8, 8, 3, 3, 2, 2, 1)])
+def test_functional_matches_reference_any_thread_count(shape, threads):
+    # Covers both schedules: whole images per thread, and one image at a time with threaded GEMMs.
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        assert_matches_reference(shape, np.float32, seed=threads)
+    finally:
+        fastnn.set_num_threads(before)
+
+
+def test_native_rejects_bad_geometry():
+    # The bindings re-check everything that keeps the kernels in bounds, whatever Python passes.
+    C = fastnn._backend._C
+    x = np.zeros((2, 3, 6, 6), np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError):
+        C.conv2d_forward(x, w[:, :2], None, 1, 1, 0, 0)
+    with pytest.raises(ValueError):
+        C.conv2d_forward(x, w, np.zeros(3, np.float32), 1, 1, 0, 0)
+    with pytest.raises(ValueError):
+        C.conv2d_forward(x[:, :, :2], w, None, 1, 1, 0, 0)
+    with pytest.raises(ValueError):
+        C.conv2d_forward(x, w, None, 0, 1, 0, 0)
+    with pytest.raises(ValueError):
+        C.conv2d_forward(x, w, None, 1, 1, -1, 0)
+    with pytest.raises(ValueError):
+        C.conv2d_forward(np.asfortranarray(x), w, None, 1, 1, 0, 0)
+    with pytest.raises(TypeError):
+        C.conv2d_forward(x, w.astype(np.float64), None, 1, 1, 0, 0)
+    with pytest.raises(ValueError):
+        C.conv2d_backward_data(np.zeros((2, 4, 3, 3), np.float32), w, 6, 6, 1, 1, 0, 0)  # OH should be 4
+    with pytest.raises(ValueError):
+        C.conv2d_backward_weight(np.zeros((2, 4, 4, 4), np.float32), x[:1], 3, 3, 1, 1, 0, 0, True)
 
 
 def test_functional_accepts_non_contiguous_input():
@@ -201,6 +257,10 @@ def test_backward_rejects_bad_input():
         F.conv2d_backward(np.where(out > 0, np.nan, dout), cache)
     dx, dw, db = F.conv2d_backward(dout, cache)
     assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+    assert_close(F.conv2d_backward_data(dout, cache), dx, rtol=0, atol=0, name="dx alone")
+    dw_alone, db_alone = F.conv2d_backward_weight(dout, cache)
+    assert_close(dw_alone, dw, rtol=0, atol=0, name="dw alone")
+    assert_close(db_alone, db, rtol=0, atol=0, name="db alone")
 
 
 @pytest.mark.cuda

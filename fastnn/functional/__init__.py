@@ -5,7 +5,13 @@ CuPy -> fastnn._cuda) and returns its output with a cache; the matching backward
 gradient and that cache. See DESIGN.md for the full list of ops and their shapes.
 """
 from .batch_norm import BatchNormCache, batch_norm_backward, batch_norm_forward
-from .conv import Conv2dCache, conv2d_backward, conv2d_forward
+from .conv import (
+    Conv2dCache,
+    conv2d_backward,
+    conv2d_backward_data,
+    conv2d_backward_weight,
+    conv2d_forward,
+)
 from .lstm import LSTMCellCache, lstm_cell_backward, lstm_cell_forward
 from .pool import (
     AvgPool2dCache,
@@ -33,6 +39,8 @@ __all__ = [
     "batch_norm_backward",
     "batch_norm_forward",
     "conv2d_backward",
+    "conv2d_backward_data",
+    "conv2d_backward_weight",
     "conv2d_forward",
     "lstm_cell_backward",
     "lstm_cell_forward",

@@ -10,7 +10,9 @@
     dw[k, c, i, j]    = sum_{n, oh, ow} dout[n, k, oh, ow] * xp[n, c, oh*sh + i, ow*sw + j]
     db[k]             = sum_{n, oh, ow} dout[n, k, oh, ow]
 
-NumPy arrays run on fastnn._C, CuPy arrays on the CUDA kernels (fastnn.functional.conv_cuda).
+NumPy arrays run on fastnn._C: one GEMM per image on our packed AVX2/FMA GEMM, the unfolded (im2col)
+matrix packed straight from the image a cache-sized panel at a time (see csrc/conv2d.h). CuPy arrays
+run on the CUDA kernels (fastnn.functional.conv_cuda).
 """
 import numbers
 from typing import NamedTuple, Optional, Tuple
@@ -18,7 +20,6 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _backend
-from ..reference import conv as _reference
 from ._checks import float_array, same_device, same_dtype
 
 
@@ -104,8 +105,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     b = None if b is None else np.ascontiguousarray(b)
-    out, _ = _reference.conv2d_forward(x, w, b, stride, padding)
-    if not np.isfinite(out).all():
+    out, finite = _backend._C.conv2d_forward(x, w, b, stride[0], stride[1], padding[0], padding[1])
+    if not finite:
         raise ValueError(f"conv2d_forward: the output is not finite: {_nonfinite_culprit(x=x, w=w, b=b)}")
     return out, Conv2dCache(x, w, b is not None, stride, padding)
 
@@ -125,6 +126,34 @@ def conv2d_backward(dout, cache):
         TypeError: a cache not from conv2d_forward, non-array or wrong-dtype dout, mixed devices.
         ValueError: dout not of the forward output's shape; on CPU a non-finite dw (NaN or inf in dout).
     """
+    dout, on_gpu = _check_backward(dout, cache)
+    if on_gpu:
+        from .conv_cuda import conv2d_backward_cuda
+
+        return conv2d_backward_cuda(dout, cache)
+    dx = _backward_data_cpu(dout, cache)
+    dw, db = _backward_weight_cpu(dout, cache)
+    return dx, dw, db
+
+
+def conv2d_backward_data(dout, cache):
+    """dx alone (see conv2d_backward; on GPU the fused CUDA backward runs and dw, db are dropped)."""
+    dout, on_gpu = _check_backward(dout, cache)
+    if on_gpu:
+        return conv2d_backward(dout, cache)[0]
+    return _backward_data_cpu(dout, cache)
+
+
+def conv2d_backward_weight(dout, cache):
+    """(dw, db) alone (see conv2d_backward; on GPU the fused CUDA backward runs and dx is dropped)."""
+    dout, on_gpu = _check_backward(dout, cache)
+    if on_gpu:
+        return conv2d_backward(dout, cache)[1:]
+    return _backward_weight_cpu(dout, cache)
+
+
+def _check_backward(dout, cache):
+    """Validates dout against the cache; returns (dout, on_gpu), dout C-contiguous on CPU."""
     if not isinstance(cache, Conv2dCache):
         raise TypeError("cache: expected the Conv2dCache returned by conv2d_forward")
     float_array("dout", dout, ndim=4)
@@ -133,18 +162,22 @@ def conv2d_backward(dout, cache):
     expected = conv2d_output_shape(cache.x.shape, cache.w.shape, cache.stride, cache.padding)
     if tuple(dout.shape) != expected:
         raise ValueError(f"dout: expected shape {expected} (the forward output), got {tuple(dout.shape)}")
+    return (dout if on_gpu else np.ascontiguousarray(dout)), on_gpu
 
-    if on_gpu:
-        from .conv_cuda import conv2d_backward_cuda
 
-        return conv2d_backward_cuda(dout, cache)
+def _backward_data_cpu(dout, cache):
+    (sh, sw), (ph, pw) = cache.stride, cache.padding
+    h, width = cache.x.shape[2], cache.x.shape[3]
+    return _backend._C.conv2d_backward_data(dout, cache.w, h, width, sh, sw, ph, pw)
 
-    dout = np.ascontiguousarray(dout)
-    ref_cache = (cache.x, cache.w, cache.has_bias, cache.stride, cache.padding)
-    dx, dw, db = _reference.conv2d_backward(dout, ref_cache)
-    if not np.isfinite(dw).all():
+
+def _backward_weight_cpu(dout, cache):
+    (sh, sw), (ph, pw) = cache.stride, cache.padding
+    kh, kw = cache.w.shape[2], cache.w.shape[3]
+    dw, db, finite = _backend._C.conv2d_backward_weight(dout, cache.x, kh, kw, sh, sw, ph, pw, cache.has_bias)
+    if not finite:
         raise ValueError(f"conv2d_backward: dw is not finite: {_nonfinite_culprit(dout=dout, x=cache.x, w=cache.w)}")
-    return dx, dw, db
+    return dw, db
 
 
 def _nonfinite_culprit(**arrays: Optional[np.ndarray]):

@@ -1,0 +1,642 @@
+// conv2d forward / backward-data / backward-weight on the packed GEMM. See conv2d.h for the math.
+#include "conv2d.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <vector>
+
+#include "cpu_features.h"
+#include "gemm.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static bool is_pointwise(const Conv2dShape& s) {
+    return s.kh == 1 && s.kw == 1 && s.sh == 1 && s.sw == 1 && s.ph == 0 && s.pw == 0;
+}
+
+// Whole images per thread when that balances the team; otherwise one image at a time, each GEMM
+// threaded (a batch smaller than the team, or an odd remainder that would idle a thread).
+static bool images_in_parallel(int64_t images) {
+    const int64_t threads = get_num_threads();
+    return threads > 1 && (images % threads == 0 || images >= 4 * threads);
+}
+
+template <typename T>
+static bool all_finite(const T* v, int64_t count) {
+    // Exponent bits all ones <=> inf or NaN. Integer compares, so the loop vectorises.
+    using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    const Bits exponent = sizeof(T) == 4 ? Bits(0x7f800000u) : Bits(0x7ff0000000000000ull);
+    Bits bad = 0;
+    for (int64_t k = 0; k < count; ++k) {
+        Bits bits;
+        std::memcpy(&bits, v + k, sizeof(T));
+        bad |= Bits((bits & exponent) == exponent);
+    }
+    return bad == 0;
+}
+
+// ------------------------------------------------------------------------- im2col by runs
+// Columns [col, col + count) of cols_n's row r = (c, i, j), starting at output position (oh, ow),
+// visited one output row at a time: along a row the source x[c, oh*sh - ph + i, ow*sw - pw + j] is a
+// strided run of one image row (contiguous for stride 1), with zeros where it falls in the padding.
+
+// Run positions u in [0, run) with 0 <= z0 + u*step < width are exactly u in [lo, hi).
+// (Divisions only for strides > 1: at a few runs per output row they would dominate small images.)
+static void valid_run(int64_t z0, int64_t step, int64_t width, int64_t run, int64_t& lo, int64_t& hi) {
+    if (step == 1) {
+        lo = z0 >= 0 ? 0 : -z0;
+        hi = width - z0;
+    } else {
+        lo = z0 >= 0 ? 0 : ceil_div(-z0, step);
+        hi = z0 >= width ? 0 : (width - 1 - z0) / step + 1;
+    }
+    lo = std::min(lo, run);
+    hi = std::max(lo, std::min(hi, run));
+}
+
+// Copies a short run. Image rows are tens of elements, where a call to the library memcpy (which
+// the compiler would make of a plain copy loop) costs more than the copy: fixed 4-element moves
+// are inlined as vector moves.
+template <typename T>
+static inline void copy_run(T* dst, const T* src, int64_t count) {
+    int64_t u = 0;
+    for (; u + 4 <= count; u += 4) std::memcpy(dst + u, src + u, 4 * sizeof(T));
+    if (u < count) dst[u] = src[u];
+    if (u + 1 < count) dst[u + 1] = src[u + 1];
+    if (u + 2 < count) dst[u + 2] = src[u + 2];
+}
+
+// dst[t * dst_stride] = cols_n[r][col + t] for t in [0, count); xc is channel c of image n.
+template <typename T>
+static void gather_columns(const T* xc, const Conv2dShape& s, int64_t i, int64_t j, int64_t oh, int64_t ow,
+                           int64_t count, T* dst, int64_t dst_stride) {
+    for (int64_t t = 0; t < count; ++oh, ow = 0) {
+        const int64_t run = std::min(s.OW - ow, count - t);
+        T* d = dst + t * dst_stride;
+        const int64_t y = oh * s.sh - s.ph + i;
+        int64_t lo = 0, hi = 0;
+        if (y >= 0 && y < s.H) {
+            const int64_t z0 = ow * s.sw - s.pw + j;
+            valid_run(z0, s.sw, s.W, run, lo, hi);
+            const T* src = xc + y * s.W + z0;
+            if (s.sw == 1 && dst_stride == 1)
+                copy_run(d + lo, src + lo, hi - lo);
+            else
+                for (int64_t u = lo; u < hi; ++u) d[u * dst_stride] = src[u * s.sw];
+        }
+        for (int64_t u = 0; u < lo; ++u) d[u * dst_stride] = T(0);
+        for (int64_t u = hi; u < run; ++u) d[u * dst_stride] = T(0);
+        t += run;
+    }
+}
+
+// The adjoint of gather_columns: dxc[...] += src[t] (col2im; padding positions are dropped).
+template <typename T>
+static void scatter_add_columns(T* dxc, const Conv2dShape& s, int64_t i, int64_t j, int64_t oh, int64_t ow,
+                                int64_t count, const T* src) {
+    for (int64_t t = 0; t < count; ++oh, ow = 0) {
+        const int64_t run = std::min(s.OW - ow, count - t);
+        const int64_t y = oh * s.sh - s.ph + i;
+        if (y >= 0 && y < s.H) {
+            const int64_t z0 = ow * s.sw - s.pw + j;
+            int64_t lo, hi;
+            valid_run(z0, s.sw, s.W, run, lo, hi);
+            T* d = dxc + y * s.W + z0;
+            const T* g = src + t;
+            if (s.sw == 1)
+                for (int64_t u = lo; u < hi; ++u) d[u] += g[u];
+            else
+                for (int64_t u = lo; u < hi; ++u) d[u * s.sw] += g[u];
+        }
+        t += run;
+    }
+}
+
+// B operand of the forward GEMM: Q(p = r, q = column) = cols_n[r][column]. For each r the block's
+// nq columns are gathered in one call, as whole runs of image rows, into an L1-resident row, which
+// is then cut into the panels' `width`-wide pieces (gathering panel by panel would pay the run
+// bookkeeping once per `width` elements).
+template <typename T>
+struct Im2colOperand final : GemmOperand<T> {
+    const T* x;  // image n (C, H, W)
+    const Conv2dShape& s;
+    Im2colOperand(const T* x_, const Conv2dShape& s_) : x(x_), s(s_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        const int64_t taps = s.kh * s.kw, panels = ceil_div(nq, width);
+        T* row = thread_scratch<T>(kScratchConvRow, panels * width);
+        std::fill(row + nq, row + panels * width, T(0));  // the last panel's missing columns
+        const int64_t oh = q0 / s.OW, ow = q0 - oh * s.OW;
+        for (int64_t p = 0; p < kc; ++p) {
+            const int64_t r = p0 + p, c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
+            gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, nq, row, 1);
+            if (width == GemmTraits<T>::NR)  // a constant size: inlined as two or four vector moves
+                for (int64_t t = 0; t < panels; ++t)
+                    std::memcpy(dst + (t * kc + p) * width, row + t * width, GemmTraits<T>::NR * sizeof(T));
+            else
+                for (int64_t t = 0; t < panels; ++t)
+                    std::memcpy(dst + (t * kc + p) * width, row + t * width, (size_t)width * sizeof(T));
+        }
+    }
+};
+
+// B operand of the weight-gradient GEMM: Q(p = column, q = r) = cols_n[r][column] (cols_n^T). Each
+// lane of a panel is one r: its kc columns are gathered as contiguous runs of image rows into a
+// small L1-resident buffer, and the buffer is transposed into the panel with vector shuffles
+// (writing the panel directly would be one scalar store per element, `width` apart).
+template <typename T>
+struct Im2colTransposedOperand final : GemmOperand<T> {
+    const T* x;
+    const Conv2dShape& s;
+    Im2colTransposedOperand(const T* x_, const Conv2dShape& s_) : x(x_), s(s_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        constexpr int64_t capacity = GemmTraits<T>::NR * (GemmTraits<T>::KC + 8);  // kc <= KC + 7 (gemm.cpp)
+        alignas(64) T runs[capacity];
+        const int64_t taps = s.kh * s.kw;
+        const int64_t oh = p0 / s.OW, ow = p0 - oh * s.OW;
+        const bool staged = width * kc <= capacity;
+        for (int64_t t = 0; t * width < nq; ++t) {
+            T* panel = dst + t * kc * width;
+            const int64_t lanes = std::min<int64_t>(width, nq - t * width);
+            for (int64_t l = 0; l < lanes; ++l) {
+                const int64_t r = q0 + t * width + l, c = r / taps, i = (r - c * taps) / s.kw,
+                              j = r - c * taps - i * s.kw;
+                if (staged)
+                    gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, kc, runs + l * kc, 1);
+                else
+                    gather_columns(x + c * s.H * s.W, s, i, j, oh, ow, kc, panel + l, width);
+            }
+            if (staged) {
+                pack_panel_transposed(runs, 1, kc, kc, lanes, width, panel);
+            } else if (lanes < width) {
+                for (int64_t p = 0; p < kc; ++p)
+                    for (int64_t l = lanes; l < width; ++l) panel[p * width + l] = T(0);
+            }
+        }
+    }
+};
+
+// ------------------------------------------------------------------------- direct (stride 1, small)
+// For stride 1, with the image zero-padded into a (C, Hp, Wp) buffer and the output computed on the
+// padded width (columns p' = oh*Wp + ow, ow < Wp, of which ow >= OW are discarded), the unfolded
+// matrix is  cols'[(c, i, j), p'] = xpad[c*Hp*Wp + i*Wp + j + p'] : each row is a shifted window of
+// the buffer. The micro-kernel then reads B in place (sgemm_kernel_indirect_avx2) and nothing is
+// packed but the weights. It pays when few output channels reuse each unfolded element (packing would
+// cost as much as the arithmetic: LeNet's layers) and the padded image stays in L1/L2; the price is
+// the (Wp - OW) discarded columns per row.
+static constexpr int64_t kDirectMaxChannelsOut = 32;
+static constexpr int64_t kDirectMaxSmallImageBytes = 128 * 1024;
+static constexpr int64_t kDirectMaxImageBytes = 2 * 1024 * 1024;
+static constexpr int64_t kDirectMaxWastePercent = 105;  // computed columns / kept columns, in percent
+
+static bool direct_applies(const Conv2dShape& s, int64_t elem_bytes) {
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
+    if (s.sh != 1 || s.sw != 1 || is_pointwise(s)) return false;
+    // At least 4 output channels: the 6-row register block would mostly compute padding below that.
+    if (s.K < 4) return false;
+    // Few output channels: packing would cost as much as the arithmetic, so reading in place wins
+    // even with many discarded columns, as long as the padded image stays in L2.
+    if (s.K <= kDirectMaxChannelsOut && s.C * hp * wp * elem_bytes <= kDirectMaxSmallImageBytes) return true;
+    // Otherwise only when the discarded columns are few (wide images: ResNet's 56x56 layers) and the
+    // padded image stays in the last-level cache.
+    const int64_t cols = (s.OH - 1) * wp + s.OW;
+    return cols * 100 <= s.OH * s.OW * kDirectMaxWastePercent && s.C * hp * wp * elem_bytes <= kDirectMaxImageBytes;
+}
+
+template <typename T>
+static void indirect_kernel_portable(int64_t kc, const T* a, const T* base, const int64_t* offsets, T* tile) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, a += MR) {
+        const T* b = base + offsets[p];
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+    }
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
+}
+
+template <typename T>
+static void indirect_kernel(int64_t kc, const T* a, const T* base, const int64_t* offsets, T* tile) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2()) return sgemm_kernel_indirect_avx2(kc, a, base, offsets, tile);
+    }
+#endif
+    indirect_kernel_portable(kc, a, base, offsets, tile);
+}
+
+template <typename T>
+static void rows_kernel(int64_t kc, const T* const* rows, const T* b, T* tile) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2()) return sgemm_kernel_rows_avx2(kc, rows, b, tile);
+    }
+#endif
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, b += NR)
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += rows[i][p] * b[j];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
+}
+
+// Zero-pads image n into xpad (C, H + 2ph, W + 2pw), followed by `slack` zeros.
+template <typename T>
+static void pad_image(const T* x, int64_t n, const Conv2dShape& s, T* xpad, int64_t slack) {
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    std::fill(xpad, xpad + s.C * plane + slack, T(0));
+    for (int64_t c = 0; c < s.C; ++c)
+        for (int64_t y = 0; y < s.H; ++y)
+            std::copy_n(x + ((n * s.C + c) * s.H + y) * s.W, s.W, xpad + c * plane + (y + s.ph) * wp + s.pw);
+}
+
+// Weight gradient of a stride-1 convolution on the padded width (see the direct forward above):
+//   dw[k, (c, i, j)] += sum_{p'} dout'[k, p'] * xpad[c*Hp*Wp + i*Wp + j + p']
+// with dout' = dout_n spread onto the padded width (zeros in the discarded columns). Computed as
+// dw^T tiles (6 rows r x 16 filters k): A's rows are read in place from the padded image by the
+// row-pointer kernel, B = dout'^T is packed once per image (K x P' values, reused by all R rows).
+template <typename T>
+static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T* target, bool accumulate,
+                                         const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t R = s.C * s.kh * s.kw, taps = s.kh * s.kw, P = s.OH * s.OW;
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    const int64_t cols = (s.OH - 1) * wp + s.OW;
+    const int64_t k_panels = ceil_div(s.K, NR);
+    T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
+    pad_image(x, n, s, xpad, 0);
+    T* packed = thread_scratch<T>(kScratchPackB, k_panels * cols * NR);
+    std::fill(packed, packed + k_panels * cols * NR, T(0));
+    for (int64_t k = 0; k < s.K; ++k) {  // packed[kp][p'][l] = dout_n[kp*NR + l, oh, ow], p' = oh*Wp + ow
+        const T* g = dout + (n * s.K + k) * P;
+        T* panel = packed + (k / NR) * cols * NR + (k % NR);
+        for (int64_t oh = 0; oh < s.OH; ++oh)
+            for (int64_t ow = 0; ow < s.OW; ++ow) panel[(oh * wp + ow) * NR] = g[oh * s.OW + ow];
+    }
+    if (!accumulate) std::fill(target, target + s.K * R, T(0));
+    alignas(64) T tile[MR * NR];
+    for (int64_t r0 = 0; r0 < R; r0 += MR) {
+        const int64_t rows_here = std::min<int64_t>(MR, R - r0);
+        const T* rows[MR];
+        for (int i = 0; i < MR; ++i) {  // rows past R repeat the last one; their results are dropped
+            const int64_t r = r0 + std::min<int64_t>(i, rows_here - 1);
+            const int64_t c = r / taps, ii = (r - c * taps) / s.kw, jj = r - c * taps - ii * s.kw;
+            rows[i] = xpad + c * plane + ii * wp + jj;
+        }
+        for (int64_t kp = 0; kp < k_panels; ++kp) {
+            rows_kernel<T>(cols, rows, packed + kp * cols * NR, tile);
+            const int64_t ks = std::min<int64_t>(NR, s.K - kp * NR);
+            for (int64_t i = 0; i < rows_here; ++i)
+                for (int64_t l = 0; l < ks; ++l) target[(kp * NR + l) * R + r0 + i] += tile[i * NR + l];
+        }
+    }
+}
+
+// out (N, K, OH, OW) = conv(x, w) + b for stride 1, by the indirect kernel (see above).
+template <typename T>
+static void direct_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t R = s.C * s.kh * s.kw, taps = s.kh * s.kw, P = s.OH * s.OW;
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    const int64_t cols = (s.OH - 1) * wp + s.OW;  // p' of the last output, plus one
+    // Tiles read up to NR - 1 columns past `cols`: the buffer has that much zeroed slack.
+    const int64_t buffer = s.C * plane + NR;
+    std::vector<int64_t> offsets((size_t)R);
+    for (int64_t r = 0; r < R; ++r) {
+        const int64_t c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
+        offsets[(size_t)r] = c * plane + i * wp + j;
+    }
+    // Reduction blocks of about KC rows, so one block of B windows (kc x NR) stays in L1 while all
+    // the filter panels pass over it.
+    const int64_t kc_step = ceil_div(ceil_div(R, ceil_div(R, GemmTraits<T>::KC)), 8) * 8;
+    const int64_t m_panels = ceil_div(s.K, MR);
+    std::vector<T> packed_w((size_t)(m_panels * MR * R));  // block pc starts at pc * m_panels * MR
+    for (int64_t pc = 0; pc < R; pc += kc_step)
+        StridedOperand<T>(w, 1, R).pack(packed_w.data() + pc * m_panels * MR, pc, std::min(kc_step, R - pc), 0,
+                                        s.K, MR);
+
+    auto one_image = [&](int64_t n) {
+        T* xpad = thread_scratch<T>(kScratchConvColumns, buffer);
+        pad_image(x, n, s, xpad, NR);
+        T* acc = thread_scratch<T>(kScratchConvRow, m_panels * MR * NR);
+        T* on = out + n * s.K * P;
+        alignas(64) T tile[MR * NR];
+        for (int64_t col = 0; col < cols; col += NR) {
+            const int64_t oh0 = col / wp, ow0 = col - oh0 * wp, count = std::min<int64_t>(NR, cols - col);
+            for (int64_t pc = 0; pc < R; pc += kc_step) {
+                const int64_t kc = std::min(kc_step, R - pc);
+                for (int64_t ip = 0; ip < m_panels; ++ip) {
+                    T* sum = acc + ip * MR * NR;
+                    if (pc == 0) {
+                        indirect_kernel(kc, packed_w.data() + ip * kc * MR, xpad + col, offsets.data(), sum);
+                    } else {
+                        indirect_kernel(kc, packed_w.data() + pc * m_panels * MR + ip * kc * MR, xpad + col,
+                                        offsets.data() + pc, tile);
+                        for (int e = 0; e < MR * NR; ++e) sum[e] += tile[e];
+                    }
+                }
+            }
+            for (int64_t k = 0; k < s.K; ++k) {
+                const T* row = acc + k * NR;  // panel k / MR, row k % MR: rows are consecutive
+                const T bias = b ? b[k] : T(0);
+                T* ok = on + k * P;
+                int64_t oh = oh0, ow = ow0;
+                for (int64_t t = 0; t < count; ++t) {
+                    if (ow < s.OW) ok[oh * s.OW + ow] = row[t] + bias;
+                    if (++ow == wp) ow = 0, ++oh;
+                }
+            }
+        }
+    };
+    if (get_num_threads() > 1 && s.N > 1) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    }
+}
+
+// ------------------------------------------------------------------------- gathered (any stride)
+// The transposed orientation: tiles of 6 output positions x 16 filters. Position i's window is read
+// in place from the padded image, one broadcast per tap (base[position_i + offset_tap]); the filters
+// are packed once per call as 16-wide panels of w^T, which every vector load reads aligned. Unlike
+// the padded-width path above it computes no discarded columns, at any stride; it needs the filter
+// count to fill 16-wide panels and enough taps (R) to amortise each tile's store.
+static constexpr int64_t kGatheredMinTaps = 64;
+
+static bool gathered_applies(const Conv2dShape& s, int64_t elem_bytes) {
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, k_padded = ceil_div(s.K, 16) * 16;
+    return !is_pointwise(s) && s.K >= 16 && (k_padded - s.K) * 10 <= s.K && s.C * s.kh * s.kw >= kGatheredMinTaps &&
+           s.C * hp * wp * elem_bytes <= kDirectMaxImageBytes;
+}
+
+template <typename T>
+static void gather_a_kernel(int64_t kc, const T* base, const int64_t* positions, const int64_t* offsets, const T* b,
+                            T* tile) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2()) return sgemm_kernel_gather_a_avx2(kc, base, positions, offsets, b, tile);
+    }
+#endif
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, b += NR)
+        for (int i = 0; i < MR; ++i) {
+            const T a = base[positions[i] + offsets[p]];
+            for (int j = 0; j < NR; ++j) acc[i][j] += a * b[j];
+        }
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
+}
+
+template <typename T>
+static void gathered_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t R = s.C * s.kh * s.kw, taps = s.kh * s.kw, P = s.OH * s.OW;
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    std::vector<int64_t> offsets((size_t)R);
+    for (int64_t r = 0; r < R; ++r) {
+        const int64_t c = r / taps, i = (r - c * taps) / s.kw, j = r - c * taps - i * s.kw;
+        offsets[(size_t)r] = c * plane + i * wp + j;
+    }
+    // Window origins of every output, padded to whole blocks by repeating the last (results dropped).
+    const int64_t blocks = ceil_div(P, MR);
+    std::vector<int64_t> positions((size_t)(blocks * MR));
+    for (int64_t p = 0; p < blocks * MR; ++p) {
+        const int64_t q = std::min(p, P - 1), oh = q / s.OW, ow = q - oh * s.OW;
+        positions[(size_t)p] = oh * s.sh * wp + ow * s.sw;
+    }
+    const int64_t k_panels = ceil_div(s.K, NR);
+    // Panel jp: R x NR of w^T, 64-byte aligned for the kernel's aligned loads.
+    const size_t packed_bytes = ((size_t)(k_panels * R * NR) * sizeof(T) + 63) & ~size_t(63);
+    std::unique_ptr<T, decltype(&std::free)> packed_w(static_cast<T*>(std::aligned_alloc(64, packed_bytes)), &std::free);
+    if (!packed_w) throw std::bad_alloc();
+    StridedOperand<T>(w, 1, R).pack(packed_w.get(), 0, R, 0, s.K, NR);
+    // Filter panels taken a group at a time, the group small enough to stay in L2 while every
+    // position block passes over it.
+    const int64_t group = std::max<int64_t>(1, (256 * 1024) / (R * NR * (int64_t)sizeof(T)));
+
+    auto one_image = [&](int64_t n) {
+        T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
+        pad_image(x, n, s, xpad, 0);
+        T* on = out + n * s.K * P;
+        alignas(64) T tile[MR * NR];
+        for (int64_t jg = 0; jg < k_panels; jg += group)
+            for (int64_t ib = 0; ib < blocks; ++ib) {
+                const int64_t p0 = ib * MR, count = std::min<int64_t>(MR, P - p0);
+                for (int64_t jp = jg; jp < std::min(k_panels, jg + group); ++jp) {
+                    gather_a_kernel<T>(R, xpad, positions.data() + p0, offsets.data(), packed_w.get() + jp * R * NR,
+                                       tile);
+                    const int64_t ks = std::min<int64_t>(NR, s.K - jp * NR);
+                    for (int64_t l = 0; l < ks; ++l) {
+                        const int64_t k = jp * NR + l;
+                        const T bias = b ? b[k] : T(0);
+                        T* ok = on + k * P + p0;
+                        for (int64_t i = 0; i < count; ++i) ok[i] = tile[i * NR + l] + bias;
+                    }
+                }
+            }
+    };
+    if (get_num_threads() > 1 && s.N > 1) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    }
+}
+
+// Forward convolution read in place from the padded image (no unfolding), when one of the two
+// in-place paths suits the shape. Returns false when neither does.
+template <typename T>
+static bool forward_in_place(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    if (gathered_applies(s, sizeof(T))) {
+        gathered_forward(x, w, b, out, s);
+        return true;
+    }
+    if (direct_applies(s, sizeof(T))) {
+        direct_forward(x, w, b, out, s);
+        return true;
+    }
+    return false;
+}
+
+// ------------------------------------------------------------------------- forward
+template <typename T>
+bool conv2d_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W;
+    const StridedOperand<T> weights(w, 1, R);  // A = w (K, R): Q(p = r, q = k) = w[k*R + r]
+    if (forward_in_place(x, w, b, out, s)) return all_finite(out, s.N * s.K * P);
+    const bool pointwise = is_pointwise(s);
+    auto one_image = [&](int64_t n, bool parallel) {
+        const T* xn = x + n * image;
+        T* on = out + n * s.K * P;
+        if (pointwise)  // cols_n = x_n as a (C, H*W) matrix
+            gemm<T>(s.K, P, R, weights, StridedOperand<T>(xn, P, 1), on, P, false, b, parallel);
+        else
+            gemm<T>(s.K, P, R, weights, Im2colOperand<T>(xn, s), on, P, false, b, parallel);
+        // Checked while the image's output is still in cache.
+        return all_finite(on, s.K * P);
+    };
+    int bad = 0;
+    if (images_in_parallel(s.N)) {
+#pragma omp parallel for schedule(static) reduction(| : bad)
+        for (int64_t n = 0; n < s.N; ++n) bad |= !one_image(n, false);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) bad |= !one_image(n, true);
+    }
+    return !bad;
+}
+
+// ------------------------------------------------------------------------- backward data
+template <typename T>
+void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s) {
+    constexpr int NR = GemmTraits<T>::NR;
+    const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W, taps = s.kh * s.kw;
+    if (is_pointwise(s)) {
+        // dx_n (C, HW) = w^T (C, K) dout_n (K, HW): no col2im.
+        const StridedOperand<T> weights_t(w, s.C, 1);  // Q(p = k, q = c) = w[k*C + c]
+        auto one_image = [&](int64_t n, bool parallel) {
+            gemm<T>(s.C, P, s.K, weights_t, StridedOperand<T>(dout + n * s.K * P, P, 1), dx + n * image, P,
+                    false, nullptr, parallel);
+        };
+        if (images_in_parallel(s.N)) {
+#pragma omp parallel for schedule(static)
+            for (int64_t n = 0; n < s.N; ++n) one_image(n, false);
+        } else {
+            for (int64_t n = 0; n < s.N; ++n) one_image(n, true);
+        }
+        return;
+    }
+    // dcols is produced in column chunks of about 2 MB (a share of the last-level cache) and
+    // scattered into dx before the next chunk, so it is read back from cache, not from memory.
+    const int64_t budget = std::max<int64_t>(NR, ((int64_t(2) << 20) / (R * (int64_t)sizeof(T))) / NR * NR);
+    const int64_t chunks = ceil_div(P, budget);
+    const int64_t chunk = std::min(P, ceil_div(ceil_div(P, chunks), NR) * NR);
+    // Stride 1: dx is the forward convolution of dout, zero-padded by (kh-1-ph, kw-1-pw), with the
+    // filters transposed (K <-> C) and flipped; with few input channels that is the direct path.
+    const Conv2dShape flipped{s.N, s.K, s.OH, s.OW, s.C, s.kh, s.kw, 1, 1, s.kh - 1 - s.ph, s.kw - 1 - s.pw, s.H, s.W};
+    if (s.sh == 1 && s.sw == 1 && s.ph < s.kh && s.pw < s.kw &&
+        (gathered_applies(flipped, sizeof(T)) || direct_applies(flipped, sizeof(T)))) {
+        std::vector<T> w_flipped((size_t)(s.C * s.K * taps));  // w'[c, k, i, j] = w[k, c, kh-1-i, kw-1-j]
+        for (int64_t k = 0; k < s.K; ++k)
+            for (int64_t c = 0; c < s.C; ++c)
+                for (int64_t tap = 0; tap < taps; ++tap)
+                    w_flipped[(size_t)((c * s.K + k) * taps + (taps - 1 - tap))] = w[(k * s.C + c) * taps + tap];
+        forward_in_place<T>(dout, w_flipped.data(), nullptr, dx, flipped);
+        return;
+    }
+    const StridedOperand<T> weights_t(w, R, 1);  // A = w^T (R, K): Q(p = k, q = r) = w[k*R + r]
+    auto one_image = [&](int64_t n, bool parallel) {
+        T* dxn = dx + n * image;
+        std::fill(dxn, dxn + image, T(0));
+        T* dcols = thread_scratch<T>(kScratchConvColumns, R * chunk);
+        for (int64_t col = 0; col < P; col += chunk) {
+            const int64_t count = std::min(chunk, P - col);
+            gemm<T>(R, count, s.K, weights_t, StridedOperand<T>(dout + n * s.K * P + col, P, 1), dcols, count,
+                    false, nullptr, parallel);
+            const int64_t oh = col / s.OW, ow = col - oh * s.OW;
+            // Channels own disjoint planes of dx: they can be scattered by different threads.
+#pragma omp parallel for schedule(static) if (parallel && get_num_threads() > 1 && R * count > (1 << 16))
+            for (int64_t c = 0; c < s.C; ++c)
+                for (int64_t tap = 0; tap < taps; ++tap)
+                    scatter_add_columns(dxn + c * s.H * s.W, s, tap / s.kw, tap % s.kw, oh, ow, count,
+                                        dcols + (c * taps + tap) * count);
+        }
+    };
+    if (images_in_parallel(s.N)) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n, false);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n, true);
+    }
+}
+
+// ------------------------------------------------------------------------- backward weight
+template <typename T>
+bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2dShape& s) {
+    const int64_t P = s.OH * s.OW, R = s.C * s.kh * s.kw, image = s.C * s.H * s.W, weights = s.K * R;
+    const bool pointwise = is_pointwise(s);
+    // Few filters reuse each unfolded element too little to pay for packing it: read the padded
+    // image in place instead (stride 1, image small enough to stay in cache).
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
+    const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 12 && s.K <= 64 &&
+                        s.C * hp * wp * (int64_t)sizeof(T) <= kDirectMaxSmallImageBytes;
+    // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
+    auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
+        if (direct) return direct_weight_gradient_image(dout, x, n, target, accumulate, s);
+        const StridedOperand<T> grads(dout + n * s.K * P, 1, P);  // Q(p = column, q = k) = dout_n[k*P + column]
+        const T* xn = x + n * image;
+        if (pointwise)  // Q(p = column, q = c) = x_n[c*P + column]
+            gemm<T>(s.K, R, P, grads, StridedOperand<T>(xn, 1, P), target, R, accumulate, nullptr, parallel);
+        else
+            gemm<T>(s.K, R, P, grads, Im2colTransposedOperand<T>(xn, s), target, R, accumulate, nullptr, parallel);
+    };
+    if (images_in_parallel(s.N)) {
+        std::vector<T*> partials((size_t)get_num_threads(), nullptr);
+        int team = 1;
+#pragma omp parallel num_threads((int)partials.size())
+        {
+            int me = 0;
+#ifdef _OPENMP
+            me = omp_get_thread_num();
+#pragma omp single
+            team = omp_get_num_threads();
+#endif
+            T* mine = thread_scratch<T>(kScratchConvWeightGrad, weights);
+            partials[(size_t)me] = mine;
+            bool first = true;
+#pragma omp for schedule(static)
+            for (int64_t n = 0; n < s.N; ++n) {
+                one_image(n, mine, !first, false);
+                first = false;
+            }
+            if (first) std::fill(mine, mine + weights, T(0));
+        }
+        // Summed in thread order: the same result whatever the timing.
+#pragma omp parallel for schedule(static) if (weights > (1 << 14))
+        for (int64_t e = 0; e < weights; ++e) {
+            T sum = partials[0][e];
+            for (int t = 1; t < team; ++t) sum += partials[(size_t)t][e];
+            dw[e] = sum;
+        }
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n, dw, n > 0, true);
+    }
+    if (db) {
+#pragma omp parallel for schedule(static) if (s.N * s.K * P > (1 << 16))
+        for (int64_t k = 0; k < s.K; ++k) {
+            // db sums N*OH*OW terms: accumulated in double, in eight independent chains (one chain
+            // would wait on the add latency for every element).
+            double sums[8] = {};
+            for (int64_t n = 0; n < s.N; ++n) {
+                const T* g = dout + (n * s.K + k) * P;
+                int64_t p = 0;
+                for (; p + 8 <= P; p += 8)
+                    for (int u = 0; u < 8; ++u) sums[u] += g[p + u];
+                for (; p < P; ++p) sums[p & 7] += g[p];
+            }
+            db[k] = (T)(((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7])));
+        }
+    }
+    return all_finite(dw, weights) && (!db || all_finite(db, s.K));
+}
+
+template bool conv2d_forward<float>(const float*, const float*, const float*, float*, const Conv2dShape&);
+template bool conv2d_forward<double>(const double*, const double*, const double*, double*, const Conv2dShape&);
+template void conv2d_backward_data<float>(const float*, const float*, float*, const Conv2dShape&);
+template void conv2d_backward_data<double>(const double*, const double*, double*, const Conv2dShape&);
+template bool conv2d_backward_weight<float>(const float*, const float*, float*, float*, const Conv2dShape&);
+template bool conv2d_backward_weight<double>(const double*, const double*, double*, double*, const Conv2dShape&);
+
+}  // namespace fastnn

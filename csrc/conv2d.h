@@ -1,0 +1,42 @@
+// 2-D convolution (cross-correlation) on the CPU, NCHW, built on our packed GEMM (gemm.h).
+//
+//   x (N, C, H, W)   w (K, C, kh, kw)   b (K,) or null   out / dout (N, K, OH, OW)
+//   OH = (H + 2 ph - kh) / sh + 1,  OW = (W + 2 pw - kw) / sw + 1,  P = OH * OW,  R = C * kh * kw
+//   cols_n (R, P): cols_n[(c, i, j), (oh, ow)] = xpad[n, c, oh*sh + i, ow*sw + j]   (im2col of image n)
+//
+//   forward:          out_n (K, P)  = w (K, R) * cols_n (R, P) + b          (one GEMM per image)
+//   backward data:    dcols (R, P)  = w^T (R, K) * dout_n (K, P);  dx_n = col2im(dcols)  (scatter-add)
+//   backward weight:  dw (K, R)    += dout_n (K, P) * cols_n^T (P, R);  db[k] = sum_{n, p} dout[n, k, p]
+//
+// cols_n is never stored: the GEMM's B packer reads the image directly (implicit im2col), so the
+// unfolded matrix exists only as the cache-sized packed panels. A 1x1, stride-1, unpadded conv needs
+// no unfolding at all (cols_n is x_n seen as a (C, H*W) matrix). Backward data unfolds dcols in
+// L2-sized column chunks and scatters each chunk into dx before the next.
+//
+// Threads: with at least as many images as threads, each thread takes whole images (single-threaded
+// GEMMs, per-thread dw partials summed at the end in thread order, so results do not depend on
+// scheduling); with fewer, the images run one after another and each GEMM uses the whole team.
+#pragma once
+#include <cstdint>
+
+namespace fastnn {
+
+struct Conv2dShape {
+    int64_t N, C, H, W;     // input
+    int64_t K, kh, kw;      // filters
+    int64_t sh, sw, ph, pw; // stride, zero padding
+    int64_t OH, OW;         // output (derived by the caller, checked by the binding)
+};
+
+// Returns false when the output holds NaN or inf (the caller reports it).
+template <typename T>
+bool conv2d_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s);
+
+template <typename T>
+void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s);
+
+// db may be null (no bias). Returns false when dw or db holds NaN or inf.
+template <typename T>
+bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2dShape& s);
+
+}  // namespace fastnn

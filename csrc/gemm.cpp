@@ -1,0 +1,240 @@
+// The packed GEMM driver (blocking, packing, threading) and the portable micro-kernels.
+// See gemm.h for the loop nest; the AVX2/FMA micro-kernels are in gemm_avx2.cpp.
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+
+#include "cpu_features.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace fastnn {
+
+// ------------------------------------------------------------------------- scratch memory
+// Per-thread, 64-byte aligned, grown on demand and kept: the OpenMP threads persist, so a GEMM call
+// reuses the pages faulted in by the previous one instead of mapping fresh megabytes every call.
+namespace {
+struct ScratchBuffer {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+    ~ScratchBuffer() { std::free(ptr); }
+    void* get(size_t want) {
+        if (want > bytes) {
+            std::free(ptr);
+            bytes = (want + 4095) & ~size_t(4095);
+            ptr = std::aligned_alloc(64, bytes);
+            if (!ptr) throw std::bad_alloc();
+        }
+        return ptr;
+    }
+};
+thread_local ScratchBuffer scratch_slots[kScratchSlots];
+}  // namespace
+
+template <typename T>
+T* thread_scratch(int slot, int64_t count) {
+    return static_cast<T*>(scratch_slots[slot].get((size_t)count * sizeof(T)));
+}
+template float* thread_scratch<float>(int, int64_t);
+template double* thread_scratch<double>(int, int64_t);
+
+// ------------------------------------------------------------------------- packing
+template <typename T>
+static void pack_panel_transposed_portable(const T* src, int64_t stride_p, int64_t stride_q, int64_t kc,
+                                           int64_t lanes, int width, T* panel) {
+    // Read each lane's run along p (contiguous when stride_p == 1), write it with stride `width`.
+    for (int64_t l = 0; l < lanes; ++l) {
+        const T* run = src + l * stride_q;
+        for (int64_t p = 0; p < kc; ++p) panel[p * width + l] = run[p * stride_p];
+    }
+    if (lanes < width)
+        for (int64_t p = 0; p < kc; ++p)
+            for (int64_t l = lanes; l < width; ++l) panel[p * width + l] = T(0);
+}
+
+void pack_panel_transposed(const float* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, float* panel) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if (stride_p == 1 && width <= 16 && use_avx2())
+        return pack_panel_transposed_avx2(src, stride_q, kc, lanes, width, panel);
+#endif
+    pack_panel_transposed_portable(src, stride_p, stride_q, kc, lanes, width, panel);
+}
+
+void pack_panel_transposed(const double* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, double* panel) {
+    pack_panel_transposed_portable(src, stride_p, stride_q, kc, lanes, width, panel);
+}
+
+template <typename T>
+void StridedOperand<T>::pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const {
+    for (int64_t t = 0; t * width < nq; ++t) {
+        T* panel = dst + t * kc * width;
+        const int64_t lanes = std::min<int64_t>(width, nq - t * width);
+        const T* base = data + p0 * stride_p + (q0 + t * width) * stride_q;
+        if (stride_q == 1) {
+            // Each p contributes `lanes` contiguous values: a row copy.
+            if (lanes == width && width == GemmTraits<T>::NR) {  // constant size: inlined vector moves
+                for (int64_t p = 0; p < kc; ++p)
+                    std::memcpy(panel + p * width, base + p * stride_p, GemmTraits<T>::NR * sizeof(T));
+            } else {
+                for (int64_t p = 0; p < kc; ++p) {
+                    const T* src = base + p * stride_p;
+                    T* out = panel + p * width;
+                    for (int64_t l = 0; l < lanes; ++l) out[l] = src[l];
+                    for (int64_t l = lanes; l < width; ++l) out[l] = T(0);
+                }
+            }
+        } else {
+            pack_panel_transposed(base, stride_p, stride_q, kc, lanes, width, panel);
+        }
+    }
+}
+template struct StridedOperand<float>;
+template struct StridedOperand<double>;
+
+// ------------------------------------------------------------------------- micro-kernels
+template <typename T>
+static void gemm_kernel_portable(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, bool accumulate,
+                                 const T* row_bias) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, a += MR, b += NR)
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < MR; ++i) {
+        T* row = c + i * ldc;
+        const T start = row_bias ? row_bias[i] : T(0);
+        for (int j = 0; j < NR; ++j) row[j] = (accumulate ? row[j] : start) + acc[i][j];
+    }
+}
+
+template <typename T>
+using MicroKernel = void (*)(int64_t, const T*, const T*, T*, int64_t, bool, const T*);
+
+template <typename T>
+static MicroKernel<T> pick_kernel() {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if (use_avx2()) {
+        if constexpr (std::is_same_v<T, float>) return sgemm_kernel_avx2;
+        else return dgemm_kernel_avx2;
+    }
+#endif
+    return gemm_kernel_portable<T>;
+}
+
+// ------------------------------------------------------------------------- driver
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Below this many flops a second thread costs more (fork/join, barriers) than it saves.
+static constexpr double kParallelFlops = 4e6;
+// A B block this size stays in a 512 KB L2 next to the A block.
+static constexpr int64_t kL2BlockBytes = 256 * 1024;
+
+template <typename T>
+void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOperand<T>& B, T* C,
+          int64_t ldc, bool accumulate, const T* row_bias, bool parallel) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    constexpr int64_t MC = GemmTraits<T>::MC, KC = GemmTraits<T>::KC, NC = GemmTraits<T>::NC;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = row_bias ? row_bias[i] : T(0);
+        return;
+    }
+    const MicroKernel<T> kernel = pick_kernel<T>();
+    // Equal reduction blocks (576 = 288 + 288, not 256 + 256 + 64): a short last block would pay the
+    // micro-kernel's C load/store for little work.
+    const int64_t kc_step = ceil_div(ceil_div(K, ceil_div(K, KC)), 8) * 8;
+    const int64_t kc_max = std::min(kc_step, K);
+    // B block width. Each packed B element is used by M rows; when M is small that reuse cannot
+    // hide an L3-resident B, so the block is narrowed to stay in L2 (packed, then used at once).
+    const int64_t nc_step = M <= 2 * MC ? std::max<int64_t>(NR, (kL2BlockBytes / (int64_t)sizeof(T) / kc_step) / NR * NR) : NC;
+    const int64_t nc_max = std::min(nc_step, ceil_div(N, NR) * NR);
+    // The packed B block is shared by the team: the calling thread's buffer.
+    T* bpack = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
+
+    int threads = 1;
+#ifdef _OPENMP
+    if (parallel && !omp_in_parallel() && 2.0 * M * N * K > kParallelFlops) threads = get_num_threads();
+#else
+    (void)parallel;
+#endif
+
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        T* apack = thread_scratch<T>(kScratchPackA, ceil_div(MC, MR) * MR * kc_max);
+        int64_t packed_ic = -1, packed_pc = -1;  // which A block apack holds
+        for (int64_t jc = 0; jc < N; jc += nc_step) {
+            const int64_t nc = std::min(nc_step, N - jc);
+            const int64_t b_panels = ceil_div(nc, NR);
+            for (int64_t pc = 0; pc < K; pc += kc_step) {
+                const int64_t kc = std::min(kc_step, K - pc);
+                const bool first = pc == 0 && !accumulate;
+
+                // Each thread packs one contiguous run of panels in a single call (packers amortise
+                // their per-call bookkeeping over the run).
+#pragma omp for schedule(static)
+                for (int64_t part = 0; part < threads; ++part) {
+                    const int64_t t0 = part * b_panels / threads, t1 = (part + 1) * b_panels / threads;
+                    if (t1 > t0)
+                        B.pack(bpack + t0 * kc * NR, pc, kc, jc + t0 * NR, std::min(nc, t1 * NR) - t0 * NR, NR);
+                }
+                // (implicit barrier: B is packed before anyone reads it)
+
+                // Tasks: (A block, run of B panels). Enough of them to balance the team; a thread's
+                // consecutive tasks share an A block, so it is packed once per thread.
+                const int64_t ic_blocks = ceil_div(M, MC);
+                const int64_t j_chunks = std::min(b_panels, std::max<int64_t>(1, ceil_div(4 * threads, ic_blocks)));
+#pragma omp for schedule(static)
+                for (int64_t task = 0; task < ic_blocks * j_chunks; ++task) {
+                    const int64_t ic = (task / j_chunks) * MC, chunk = task % j_chunks;
+                    const int64_t mc = std::min(MC, M - ic);
+                    if (ic != packed_ic || pc != packed_pc) {
+                        A.pack(apack, pc, kc, ic, mc, MR);
+                        packed_ic = ic;
+                        packed_pc = pc;
+                    }
+                    const int64_t jp_begin = chunk * b_panels / j_chunks, jp_end = (chunk + 1) * b_panels / j_chunks;
+                    for (int64_t jp = jp_begin; jp < jp_end; ++jp) {
+                        const int64_t j = jc + jp * NR, nr = std::min<int64_t>(NR, N - j);
+                        const T* bp = bpack + jp * kc * NR;
+                        for (int64_t ip = 0; ip * MR < mc; ++ip) {
+                            const int64_t i = ic + ip * MR, mr = std::min<int64_t>(MR, M - i);
+                            const T* ap = apack + ip * kc * MR;
+                            const T* bias = (first && row_bias) ? row_bias + i : nullptr;
+                            if (mr == MR && nr == NR) {
+                                kernel(kc, ap, bp, C + i * ldc + j, ldc, !first, bias);
+                            } else {
+                                // Edge tile: compute the full register block into a local tile and
+                                // copy out only the rows and columns that exist.
+                                alignas(64) T tile[MR * NR];
+                                kernel(kc, ap, bp, tile, NR, false, nullptr);
+                                for (int64_t r = 0; r < mr; ++r) {
+                                    T* row = C + (i + r) * ldc + j;
+                                    const T start = bias ? bias[r] : T(0);
+                                    for (int64_t s = 0; s < nr; ++s)
+                                        row[s] = (first ? start : row[s]) + tile[r * NR + s];
+                                }
+                            }
+                        }
+                    }
+                }
+                // (implicit barrier: nobody repacks B while another thread still reads it)
+            }
+        }
+    }
+}
+
+template void gemm<float>(int64_t, int64_t, int64_t, const GemmOperand<float>&, const GemmOperand<float>&,
+                          float*, int64_t, bool, const float*, bool);
+template void gemm<double>(int64_t, int64_t, int64_t, const GemmOperand<double>&, const GemmOperand<double>&,
+                           double*, int64_t, bool, const double*, bool);
+
+}  // namespace fastnn

@@ -1,0 +1,102 @@
+// Our own packed GEMM (the BLIS/Goto structure), the engine under conv2d.
+//
+//   C (M, N) = A (M, K) * B (K, N)  [+ C when accumulating]  [+ row_bias[i] on every C[i, :] when not]
+//
+// Why packing: the micro-kernel reads A as MR-row panels and B as NR-column panels, each laid out
+// contiguously in the order the kernel consumes them, so its loads are sequential and the panels
+// stay in cache while they are reused. The operands are *packers*, not matrices: conv2d packs its
+// B panels straight from the images (implicit im2col: the unfolded matrix is never stored whole),
+// and a plain row-major matrix is just one kind of packer.
+//
+// Loop nest (C blocks of MC x NC, reduction blocks of KC):
+//   for jc in N step NC:                     B block  (KC x NC)  packed once, shared by all threads
+//     for pc in K step KC:
+//       pack B[pc:pc+KC, jc:jc+NC]
+//       for (ic, column chunk) tasks:        OpenMP splits these across threads
+//         pack A[ic:ic+MC, pc:pc+KC]         (thread-local, reused while ic is unchanged)
+//         for jr, ir: micro-kernel MR x NR   (accumulates in registers over the KC reduction)
+//
+// Register blocks: float 6 x 16 (12 ymm accumulators), double 6 x 8 (the same 12 ymm). The AVX2/FMA
+// kernels live in gemm_avx2.cpp; the portable kernels (same panel layout) in gemm.cpp.
+#pragma once
+#include <cstdint>
+
+namespace fastnn {
+
+template <typename T>
+struct GemmTraits;
+template <>
+struct GemmTraits<float> {
+    static constexpr int MR = 6, NR = 16;
+    static constexpr int64_t MC = 96, KC = 256, NC = 2048;
+};
+template <>
+struct GemmTraits<double> {
+    static constexpr int MR = 6, NR = 8;
+    static constexpr int64_t MC = 96, KC = 128, NC = 2048;
+};
+
+// One GEMM operand seen as Q(p, q): p runs along the reduction (K) axis, q along the free axis
+// (rows of A, columns of B). pack() writes the block p in [p0, p0+kc), q in [q0, q0+nq) as
+// ceil(nq / width) panels; panel t holds, for each p, `width` values Q(p, q0 + t*width + lane),
+// zero where q0 + t*width + lane >= q0 + nq. (So A is packed with width MR, B with width NR.)
+template <typename T>
+struct GemmOperand {
+    virtual ~GemmOperand() = default;
+    virtual void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const = 0;
+};
+
+// A strided matrix: Q(p, q) = data[p * stride_p + q * stride_q]. For row-major A (M x K) with
+// leading dimension lda: stride_p = 1, stride_q = lda. For row-major B (K x N): stride_p = ldb,
+// stride_q = 1. A transposed operand swaps the strides.
+template <typename T>
+struct StridedOperand final : GemmOperand<T> {
+    const T* data;
+    int64_t stride_p, stride_q;
+    StridedOperand(const T* data_, int64_t stride_p_, int64_t stride_q_)
+        : data(data_), stride_p(stride_p_), stride_q(stride_q_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override;
+};
+
+// C = A B (+ C if accumulate, else + row_bias[i] if row_bias is not null). C is row-major with
+// leading dimension ldc. `parallel` allows an OpenMP team (callers already inside a parallel
+// region pass false and get a single-threaded GEMM with thread-local buffers).
+template <typename T>
+void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOperand<T>& B, T* C,
+          int64_t ldc, bool accumulate, const T* row_bias, bool parallel);
+
+// Per-thread scratch memory, 64-byte aligned, kept between calls (slot = what it is for).
+enum ScratchSlot { kScratchPackA, kScratchPackB, kScratchConvColumns, kScratchConvWeightGrad, kScratchConvRow,
+                   kScratchSlots };
+template <typename T>
+T* thread_scratch(int slot, int64_t count);
+
+// Micro-kernels: C[0:MR, 0:NR] (ldc) = (accumulate ? C : row_bias broadcast or 0) + sum_p a[p] b[p]^T
+// over kc steps of packed panels a (MR per p) and b (NR per p). row_bias may be null.
+void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                       bool accumulate, const float* row_bias);
+void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                       bool accumulate, const double* row_bias);
+
+// Indirect-B micro-kernel: tile (MR x NR, row-major) = sum_p a[p] (MR) x (NR values at base + offsets[p]).
+void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, const int64_t* offsets,
+                                float* tile);
+
+// Row-pointer micro-kernel: tile (MR x NR) = sum_p (rows[i][p], i < MR) x b[p] (packed NR panel).
+void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* tile);
+
+// Gathered-A micro-kernel: tile (MR x NR) = sum_p (base[positions[i] + offsets[p]], i < MR) x b[p].
+void sgemm_kernel_gather_a_avx2(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
+                                const float* b, float* tile);
+
+// One panel of `width` lanes from runs along p: panel[p*width + l] = src[l*stride_q + p*stride_p] for
+// l < lanes, 0 for lanes <= l < width; p in [0, kc). The transposing case of packing (AVX2 for float
+// with stride_p == 1).
+void pack_panel_transposed(const float* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, float* panel);
+void pack_panel_transposed(const double* src, int64_t stride_p, int64_t stride_q, int64_t kc, int64_t lanes,
+                           int width, double* panel);
+void pack_panel_transposed_avx2(const float* src, int64_t stride_q, int64_t kc, int64_t lanes, int width,
+                                float* panel);
+
+}  // namespace fastnn

@@ -1,0 +1,69 @@
+"""Our packed GEMM (fastnn._C.gemm, the engine under conv2d) against NumPy's matmul, on sizes that
+cross every blocking boundary (MR/NR edge tiles, MC, KC and NC blocks), both SIMD paths, both dtypes."""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.testing import assert_close
+
+C = fastnn._backend._C
+
+# (M, N, K): single elements, edge tiles, and blocks larger than MC = 96, KC = 256 (float) or
+# 128 (double), NC = 2048.
+SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 2050, 40), (200, 70, 600)]
+
+
+@pytest.fixture(params=["avx2", "portable"])
+def simd(request):
+    if request.param == "avx2" and not C.cpu_supports_avx2_fma():
+        pytest.skip("CPU without AVX2/FMA")
+    before = fastnn.simd()
+    C.set_simd(request.param == "avx2")
+    yield request.param
+    C.set_simd(before == "avx2")
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, n, k", SIZES)
+def test_gemm_matches_numpy(m, n, k, dtype, trans_a, trans_b, simd):
+    rng = np.random.default_rng(m * 1000 + n + k)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    c = C.gemm(a, b, trans_a, trans_b)
+    expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    assert c.dtype == dtype and c.shape == (m, n)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_close(c, expected, rtol=tol, atol=tol * np.sqrt(k), name="C")
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_gemm_any_thread_count(threads):
+    before = fastnn.get_num_threads()
+    fastnn.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        a = rng.standard_normal((300, 520)).astype(np.float32)
+        b = rng.standard_normal((520, 250)).astype(np.float32)
+        assert_close(C.gemm(a, b), a.astype(np.float64) @ b, rtol=1e-5, atol=1e-4, name="C")
+    finally:
+        fastnn.set_num_threads(before)
+
+
+def test_gemm_empty_inner_dimension_gives_zeros():
+    c = C.gemm(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32))
+    assert c.shape == (3, 4) and not c.any()
+
+
+def test_gemm_rejects_bad_input():
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        C.gemm(a, np.ones((5, 2), np.float32))
+    with pytest.raises(TypeError):
+        C.gemm(a, np.ones((4, 2), np.float64))
+    with pytest.raises(TypeError):
+        C.gemm(a.astype(np.int32), np.ones((4, 2), np.int32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        C.gemm(np.asfortranarray(np.ones((3, 4), np.float32)), np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        C.gemm(np.ones(4, np.float32), np.ones((4, 2), np.float32))
