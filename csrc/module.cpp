@@ -42,4 +42,5 @@ PYBIND11_MODULE(_C, m) {
         "Copies src into dst (1-D float32) on all threads; returns GB/s (read + write bytes).");
 
     fastnn::bind_softmax_xent(m);
+    fastnn::bind_pool(m);
 }
