@@ -11,9 +11,10 @@
 //   avg backward: dx[p][r][c] = (1 / (kh kw)) sum of dout over the windows holding (r, c)
 //
 // Passes over memory: each forward reads x once and writes out (and argmax) once; each backward
-// reads dout (and argmax) once and writes dx once: a thread owns whole planes, zeroes its plane of
-// dx (it stays in cache) and adds each output's gradient into it in output order. So no two
-// threads touch one element: deterministic without atomics.
+// reads dout (and argmax) once and writes dx once. A thread owns whole planes, so no two threads
+// touch one element: deterministic without atomics. Max backward zeroes its plane of dx (it stays
+// in cache) and adds each output's gradient at its argmax, in output order; avg backward gathers
+// (the window separates into rows times columns; see pool.cpp) and writes each element once.
 #pragma once
 #include <cstdint>
 
@@ -37,7 +38,7 @@ template <typename T>
 void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s);
 
 // The AVX2/FMA versions of one output row of one plane (float), in pool_avx2.cpp. They handle the
-// columns [first, last), a multiple of 8 columns whose windows lie wholly inside the plane, and
+// columns [first, last), at least 8 columns whose windows lie wholly inside the plane, and
 // return the NaN count.
 int64_t max_pool2d_row_interior_avx2(const float* plane, float* out_row, int32_t* argmax_row,
                                      const Pool2dShape& s, int64_t row_lo, int64_t row_hi,

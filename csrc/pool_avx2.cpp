@@ -33,6 +33,12 @@ static inline int64_t count_nan(__m256 v) {
     return __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
 }
 
+// Lanes k >= already_done, i.e. the columns an overlapping last block adds (NaN counted once).
+static inline __m256 new_lanes(int64_t already_done) {
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                  _mm256_set1_epi32((int)already_done - 1)));
+}
+
 template <int kStride>
 static int64_t max_row(const float* plane, float* out_row, int32_t* argmax_row, const Pool2dShape& s,
                        int64_t r0, int64_t r1, int64_t first, int64_t last) {
@@ -40,7 +46,10 @@ static int64_t max_row(const float* plane, float* out_row, int32_t* argmax_row, 
     const __m256i lane_offset = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                                    _mm256_set1_epi32((int)sw));
     int64_t nan_count = 0;
-    for (int64_t j = first; j < last; j += 8) {
+    for (int64_t block = first; block < last; block += 8) {
+        // The last block ends at `last` and may overlap the one before: recomputing a few columns
+        // beats a scalar tail.
+        const int64_t j = block + 8 <= last ? block : last - 8;
         const int64_t c0 = j * sw - s.pad_w;
         __m256 best = _mm256_set1_ps(-INFINITY);
         __m256i index = _mm256_add_epi32(_mm256_set1_epi32((int)(r0 * width + c0)), lane_offset);
@@ -58,7 +67,7 @@ static int64_t max_row(const float* plane, float* out_row, int32_t* argmax_row, 
         }
         _mm256_storeu_ps(out_row + j, best);
         _mm256_storeu_si256((__m256i*)(argmax_row + j), index);
-        nan_count += count_nan(best);
+        nan_count += count_nan(block == j ? best : _mm256_blendv_ps(_mm256_setzero_ps(), best, new_lanes(block - j)));
     }
     return nan_count;
 }
@@ -69,7 +78,8 @@ static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s,
     const int64_t width = s.width, sw = s.stride_w;
     const __m256 inv_area = _mm256_set1_ps(1.0f / (float)(s.kernel_h * s.kernel_w));
     int64_t nan_count = 0;
-    for (int64_t j = first; j < last; j += 8) {
+    for (int64_t block = first; block < last; block += 8) {
+        const int64_t j = block + 8 <= last ? block : last - 8;  // an overlapping last block, as in max_row
         const int64_t c0 = j * sw - s.pad_w;
         __m256 sum = _mm256_setzero_ps();
         for (int64_t r = r0; r < r1; ++r) {
@@ -78,7 +88,7 @@ static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s,
         }
         const __m256 mean = _mm256_mul_ps(sum, inv_area);
         _mm256_storeu_ps(out_row + j, mean);
-        nan_count += count_nan(mean);
+        nan_count += count_nan(block == j ? mean : _mm256_blendv_ps(_mm256_setzero_ps(), mean, new_lanes(block - j)));
     }
     return nan_count;
 }
