@@ -6,4 +6,5 @@ namespace fastnn {
 void bind_softmax_xent(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
 void bind_batch_norm(pybind11::module_& m);
+void bind_lstm(pybind11::module_& m);
 }  // namespace fastnn

@@ -44,4 +44,5 @@ PYBIND11_MODULE(_C, m) {
     fastnn::bind_softmax_xent(m);
     fastnn::bind_pool(m);
     fastnn::bind_batch_norm(m);
+    fastnn::bind_lstm(m);
 }
