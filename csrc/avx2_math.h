@@ -70,6 +70,28 @@ static inline __m256 log_ps(__m256 x) {
     return _mm256_or_ps(result, nan_mask);
 }
 
+// sigmoid(x) = 1 / (1 + exp(-x)) for 8 floats. exp_ps saturates instead of overflowing, so very
+// negative x gives a tiny positive value (not 0/inf trouble) and NaN stays NaN.
+static inline __m256 sigmoid_ps(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+// tanh(x) for 8 floats, a few ulp: sign(x) (1 - e) / (1 + e) with e = exp(-2|x|), and for |x| < 1/16,
+// where 1 - e would cancel, the series x - x^3/3 + 2x^5/15 - 17x^7/315 (next term below 1e-12).
+static inline __m256 tanh_ps(__m256 x) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    const __m256 ax = _mm256_andnot_ps(sign_bit, x);
+    const __m256 e = exp_ps(_mm256_mul_ps(ax, _mm256_set1_ps(-2.0f)));
+    const __m256 large = _mm256_div_ps(_mm256_sub_ps(one, e), _mm256_add_ps(one, e));
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_fmadd_ps(x2, _mm256_set1_ps(-17.0f / 315.0f), _mm256_set1_ps(2.0f / 15.0f));
+    p = _mm256_fmadd_ps(x2, p, _mm256_set1_ps(-1.0f / 3.0f));
+    const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(x2, x), p, x);
+    const __m256 signed_large = _mm256_or_ps(large, _mm256_and_ps(sign_bit, x));
+    return _mm256_blendv_ps(signed_large, small, _mm256_cmp_ps(ax, _mm256_set1_ps(0.0625f), _CMP_LT_OQ));
+}
+
 static inline float hmax(__m256 v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));

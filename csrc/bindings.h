@@ -5,4 +5,7 @@
 namespace fastnn {
 void bind_softmax_xent(pybind11::module_& m);
 void bind_conv2d(pybind11::module_& m);
+void bind_pool(pybind11::module_& m);
+void bind_batch_norm(pybind11::module_& m);
+void bind_lstm(pybind11::module_& m);
 }  // namespace fastnn

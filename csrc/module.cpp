@@ -43,4 +43,7 @@ PYBIND11_MODULE(_C, m) {
 
     fastnn::bind_softmax_xent(m);
     fastnn::bind_conv2d(m);
+    fastnn::bind_pool(m);
+    fastnn::bind_batch_norm(m);
+    fastnn::bind_lstm(m);
 }

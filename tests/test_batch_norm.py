@@ -9,7 +9,9 @@ import fastnn.functional as F
 import fastnn.reference as R
 from fastnn.testing import assert_close, numerical_gradient
 
-SHAPES = [(5, 3), (1, 3, 7, 7), (2, 3, 5, 4), (7, 20), (4, 9, 3, 3), (3, 2, 1, 1), (2, 17, 11, 13)]
+# Odd sizes, N=1, H=W=1, and two above the kernels' parallel threshold (column blocks that split unevenly).
+SHAPES = [(5, 3), (1, 3, 7, 7), (2, 3, 5, 4), (7, 20), (4, 9, 3, 3), (3, 2, 1, 1), (2, 17, 11, 13), (64, 600),
+          (4, 9, 33, 31)]
 
 
 @pytest.fixture(params=["avx2", "portable"])

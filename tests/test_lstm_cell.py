@@ -9,8 +9,9 @@ import fastnn.functional as F
 import fastnn.reference as R
 from fastnn.testing import assert_close, numerical_gradient
 
-# (B, D, H): batch 1, odd sizes, hidden sizes around the 8-float vector width.
-SIZES = [(1, 3, 4), (2, 5, 7), (3, 1, 8), (5, 6, 9), (4, 16, 17), (7, 33, 24)]
+# (B, D, H): batch 1, odd sizes, hidden sizes around the 8-float vector width, and one large enough
+# for the kernels to split the hidden units over threads (unevenly, with a tail).
+SIZES = [(1, 3, 4), (2, 5, 7), (3, 1, 8), (5, 6, 9), (4, 16, 17), (7, 33, 24), (9, 20, 1001)]
 
 
 @pytest.fixture(params=["avx2", "portable"])
@@ -91,6 +92,23 @@ def test_saturated_gates_stay_finite(simd):
     assert_close(h, ref_h, 1e-5, 1e-6, name="h")
     assert_close(c, ref_c, 1e-5, 1e-6, name="c")
     assert all(np.isfinite(g).all() for g in F.lstm_cell_backward(np.ones_like(h), np.ones_like(c), cache))
+
+
+def test_tanh_and_sigmoid_accuracy(simd):
+    # Pre-activations spread over the range where the vector tanh switches from its series to the
+    # exp form (|a| = 1/16), near zero (relative accuracy) and deep in saturation.
+    a = np.concatenate([np.linspace(-0.2, 0.2, 801), np.geomspace(1e-6, 30, 400), -np.geomspace(1e-6, 30, 400)])
+    hidden = a.size
+    b = np.tile(a, 4).astype(np.float32)
+    zeros = np.zeros((1, hidden), np.float32)
+    h, c, cache = F.lstm_cell_forward(np.zeros((1, 1), np.float32), zeros, zeros + 0.5,
+                                      np.zeros((1, 4 * hidden), np.float32), np.zeros((hidden, 4 * hidden), np.float32), b)
+    sig, tanh = 1 / (1 + np.exp(-a)), np.tanh(a)
+    assert_close(cache.gates[0, :hidden], sig, 1e-6, 1e-7, name="sigmoid")
+    assert_close(cache.gates[0, 3 * hidden:], tanh, 1e-6, 1e-7, name="tanh")
+    c_ref = sig * 0.5 + sig * tanh
+    assert_close(c[0], c_ref, 1e-6, 1e-7, name="c")
+    assert_close(h[0], sig * np.tanh(c_ref), 1e-6, 1e-7, name="h")
 
 
 def test_non_contiguous_input(simd):

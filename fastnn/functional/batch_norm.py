@@ -14,7 +14,9 @@ Backward, in the fused closed form (training):
 and in evaluation mode, where mu and var are constants: dx = gamma inv_std dout.
 
 The cache keeps x, mu and inv_std rather than xhat: the backward pass rebuilds xhat on the fly,
-which saves writing (and later reading) a tensor the size of x.
+which saves writing (and later reading) a tensor the size of x. On the CPU (fastnn._C) each pass
+is fused: forward reads x for the statistics and normalizes it while it is still in cache;
+backward reads x and dout for dgamma and dbeta, then writes dx in one multiply-add chain.
 """
 from typing import NamedTuple
 
@@ -30,14 +32,6 @@ class BatchNormCache(NamedTuple):
     mean: object  # (C,) the mu that normalized x (batch mean, or running_mean in evaluation)
     inv_std: object  # (C,) 1 / sqrt(var + eps) for that var
     training: bool  # True: batch statistics (dx has the mean terms); False: running statistics
-
-
-def _channel_axes(x):
-    return (0,) if x.ndim == 2 else (0, 2, 3)
-
-
-def _per_channel(v, ndim):
-    return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
 def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
@@ -97,32 +91,21 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
 
         return batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training, momentum, eps)
 
-    for name, v in params.items():
-        if not np.isfinite(v).all():
-            raise ValueError(f"batch_norm_forward: {name} contains NaN or inf")
-    if (running_var < 0).any():
-        raise ValueError("batch_norm_forward: running_var has negative entries")
+    # The running statistics are updated in place: the kernel writes into contiguous ones directly,
+    # anything else through a contiguous copy that is written back.
+    rm = running_mean if running_mean.flags.c_contiguous else np.ascontiguousarray(running_mean)
+    rv = running_var if running_var.flags.c_contiguous else np.ascontiguousarray(running_var)
     x = np.ascontiguousarray(x)
     gamma = np.ascontiguousarray(gamma)
-    axes = _channel_axes(x)
-    if training:
-        mean = x.mean(axis=axes)
-        var = ((x - _per_channel(mean, x.ndim)) ** 2).mean(axis=axes)
-        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
-            raise ValueError("batch_norm_forward: x contains NaN or inf (a batch statistic is not finite)")
-        running_mean *= 1.0 - momentum
-        running_mean += momentum * mean
-        running_var *= 1.0 - momentum
-        running_var += (momentum * m / (m - 1)) * var
-    else:
-        mean, var = running_mean.copy(), running_var
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    scale = gamma * inv_std
-    shift = beta - mean * scale
-    out = x * _per_channel(scale, x.ndim) + _per_channel(shift, x.ndim)
-    if not training and np.isnan(out).any():
-        raise ValueError("batch_norm_forward: x contains NaN")
-    return out, BatchNormCache(x, gamma, mean.astype(x.dtype), inv_std, training)
+    # The native layer refuses NaN/inf parameters before computing, and non-finite batch statistics
+    # (NaN or inf in x) before touching the running statistics; both raise ValueError.
+    out, mean, inv_std = _backend._C.batch_norm_forward(x, gamma, np.ascontiguousarray(beta), rm, rv, training,
+                                                        momentum, eps)
+    if training and rm is not running_mean:
+        running_mean[...] = rm
+    if training and rv is not running_var:
+        running_var[...] = rv
+    return out, BatchNormCache(x, gamma, mean, inv_std, training)
 
 
 def batch_norm_backward(dout, cache):
@@ -147,16 +130,5 @@ def batch_norm_backward(dout, cache):
         from .batch_norm_cuda import batch_norm_backward_cuda
 
         return batch_norm_backward_cuda(dout, cache)
-    dout = np.ascontiguousarray(dout)
     x, gamma, mean, inv_std, training = cache
-    ndim, axes = x.ndim, _channel_axes(x)
-    m = x.size // x.shape[1]
-    xhat = (x - _per_channel(mean, ndim)) * _per_channel(inv_std, ndim)
-    dbeta = dout.sum(axis=axes)
-    dgamma = (dout * xhat).sum(axis=axes)
-    scale = _per_channel(gamma * inv_std, ndim)
-    if training:
-        dx = scale * (dout - _per_channel(dbeta / m, ndim) - xhat * _per_channel(dgamma / m, ndim))
-    else:
-        dx = scale * dout
-    return dx, dgamma, dbeta
+    return _backend._C.batch_norm_backward(x, np.ascontiguousarray(dout), gamma, mean, inv_std, training)

@@ -21,7 +21,6 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _backend
-from .. import reference as _reference
 from ._checks import float_array, same_device, same_dtype
 
 
@@ -76,12 +75,15 @@ def lstm_cell_forward(x, h_prev, c_prev, Wx, Wh, b):
 
         return lstm_cell_forward_cuda(x, h_prev, c_prev, Wx, Wh, b)
 
-    x, h_prev, c_prev, Wx, Wh, b = (np.ascontiguousarray(a) for a in (x, h_prev, c_prev, Wx, Wh, b))
-    h, c, (_, _, _, _, _, i, f, o, g, _) = _reference.lstm_cell_forward(x, h_prev, c_prev, Wx, Wh, b)
-    if np.isnan(h).any() or np.isnan(c).any():
+    # The GEMMs take any strides (NumPy hands BLAS transposed views as they are); the fused kernel
+    # reads c_prev and b as contiguous rows.
+    c_prev = np.ascontiguousarray(c_prev)
+    a_x = np.matmul(x, Wx)  # (B, 4H), fresh and C-contiguous: the kernel writes the gates over it
+    a_h = np.matmul(h_prev, Wh)
+    h, c, tanh_c, nan_count = _backend._C.lstm_cell_forward_pointwise(a_x, a_h, np.ascontiguousarray(b), c_prev)
+    if nan_count:
         raise ValueError("lstm_cell_forward: h or c is NaN (NaN or inf in the inputs or weights)")
-    gates = np.concatenate([i, f, o, g], axis=1)
-    return h, c, LSTMCellCache(x, h_prev, c_prev, Wx, Wh, gates, np.tanh(c))
+    return h, c, LSTMCellCache(x, h_prev, c_prev, Wx, Wh, a_x, tanh_c)
 
 
 def lstm_cell_backward(dh, dc, cache):
@@ -113,13 +115,11 @@ def lstm_cell_backward(dh, dc, cache):
         return lstm_cell_backward_cuda(dh, dc, cache)
 
     x, h_prev, c_prev, Wx, Wh, gates, tanh_c = cache
-    hidden = shape[1]
-    i, f, o, g = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
-    # The reference rebuilds tanh(c) from c; atanh of the cached tanh(c) would lose precision,
-    # so c is rebuilt from its definition instead.
-    c = f * c_prev + i * g
-    return _reference.lstm_cell_backward(
-        None if dh is None else np.ascontiguousarray(dh),
-        None if dc is None else np.ascontiguousarray(dc),
-        (x, h_prev, c_prev, Wx, Wh, i, f, o, g, c),
-    )
+    da, dc_prev, db = _backend._C.lstm_cell_backward_pointwise(
+        None if dh is None else np.ascontiguousarray(dh), None if dc is None else np.ascontiguousarray(dc),
+        gates, c_prev, tanh_c)
+    dx = np.matmul(da, Wx.T)
+    dh_prev = np.matmul(da, Wh.T)
+    dWx = np.matmul(x.T, da)
+    dWh = np.matmul(h_prev.T, da)
+    return dx, dh_prev, dc_prev, dWx, dWh, db

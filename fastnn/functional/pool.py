@@ -8,8 +8,8 @@
     avg:  out[n,c,i,j] = (1 / (kh kw)) sum over the window of x (padding counts as zeros in the mean)
           dx[n,c,p,q] = (1 / (kh kw)) sum over the windows (i, j) that contain (p, q) of dout[n,c,i,j]
 
-Both backward passes are written as gathers over the windows that touch each input element, so
-they are deterministic and need no atomics. Padding is at most half the window (as in PyTorch), so
+On the CPU (fastnn._C) one thread owns whole (H, W) planes, so both backward passes add into their
+plane of dx in output order: deterministic, no atomics. Padding is at most half the window (as in PyTorch), so
 every window holds at least one real element.
 """
 import numbers
@@ -18,7 +18,6 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from .. import _backend
-from .. import reference as _reference
 from ._checks import float_array, same_device
 
 
@@ -80,11 +79,12 @@ def pool_geometry(x_shape, kernel_size, stride, padding, op="pool2d"):
     return kernel, stride, padding, out_hw
 
 
-def _check_not_nan(op, out):
-    # NaN in a window reaches its output (the max and the mean both propagate it), so one look at
-    # the output finds NaN anywhere it matters; inputs no window reads cannot matter.
-    if np.isnan(out).any():
-        raise ValueError(f"{op}: x contains NaN")
+def _check_not_nan(op, nan_count):
+    # The kernels count NaN outputs as they write them. NaN in a window reaches its output (the max
+    # and the mean both propagate it), so this finds NaN wherever it matters; inputs that no window
+    # reads cannot matter.
+    if nan_count:
+        raise ValueError(f"{op}: x contains NaN ({nan_count} output(s) are NaN)")
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
@@ -114,9 +114,9 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
 
         return max_pool2d_forward_cuda(x, kernel, stride, padding)
     x = np.ascontiguousarray(x)
-    out, (_, argmax) = _reference.max_pool2d_forward(x, kernel, stride, padding)
-    _check_not_nan("max_pool2d_forward", out)
-    return out, MaxPool2dCache(x.shape, x.dtype, argmax.astype(np.int32), kernel, stride, padding)
+    out, argmax, nan_count = _backend._C.max_pool2d_forward(x, kernel, stride, padding)
+    _check_not_nan("max_pool2d_forward", nan_count)
+    return out, MaxPool2dCache(x.shape, x.dtype, argmax, kernel, stride, padding)
 
 
 def max_pool2d_backward(dout, cache):
@@ -143,8 +143,9 @@ def max_pool2d_backward(dout, cache):
         from .pool_cuda import max_pool2d_backward_cuda
 
         return max_pool2d_backward_cuda(dout, cache)
-    dout = np.ascontiguousarray(dout)
-    return _reference.max_pool2d_backward(dout, (cache.x_shape, cache.argmax))
+    h, w = cache.x_shape[2:]
+    return _backend._C.max_pool2d_backward(np.ascontiguousarray(dout), cache.argmax, h, w, cache.kernel_size,
+                                           cache.stride, cache.padding)
 
 
 def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
@@ -170,8 +171,8 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
 
         return avg_pool2d_forward_cuda(x, kernel, stride, padding)
     x = np.ascontiguousarray(x)
-    out, _ = _reference.avg_pool2d_forward(x, kernel, stride, padding)
-    _check_not_nan("avg_pool2d_forward", out)
+    out, nan_count = _backend._C.avg_pool2d_forward(x, kernel, stride, padding)
+    _check_not_nan("avg_pool2d_forward", nan_count)
     return out, AvgPool2dCache(x.shape, x.dtype, False, kernel, stride, padding)
 
 
@@ -203,6 +204,6 @@ def avg_pool2d_backward(dout, cache):
         from .pool_cuda import avg_pool2d_backward_cuda
 
         return avg_pool2d_backward_cuda(dout, cache)
-    dout = np.ascontiguousarray(dout)
-    return np.ascontiguousarray(_reference.avg_pool2d_backward(
-        dout, (cache.x_shape, cache.kernel_size, cache.stride, cache.padding)))
+    h, w = cache.x_shape[2:]
+    return _backend._C.avg_pool2d_backward(np.ascontiguousarray(dout), h, w, cache.kernel_size, cache.stride,
+                                           cache.padding)

@@ -1,0 +1,243 @@
+#include "pool.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "cpu_features.h"
+
+namespace fastnn {
+
+// Below this many input elements a parallel region costs more than it saves.
+static constexpr int64_t kParallelThreshold = 1 << 15;
+
+// The rows of window i that lie inside the plane: [lo, hi).
+static inline void window_span(int64_t i, int64_t stride, int64_t pad, int64_t kernel, int64_t extent,
+                               int64_t& lo, int64_t& hi) {
+    const int64_t start = i * stride - pad;
+    lo = std::max<int64_t>(start, 0);
+    hi = std::min<int64_t>(start + kernel, extent);
+}
+
+// Output columns [first, last) whose windows need no clipping, when there are at least 8 of them:
+// the AVX2 row kernels take those.
+static inline void interior_columns(const Pool2dShape& s, int64_t& first, int64_t& last) {
+    const int64_t room = s.width - s.kernel_w + s.pad_w;  // the last window start that fits, plus pad
+    first = (s.pad_w + s.stride_w - 1) / s.stride_w;
+    last = room < 0 ? 0 : std::min(room / s.stride_w + 1, s.out_width);
+    if (last - first < 8) first = last = 0;  // the vector kernels need at least one block of 8
+}
+
+template <typename T>
+static inline void max_window(const T* plane, int64_t width, int64_t r0, int64_t r1, int64_t c0,
+                              int64_t c1, T& best, int32_t& best_index) {
+    // -inf start, strict >: the first maximum wins ties; NaN always wins, so it reaches the output.
+    T m = -std::numeric_limits<T>::infinity();
+    int64_t at = r0 * width + c0;
+    for (int64_t r = r0; r < r1; ++r)
+        for (int64_t c = c0; c < c1; ++c) {
+            const T v = plane[r * width + c];
+            if (v > m || v != v) {
+                m = v;
+                at = r * width + c;
+            }
+        }
+    best = m;
+    best_index = (int32_t)at;
+}
+
+template <typename T>
+int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShape& s) {
+    const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
+    int64_t first = 0, last = 0;
+    interior_columns(s, first, last);
+    bool vector_rows = false;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    vector_rows = std::is_same_v<T, float> && use_avx2();
+#endif
+    int64_t nan_count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nan_count) if (s.planes * in_plane > kParallelThreshold)
+    for (int64_t p = 0; p < s.planes; ++p) {
+        const T* plane = x + p * in_plane;
+        for (int64_t i = 0; i < s.out_height; ++i) {
+            int64_t r0, r1;
+            window_span(i, s.stride_h, s.pad_h, s.kernel_h, s.height, r0, r1);
+            T* out_row = out + p * out_plane + i * s.out_width;
+            int32_t* arg_row = argmax + p * out_plane + i * s.out_width;
+            // Columns [skip_lo, skip_hi) went to the vector kernel; the scalar loop does the rest.
+            int64_t skip_lo = 0, skip_hi = 0;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+            if constexpr (std::is_same_v<T, float>) {
+                if (vector_rows) {
+                    nan_count += max_pool2d_row_interior_avx2(plane, out_row, arg_row, s, r0, r1, first, last);
+                    skip_lo = first;
+                    skip_hi = last;
+                }
+            }
+#endif
+            for (int64_t j = 0; j < s.out_width; ++j) {
+                if (j == skip_lo && skip_hi > skip_lo) j = skip_hi;
+                if (j >= s.out_width) break;
+                int64_t c0, c1;
+                window_span(j, s.stride_w, s.pad_w, s.kernel_w, s.width, c0, c1);
+                max_window(plane, s.width, r0, r1, c0, c1, out_row[j], arg_row[j]);
+                nan_count += out_row[j] != out_row[j];
+            }
+        }
+    }
+    return nan_count;
+}
+
+template <typename T>
+int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const Pool2dShape& s) {
+    const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
+    int64_t bad_index = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad_index) if (s.planes * in_plane > kParallelThreshold)
+    for (int64_t p = 0; p < s.planes; ++p) {
+        T* plane = dx + p * in_plane;
+        std::memset(plane, 0, sizeof(T) * (size_t)in_plane);
+        const T* g = dout + p * out_plane;
+        const int32_t* a = argmax + p * out_plane;
+        for (int64_t o = 0; o < out_plane; ++o) {
+            const int64_t at = a[o];
+            if (at >= 0 && at < in_plane)
+                plane[at] += g[o];
+            else
+                ++bad_index;
+        }
+    }
+    return bad_index;
+}
+
+template <typename T>
+int64_t avg_pool2d_forward(const T* x, T* out, const Pool2dShape& s) {
+    const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
+    const T inv_area = (T)1 / (T)(s.kernel_h * s.kernel_w);
+    int64_t first = 0, last = 0;
+    interior_columns(s, first, last);
+    bool vector_rows = false;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    vector_rows = std::is_same_v<T, float> && use_avx2();
+#endif
+    int64_t nan_count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nan_count) if (s.planes * in_plane > kParallelThreshold)
+    for (int64_t p = 0; p < s.planes; ++p) {
+        const T* plane = x + p * in_plane;
+        for (int64_t i = 0; i < s.out_height; ++i) {
+            int64_t r0, r1;
+            window_span(i, s.stride_h, s.pad_h, s.kernel_h, s.height, r0, r1);
+            T* out_row = out + p * out_plane + i * s.out_width;
+            int64_t skip_lo = 0, skip_hi = 0;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+            if constexpr (std::is_same_v<T, float>) {
+                if (vector_rows) {
+                    nan_count += avg_pool2d_row_interior_avx2(plane, out_row, s, r0, r1, first, last);
+                    skip_lo = first;
+                    skip_hi = last;
+                }
+            }
+#endif
+            for (int64_t j = 0; j < s.out_width; ++j) {
+                if (j == skip_lo && skip_hi > skip_lo) j = skip_hi;
+                if (j >= s.out_width) break;
+                int64_t c0, c1;
+                window_span(j, s.stride_w, s.pad_w, s.kernel_w, s.width, c0, c1);
+                T sum = 0;
+                for (int64_t r = r0; r < r1; ++r)
+                    for (int64_t c = c0; c < c1; ++c) sum += plane[r * s.width + c];
+                out_row[j] = sum * inv_area;
+                nan_count += out_row[j] != out_row[j];
+            }
+        }
+    }
+    return nan_count;
+}
+
+// For every input row q, the windows that hold it: [first[q], last[q]], a contiguous range of
+// output rows (empty, first > last, when the stride skips q).
+static void covering_windows(int64_t extent, int64_t out_extent, int64_t kernel, int64_t stride, int64_t pad,
+                             std::vector<int64_t>& first, std::vector<int64_t>& last) {
+    first.assign((size_t)extent, out_extent);
+    last.assign((size_t)extent, -1);
+    for (int64_t o = 0; o < out_extent; ++o) {
+        int64_t lo, hi;
+        window_span(o, stride, pad, kernel, extent, lo, hi);
+        for (int64_t q = lo; q < hi; ++q) {
+            first[(size_t)q] = std::min(first[(size_t)q], o);
+            last[(size_t)q] = std::max(last[(size_t)q], o);
+        }
+    }
+}
+
+template <typename T>
+void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
+    const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
+    const T inv_area = (T)1 / (T)(s.kernel_h * s.kernel_w);
+    std::vector<int64_t> row_first, row_last;
+    covering_windows(s.height, s.out_height, s.kernel_h, s.stride_h, s.pad_h, row_first, row_last);
+    // For window column dj, the output columns j whose column j*sw - pw + dj lies in the plane.
+    std::vector<int64_t> j_lo((size_t)s.kernel_w), j_hi((size_t)s.kernel_w);
+    for (int64_t dj = 0; dj < s.kernel_w; ++dj) {
+        int64_t lo = 0, hi = s.out_width;
+        while (lo < hi && lo * s.stride_w - s.pad_w + dj < 0) ++lo;
+        while (hi > lo && (hi - 1) * s.stride_w - s.pad_w + dj >= s.width) --hi;
+        j_lo[(size_t)dj] = lo;
+        j_hi[(size_t)dj] = hi;
+    }
+#pragma omp parallel if (s.planes * in_plane > kParallelThreshold)
+    {
+        // The window is a row range times a column range, so the gradient separates:
+        //   spread[i][c] = sum of dout[i][j] over the windows j holding column c
+        //   dx[r][c]     = (1 / (kh kw)) sum of spread[i][c] over the windows i holding row r
+        // The first is a scatter with window column dj outermost, so one pass never adds twice to
+        // one place (no store-to-load stalls); the second is a gather that writes each element of
+        // dx once (no zeroing pass over dx, no read-modify-write of it).
+        std::vector<T> spread((size_t)(s.out_height * s.width));
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < s.planes; ++p) {
+            const T* g = dout + p * out_plane;
+            std::fill(spread.begin(), spread.end(), (T)0);
+            for (int64_t i = 0; i < s.out_height; ++i) {
+                const T* g_row = g + i * s.out_width;
+                T* spread_row = spread.data() + i * s.width;
+                for (int64_t dj = 0; dj < s.kernel_w; ++dj) {
+                    T* base = spread_row - s.pad_w + dj;
+                    for (int64_t j = j_lo[(size_t)dj]; j < j_hi[(size_t)dj]; ++j) base[j * s.stride_w] += g_row[j];
+                }
+            }
+            T* plane = dx + p * in_plane;
+            for (int64_t r = 0; r < s.height; ++r) {
+                T* dst = plane + r * s.width;
+                const int64_t i0 = row_first[(size_t)r], i1 = row_last[(size_t)r];
+                if (i0 > i1) {
+                    std::fill(dst, dst + s.width, (T)0);
+                    continue;
+                }
+                const T* src = spread.data() + i0 * s.width;
+                if (i0 == i1) {
+                    for (int64_t c = 0; c < s.width; ++c) dst[c] = inv_area * src[c];
+                    continue;
+                }
+                std::copy(src, src + s.width, dst);
+                for (int64_t i = i0 + 1; i <= i1; ++i) {
+                    src = spread.data() + i * s.width;
+                    for (int64_t c = 0; c < s.width; ++c) dst[c] += src[c];
+                }
+                for (int64_t c = 0; c < s.width; ++c) dst[c] *= inv_area;
+            }
+        }
+    }
+}
+
+template int64_t max_pool2d_forward<float>(const float*, float*, int32_t*, const Pool2dShape&);
+template int64_t max_pool2d_forward<double>(const double*, double*, int32_t*, const Pool2dShape&);
+template int64_t max_pool2d_backward<float>(const float*, const int32_t*, float*, const Pool2dShape&);
+template int64_t max_pool2d_backward<double>(const double*, const int32_t*, double*, const Pool2dShape&);
+template int64_t avg_pool2d_forward<float>(const float*, float*, const Pool2dShape&);
+template int64_t avg_pool2d_forward<double>(const double*, double*, const Pool2dShape&);
+template void avg_pool2d_backward<float>(const float*, float*, const Pool2dShape&);
+template void avg_pool2d_backward<double>(const double*, double*, const Pool2dShape&);
+
+}  // namespace fastnn

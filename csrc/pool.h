@@ -1,0 +1,49 @@
+// 2-D max and average pooling on the CPU.
+//
+//   x (P, H, W) row-major, P = N*C independent planes; out, argmax (P, Ho, Wo)
+//   Ho = (H + 2 ph - kh) / sh + 1, Wo alike; window (i, j) covers rows i*sh - ph .. + kh - 1 and
+//   columns j*sw - pw .. + kw - 1, clipped to the plane (padding is at most half the window, so
+//   every window keeps at least one real element).
+//   max forward:  out = max of the window, argmax = flat index r*W + c of its first maximum in
+//                 row-major order (NaN wins over any number, so NaN in a window reaches out)
+//   max backward: dx[p][argmax[p][o]] += dout[p][o]
+//   avg forward:  out = (1 / (kh kw)) sum of the window (the clipped padding counts as zeros)
+//   avg backward: dx[p][r][c] = (1 / (kh kw)) sum of dout over the windows holding (r, c)
+//
+// Passes over memory: each forward reads x once and writes out (and argmax) once; each backward
+// reads dout (and argmax) once and writes dx once. A thread owns whole planes, so no two threads
+// touch one element: deterministic without atomics. Max backward zeroes its plane of dx (it stays
+// in cache) and adds each output's gradient at its argmax, in output order; avg backward gathers
+// (the window separates into rows times columns; see pool.cpp) and writes each element once.
+#pragma once
+#include <cstdint>
+
+namespace fastnn {
+
+struct Pool2dShape {
+    int64_t planes, height, width;      // P = N*C, H, W
+    int64_t out_height, out_width;      // Ho, Wo
+    int64_t kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+};
+
+// Forwards return how many outputs are NaN (NaN in x, which the caller refuses).
+template <typename T>
+int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShape& s);
+// Returns how many argmax entries lie outside [0, H*W) (they are skipped, never used as indices).
+template <typename T>
+int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const Pool2dShape& s);
+template <typename T>
+int64_t avg_pool2d_forward(const T* x, T* out, const Pool2dShape& s);
+template <typename T>
+void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s);
+
+// The AVX2/FMA versions of one output row of one plane (float), in pool_avx2.cpp. They handle the
+// columns [first, last), at least 8 columns whose windows lie wholly inside the plane, and
+// return the NaN count.
+int64_t max_pool2d_row_interior_avx2(const float* plane, float* out_row, int32_t* argmax_row,
+                                     const Pool2dShape& s, int64_t row_lo, int64_t row_hi,
+                                     int64_t first, int64_t last);
+int64_t avg_pool2d_row_interior_avx2(const float* plane, float* out_row, const Pool2dShape& s,
+                                     int64_t row_lo, int64_t row_hi, int64_t first, int64_t last);
+
+}  // namespace fastnn

@@ -1,0 +1,111 @@
+// AVX2/FMA row kernels for 2-D pooling (float). Compiled with -mavx2 -mfma and called only when
+// use_avx2() is true. See pool.h for the math and the memory passes.
+//
+// Eight neighbouring output columns form one vector; the window loop (rows, then columns, the
+// row-major order that decides argmax ties) runs outside it. For window column dj the eight inputs
+// sit at b + k*sw (k = 0..7, b = j*sw - pw + dj): one load for stride 1, two loads and a shuffle for
+// stride 2 (the common pooling stride), eight scalar loads otherwise.
+#include <cmath>
+#include <cstdint>
+
+#include "avx2_math.h"
+#include "pool.h"
+
+namespace fastnn {
+
+// Inputs p[0], p[sw], ..., p[7 sw]. Reads nothing past p[7 sw].
+template <int kStride>
+static inline __m256 load_strided(const float* p, int64_t sw) {
+    if constexpr (kStride == 1) {
+        return _mm256_loadu_ps(p);
+    } else if constexpr (kStride == 2) {
+        // lo = p[0..7], hi = p[7..14]; take the even elements of lo and the odd ones of hi
+        // (p[8], p[10], ...), then put the 128-bit halves' pairs in order.
+        const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 7);
+        const __m256 mixed = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 2, 0));  // p0 p2 p8 p10 | p4 p6 p12 p14
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
+    } else {
+        return _mm256_setr_ps(p[0], p[sw], p[2 * sw], p[3 * sw], p[4 * sw], p[5 * sw], p[6 * sw], p[7 * sw]);
+    }
+}
+
+static inline int64_t count_nan(__m256 v) {
+    return __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+}
+
+// Lanes k >= already_done, i.e. the columns an overlapping last block adds (NaN counted once).
+static inline __m256 new_lanes(int64_t already_done) {
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                  _mm256_set1_epi32((int)already_done - 1)));
+}
+
+template <int kStride>
+static int64_t max_row(const float* plane, float* out_row, int32_t* argmax_row, const Pool2dShape& s,
+                       int64_t r0, int64_t r1, int64_t first, int64_t last) {
+    const int64_t width = s.width, sw = s.stride_w;
+    const __m256i lane_offset = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                                   _mm256_set1_epi32((int)sw));
+    int64_t nan_count = 0;
+    for (int64_t block = first; block < last; block += 8) {
+        // The last block ends at `last` and may overlap the one before: recomputing a few columns
+        // beats a scalar tail.
+        const int64_t j = block + 8 <= last ? block : last - 8;
+        const int64_t c0 = j * sw - s.pad_w;
+        __m256 best = _mm256_set1_ps(-INFINITY);
+        __m256i index = _mm256_add_epi32(_mm256_set1_epi32((int)(r0 * width + c0)), lane_offset);
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* row = plane + r * width + c0;
+            for (int64_t dj = 0; dj < s.kernel_w; ++dj) {
+                const __m256 v = load_strided<kStride>(row + dj, sw);
+                // Strictly greater (first maximum wins ties), or NaN (so NaN reaches the output).
+                const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+                const __m256i here = _mm256_add_epi32(_mm256_set1_epi32((int)(r * width + c0 + dj)), lane_offset);
+                best = _mm256_blendv_ps(best, v, take);
+                index = _mm256_castps_si256(
+                    _mm256_blendv_ps(_mm256_castsi256_ps(index), _mm256_castsi256_ps(here), take));
+            }
+        }
+        _mm256_storeu_ps(out_row + j, best);
+        _mm256_storeu_si256((__m256i*)(argmax_row + j), index);
+        nan_count += count_nan(block == j ? best : _mm256_blendv_ps(_mm256_setzero_ps(), best, new_lanes(block - j)));
+    }
+    return nan_count;
+}
+
+template <int kStride>
+static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s, int64_t r0, int64_t r1,
+                       int64_t first, int64_t last) {
+    const int64_t width = s.width, sw = s.stride_w;
+    const __m256 inv_area = _mm256_set1_ps(1.0f / (float)(s.kernel_h * s.kernel_w));
+    int64_t nan_count = 0;
+    for (int64_t block = first; block < last; block += 8) {
+        const int64_t j = block + 8 <= last ? block : last - 8;  // an overlapping last block, as in max_row
+        const int64_t c0 = j * sw - s.pad_w;
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t r = r0; r < r1; ++r) {
+            const float* row = plane + r * width + c0;
+            for (int64_t dj = 0; dj < s.kernel_w; ++dj) sum = _mm256_add_ps(sum, load_strided<kStride>(row + dj, sw));
+        }
+        const __m256 mean = _mm256_mul_ps(sum, inv_area);
+        _mm256_storeu_ps(out_row + j, mean);
+        nan_count += count_nan(block == j ? mean : _mm256_blendv_ps(_mm256_setzero_ps(), mean, new_lanes(block - j)));
+    }
+    return nan_count;
+}
+
+int64_t max_pool2d_row_interior_avx2(const float* plane, float* out_row, int32_t* argmax_row,
+                                     const Pool2dShape& s, int64_t row_lo, int64_t row_hi,
+                                     int64_t first, int64_t last) {
+    if (s.stride_w == 1) return max_row<1>(plane, out_row, argmax_row, s, row_lo, row_hi, first, last);
+    if (s.stride_w == 2) return max_row<2>(plane, out_row, argmax_row, s, row_lo, row_hi, first, last);
+    return max_row<0>(plane, out_row, argmax_row, s, row_lo, row_hi, first, last);
+}
+
+int64_t avg_pool2d_row_interior_avx2(const float* plane, float* out_row, const Pool2dShape& s,
+                                     int64_t row_lo, int64_t row_hi, int64_t first, int64_t last) {
+    if (s.stride_w == 1) return avg_row<1>(plane, out_row, s, row_lo, row_hi, first, last);
+    if (s.stride_w == 2) return avg_row<2>(plane, out_row, s, row_lo, row_hi, first, last);
+    return avg_row<0>(plane, out_row, s, row_lo, row_hi, first, last);
+}
+
+}  // namespace fastnn
