@@ -35,6 +35,38 @@ static inline __m256 exp_ps(__m256 x) {
     return _mm256_andnot_ps(underflow, result);
 }
 
+// log(x) for 8 floats, for x positive and normal (about 1 ulp, Cephes logf); NaN in gives NaN out.
+//   x = 2^e * f with f in [sqrt(1/2), sqrt(2)); log(x) = e*ln2 + log(f), log(1+t) by a polynomial in t.
+static inline __m256 log_ps(__m256 x) {
+    const __m256 nan_mask = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256i bits = _mm256_castps_si256(x);
+    __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
+    // Mantissa in [0.5, 1).
+    __m256 f = _mm256_or_ps(_mm256_castsi256_ps(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff))),
+                            _mm256_set1_ps(0.5f));
+    // Move f to [sqrt(1/2), sqrt(2)) so that t = f - 1 is small: below sqrt(1/2), double it.
+    __m256 small = _mm256_cmp_ps(f, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
+    e = _mm256_sub_ps(e, _mm256_and_ps(one, small));
+    __m256 t = _mm256_add_ps(_mm256_sub_ps(f, one), _mm256_and_ps(f, small));
+    __m256 z = _mm256_mul_ps(t, t);
+    __m256 y = _mm256_set1_ps(7.0376836292e-2f);
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(-1.1514610310e-1f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(1.1676998740e-1f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(-1.2420140846e-1f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(1.4249322787e-1f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(-1.6668057665e-1f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(2.0000714765e-1f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(-2.4999993993e-1f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(3.3333331174e-1f));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, t), z);
+    y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
+    y = _mm256_fnmadd_ps(_mm256_set1_ps(0.5f), z, y);
+    __m256 result = _mm256_add_ps(t, y);
+    result = _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), result);
+    return _mm256_or_ps(result, nan_mask);
+}
+
 static inline float hmax(__m256 v) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));

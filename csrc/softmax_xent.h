@@ -1,16 +1,20 @@
 // Fused softmax cross-entropy on the CPU.
 //
-//   scores  (N, C) row-major, float or double       labels (N,) int64 in [0, C)
-//   forward:  lse_i  = log sum_j exp(s_ij)          (computed as m_i + log sum_j exp(s_ij - m_i),
-//             loss_i = lse_i - s_{i, y_i}            m_i = max_j s_ij, so nothing overflows)
-//             returns sum_i loss_i; writes lse (N,) for the backward pass
-//   backward: dscores_ij = scale * (exp(s_ij - lse_i) - [j == y_i]),   scale = dloss / N
+//   scores (N, C) row-major, float or double        labels (N,) int64 in [0, C)
+//   forward:  m_i    = max_j s_ij
+//             p_ij   = exp(s_ij - m_i) / sum_k exp(s_ik - m_i)     (written to probs, N x C)
+//             lse_i  = m_i + log sum_k exp(s_ik - m_i)             (written to lse, N)
+//             loss_i = lse_i - s_{i, y_i};  returns sum_i loss_i
+//   backward: dscores_ij = scale * (p_ij - [j == y_i]),            scale = dloss / N
 //
-// Passes over memory: the forward pass streams the scores from DRAM once (each row is swept twice,
-// for its max and then for its sum of exponentials, but the second sweep hits the cache); the
-// backward pass reads the scores once and writes dscores once. Nothing of size N*C is stored
-// between the passes: the N log-sum-exps are enough to rebuild the softmax.
-// Rows are independent: one row per task across OpenMP threads.
+// Passes over memory (each row is small enough to stay in cache between its sweeps):
+//   forward reads the scores once and writes the probabilities once; backward reads the
+//   probabilities once and writes dscores once. Four passes, not the three of recomputing the
+//   softmax in backward, because on a CPU exp costs more than a pass over memory: this way each
+//   element goes through exp once. (The CUDA kernels, bandwidth-bound, recompute instead.)
+// Parallelism: blocks of whole rows across OpenMP threads in forward; flat chunks in backward.
+// Rows with few classes are handled a block at a time (one vector exp over the block's elements,
+// one vector log over its row sums), since per-row vector code would be mostly overhead.
 #pragma once
 #include <cstdint>
 
@@ -23,16 +27,14 @@ struct SoftmaxXentForwardResult {
 };
 
 template <typename T>
-SoftmaxXentForwardResult softmax_xent_forward(const T* scores, const int64_t* labels, T* lse,
-                                              int64_t rows, int64_t classes);
+SoftmaxXentForwardResult softmax_xent_forward(const T* scores, const int64_t* labels, T* probs,
+                                              T* lse, int64_t rows, int64_t classes);
 
 template <typename T>
-void softmax_xent_backward(const T* scores, const int64_t* labels, const T* lse, T scale,
-                           T* dscores, int64_t rows, int64_t classes);
+void softmax_xent_backward(const T* probs, const int64_t* labels, T scale, T* dscores,
+                           int64_t rows, int64_t classes);
 
-// One row each; the AVX2/FMA versions (float only) live in softmax_xent_avx2.cpp.
-float softmax_xent_row_lse_avx2(const float* x, int64_t classes);
-void softmax_xent_row_backward_avx2(const float* x, int64_t classes, float lse, float scale,
-                                    float* dx);
+// softmax and log-sum-exp of `rows` consecutive rows; the AVX2/FMA version is float only.
+void softmax_rows_avx2(const float* scores, int64_t rows, int64_t classes, float* probs, float* lse);
 
 }  // namespace fastnn

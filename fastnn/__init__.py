@@ -14,7 +14,7 @@ from ._backend import (
     set_num_threads,
     simd,
 )
-from . import functional, reference
+from . import data, functional, reference
 
 __version__ = "0.1.0"
 

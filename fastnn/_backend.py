@@ -9,8 +9,9 @@ try:
     from . import _C
 except ImportError as exc:  # pragma: no cover - only on a broken install
     raise ImportError(
-        "fastnn's native module fastnn._C is missing: install fastnn with `pip install .` "
-        "from the repository root (a source checkout cannot be imported without building)."
+        "fastnn's native module fastnn._C is missing. Install fastnn with `pip install .` from the "
+        "repository root. If it is installed, this import found the unbuilt source tree instead: run "
+        "from another directory, and run the tests with the `pytest` command, not `python -m pytest`."
     ) from exc
 
 try:

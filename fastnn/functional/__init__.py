@@ -4,6 +4,17 @@ Each forward validates its inputs, picks the backend from the array type (NumPy 
 CuPy -> fastnn._cuda) and returns its output with a cache; the matching backward takes the upstream
 gradient and that cache. See DESIGN.md for the full list of ops and their shapes.
 """
+from .batch_norm import BatchNormCache, batch_norm_backward, batch_norm_forward
+from .conv import Conv2dCache, conv2d_backward, conv2d_forward
+from .lstm import LSTMCellCache, lstm_cell_backward, lstm_cell_forward
+from .pool import (
+    AvgPool2dCache,
+    MaxPool2dCache,
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
 from .softmax_xent import (
     SoftmaxCrossEntropyCache,
     softmax_cross_entropy_backward,
@@ -11,7 +22,22 @@ from .softmax_xent import (
 )
 
 __all__ = [
+    "AvgPool2dCache",
+    "BatchNormCache",
+    "Conv2dCache",
+    "LSTMCellCache",
+    "MaxPool2dCache",
     "SoftmaxCrossEntropyCache",
+    "avg_pool2d_backward",
+    "avg_pool2d_forward",
+    "batch_norm_backward",
+    "batch_norm_forward",
+    "conv2d_backward",
+    "conv2d_forward",
+    "lstm_cell_backward",
+    "lstm_cell_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
     "softmax_cross_entropy_backward",
     "softmax_cross_entropy_forward",
 ]

@@ -6,7 +6,8 @@
     dL/ds_ij = dloss * (p_ij - [j == y_i]) / N
 
 Both passes are fused native kernels (fastnn._C on NumPy arrays, fastnn._cuda on CuPy arrays).
-The forward pass keeps only the N log-sum-exps; the backward pass rebuilds p from them.
+On the CPU the forward pass keeps p (exp is dearer than a pass over memory there); on the GPU it
+keeps only the N log-sum-exps and the backward pass rebuilds p from the scores (memory is dearer).
 """
 from typing import NamedTuple
 
@@ -17,7 +18,8 @@ from ._checks import float_array, int_array, same_device, scalar
 
 
 class SoftmaxCrossEntropyCache(NamedTuple):
-    scores: object  # (N, C), C-contiguous
+    probs: object  # (N, C) softmax p, kept on the CPU; None on the GPU
+    scores: object  # (N, C) C-contiguous scores, kept on the GPU; None on the CPU
     labels: object  # (N,) int64
     logsumexp: object  # (N,) log sum_k exp(s_ik), same dtype as scores
 
@@ -59,7 +61,7 @@ def softmax_cross_entropy_forward(scores, y):
         i = int(bad[0])
         raise ValueError(f"y[{i}] = {int(labels[i])} is outside [0, {c}) ({bad.size} label(s) out of range)")
     scores = np.ascontiguousarray(scores)
-    loss_sum, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
+    loss_sum, probs, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
     if first_nonfinite >= 0:
         i = int(first_nonfinite)
         raise ValueError(
@@ -67,7 +69,7 @@ def softmax_cross_entropy_forward(scores, y):
             "NaN or +inf, or the target class's score is -inf"
         )
     loss = scores.dtype.type(loss_sum / n)
-    return loss, SoftmaxCrossEntropyCache(scores, labels, lse)
+    return loss, SoftmaxCrossEntropyCache(probs, None, labels, lse)
 
 
 def softmax_cross_entropy_backward(dloss, cache):
@@ -84,13 +86,12 @@ def softmax_cross_entropy_backward(dloss, cache):
     if not isinstance(cache, SoftmaxCrossEntropyCache):
         raise TypeError("cache: expected the cache returned by softmax_cross_entropy_forward")
     scalar("dloss", dloss)
-    scores, labels, lse = cache
-    n = scores.shape[0]
-    if _backend.is_cupy_array(scores):
-        return _backward_cuda(dloss, scores, labels, lse)
+    if cache.scores is not None:
+        return _backward_cuda(dloss, cache.scores, cache.labels, cache.logsumexp)
     if _backend.is_cupy_array(dloss):
         raise TypeError("dloss is a CuPy array but the forward pass ran on NumPy arrays")
-    return _backend._C.softmax_xent_backward(scores, labels, lse, float(dloss) / n)
+    n = cache.probs.shape[0]
+    return _backend._C.softmax_xent_backward(cache.probs, cache.labels, float(dloss) / n)
 
 
 def _forward_cuda(scores, y):
@@ -106,7 +107,7 @@ def _forward_cuda(scores, y):
         scores.dtype.name, scores.data.ptr, labels.data.ptr, lse.data.ptr, row_loss.data.ptr,
         loss.data.ptr, n, c, cp.cuda.get_current_stream().ptr,
     )
-    return loss, SoftmaxCrossEntropyCache(scores, labels, lse)
+    return loss, SoftmaxCrossEntropyCache(None, scores, labels, lse)
 
 
 def _backward_cuda(dloss, scores, labels, lse):

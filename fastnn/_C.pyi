@@ -1,0 +1,27 @@
+"""Type stubs for fastnn._C, the CPU kernels (C++ with OpenMP; AVX2/FMA chosen at run time).
+
+Arrays must be C-contiguous NumPy arrays of the stated dtype and shape; the bindings check this and
+raise TypeError/ValueError otherwise. Call them through fastnn.functional, which validates and converts.
+"""
+from typing import Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...
+def openmp_enabled() -> bool: ...
+def cpu_supports_avx2_fma() -> bool: ...
+def simd() -> str: ...
+def set_simd(allow_avx2: bool) -> None: ...
+def measure_fma_peak_gflops(iterations: int = 20000000) -> float: ...
+def copy_bandwidth_gbs(src: npt.NDArray[np.float32], dst: npt.NDArray[np.float32]) -> float: ...
+def softmax_xent_forward(
+    scores: npt.NDArray[np.floating], labels: npt.NDArray[np.int64]
+) -> Tuple[float, npt.NDArray[np.floating], npt.NDArray[np.floating], int]:
+    """(sum of row losses, softmax probabilities (N, C), logsumexp (N,), first row with a
+    non-finite loss or -1)."""
+def softmax_xent_backward(
+    probs: npt.NDArray[np.floating], labels: npt.NDArray[np.int64], scale: float
+) -> npt.NDArray[np.floating]:
+    """scale * (probs - onehot(labels)), shape (N, C)."""

@@ -1,0 +1,44 @@
+"""Argument checks and the host-to-GPU step shared by the loaders."""
+import math
+
+import numpy as np
+
+
+def positive_int(name, value):
+    """`value` as an int >= 1: TypeError for a non-integer (bool included), ValueError below 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return int(value)
+
+
+def check_device(device):
+    """None or "cpu" keep batches as NumPy arrays; "cuda" makes them CuPy arrays on the current GPU."""
+    if device not in (None, "cpu", "cuda"):
+        raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        try:
+            import cupy  # noqa: F401
+        except ImportError as exc:
+            raise RuntimeError("device='cuda' needs CuPy: pip install 'fastnn[cuda]'") from exc
+    return device
+
+
+def to_device(array, device):
+    if device == "cuda":
+        import cupy
+
+        return cupy.asarray(array)
+    return array
+
+
+def sizes_from_fractions(n, fractions):
+    """Piece sizes floor(f * n) for every fraction but the first, which gets the rest (so they sum to n)."""
+    fractions = [float(f) for f in fractions]
+    if not fractions or any(f < 0 or not math.isfinite(f) for f in fractions):
+        raise ValueError(f"fractions must be non-negative numbers, got {fractions}")
+    if abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must sum to 1, got {fractions} (sum {sum(fractions)})")
+    rest = [int(math.floor(f * n + 1e-9)) for f in fractions[1:]]
+    return [n - sum(rest)] + rest

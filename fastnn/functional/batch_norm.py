@@ -1,0 +1,162 @@
+"""Batch normalization over the channel axis 1 of x (N, C) or (N, C, H, W).
+
+Per channel c, over its M = N (or N*H*W) values:
+    training:   mu = mean(x),  var = mean((x - mu)^2)        (biased: the normalizer)
+                running_mean = (1 - momentum) running_mean + momentum mu
+                running_var  = (1 - momentum) running_var  + momentum var M / (M - 1)   (unbiased)
+    evaluation: mu, var = running_mean, running_var          (nothing is updated)
+    inv_std = 1 / sqrt(var + eps),  xhat = (x - mu) inv_std,  out = gamma xhat + beta
+
+Backward, in the fused closed form (training):
+    dgamma = sum(dout xhat),  dbeta = sum(dout)
+    dx = gamma inv_std (dout - mean(dout) - xhat mean(dout xhat))
+       = gamma inv_std (dout - dbeta / M - xhat dgamma / M)
+and in evaluation mode, where mu and var are constants: dx = gamma inv_std dout.
+
+The cache keeps x, mu and inv_std rather than xhat: the backward pass rebuilds xhat on the fly,
+which saves writing (and later reading) a tensor the size of x.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from .. import _backend
+from ._checks import float_array, same_device, same_dtype, scalar
+
+
+class BatchNormCache(NamedTuple):
+    x: object  # (N, C) or (N, C, H, W), C-contiguous: the forward input
+    gamma: object  # (C,)
+    mean: object  # (C,) the mu that normalized x (batch mean, or running_mean in evaluation)
+    inv_std: object  # (C,) 1 / sqrt(var + eps) for that var
+    training: bool  # True: batch statistics (dx has the mean terms); False: running statistics
+
+
+def _channel_axes(x):
+    return (0,) if x.ndim == 2 else (0, 2, 3)
+
+
+def _per_channel(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True, momentum=0.1, eps=1e-5):
+    """Batch normalization: out = gamma (x - mu) / sqrt(var + eps) + beta, per channel (axis 1).
+
+    Args:
+        x: float32 or float64 array (N, C) or (N, C, H, W), NumPy or CuPy; any strides.
+        gamma, beta: (C,) scale and shift, same dtype and device as x.
+        running_mean, running_var: (C,) running statistics, same dtype and device as x. In training
+            mode they are updated in place (with the unbiased batch variance); in evaluation mode
+            they normalize x and are left alone.
+        training: True for batch statistics, False for the running ones.
+        momentum: weight of the batch statistics in the running update, in [0, 1].
+        eps: positive number added to the variance.
+
+    Returns:
+        (out, cache): out has x's shape, dtype and device; cache is a BatchNormCache.
+
+    Raises:
+        TypeError: non-arrays, non-float dtypes, mixed dtypes or devices; training not a bool.
+        ValueError: x not 2-D or 4-D, empty x, parameter shapes other than (C,); momentum outside
+            [0, 1]; eps not positive and finite; in training mode one value per channel (M = 1,
+            no variance); NaN or inf in gamma, beta or the running statistics, a negative
+            running_var; in training mode a non-finite batch statistic (NaN or inf in x: checked
+            before the running statistics are touched, and on GPU not checked, since that would
+            synchronise the device); in evaluation mode NaN in the output (CPU).
+    """
+    float_array("x", x, ndim=(2, 4))
+    params = {"gamma": gamma, "beta": beta, "running_mean": running_mean, "running_var": running_var}
+    for name, v in params.items():
+        float_array(name, v, ndim=1)
+    on_gpu = same_device(x=x, **params)
+    same_dtype(x=x, **params)
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"training: expected a bool, got {type(training).__name__}")
+    training = bool(training)
+    scalar("momentum", momentum)
+    scalar("eps", eps)
+    momentum, eps = float(momentum), float(eps)
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"batch_norm_forward: momentum must be in [0, 1], got {momentum}")
+    if not (eps > 0.0 and np.isfinite(eps)):
+        raise ValueError(f"batch_norm_forward: eps must be positive and finite, got {eps}")
+    c = x.shape[1]
+    for name, v in params.items():
+        if v.shape != (c,):
+            raise ValueError(f"batch_norm_forward: {name} has shape {tuple(v.shape)}, expected ({c},) for x {tuple(x.shape)}")
+    if x.size == 0:
+        raise ValueError(f"batch_norm_forward: x is empty, shape {tuple(x.shape)}")
+    m = x.size // c
+    if training and m < 2:
+        raise ValueError(
+            f"batch_norm_forward: training needs more than one value per channel, got x {tuple(x.shape)}"
+        )
+    if on_gpu:
+        from .batch_norm_cuda import batch_norm_forward_cuda
+
+        return batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training, momentum, eps)
+
+    for name, v in params.items():
+        if not np.isfinite(v).all():
+            raise ValueError(f"batch_norm_forward: {name} contains NaN or inf")
+    if (running_var < 0).any():
+        raise ValueError("batch_norm_forward: running_var has negative entries")
+    x = np.ascontiguousarray(x)
+    gamma = np.ascontiguousarray(gamma)
+    axes = _channel_axes(x)
+    if training:
+        mean = x.mean(axis=axes)
+        var = ((x - _per_channel(mean, x.ndim)) ** 2).mean(axis=axes)
+        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+            raise ValueError("batch_norm_forward: x contains NaN or inf (a batch statistic is not finite)")
+        running_mean *= 1.0 - momentum
+        running_mean += momentum * mean
+        running_var *= 1.0 - momentum
+        running_var += (momentum * m / (m - 1)) * var
+    else:
+        mean, var = running_mean.copy(), running_var
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    scale = gamma * inv_std
+    shift = beta - mean * scale
+    out = x * _per_channel(scale, x.ndim) + _per_channel(shift, x.ndim)
+    if not training and np.isnan(out).any():
+        raise ValueError("batch_norm_forward: x contains NaN")
+    return out, BatchNormCache(x, gamma, mean.astype(x.dtype), inv_std, training)
+
+
+def batch_norm_backward(dout, cache):
+    """Gradients of batch normalization, fused: dx = gamma inv_std (dout - mean(dout) - xhat mean(dout xhat)).
+
+    Args:
+        dout: upstream gradient, x's shape, dtype and device.
+        cache: the BatchNormCache from batch_norm_forward.
+
+    Returns:
+        (dx, dgamma, dbeta): dx has x's shape; dgamma = sum(dout xhat) and dbeta = sum(dout) are (C,).
+        In evaluation mode dx = gamma inv_std dout (the running statistics are constants).
+    """
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError("cache: expected the BatchNormCache returned by batch_norm_forward")
+    float_array("dout", dout, ndim=cache.x.ndim)
+    same_device(dout=dout, x=cache.x)
+    same_dtype(dout=dout, x=cache.x)
+    if dout.shape != cache.x.shape:
+        raise ValueError(f"batch_norm_backward: dout has shape {tuple(dout.shape)}, expected {tuple(cache.x.shape)}")
+    if _backend.is_cupy_array(dout):
+        from .batch_norm_cuda import batch_norm_backward_cuda
+
+        return batch_norm_backward_cuda(dout, cache)
+    dout = np.ascontiguousarray(dout)
+    x, gamma, mean, inv_std, training = cache
+    ndim, axes = x.ndim, _channel_axes(x)
+    m = x.size // x.shape[1]
+    xhat = (x - _per_channel(mean, ndim)) * _per_channel(inv_std, ndim)
+    dbeta = dout.sum(axis=axes)
+    dgamma = (dout * xhat).sum(axis=axes)
+    scale = _per_channel(gamma * inv_std, ndim)
+    if training:
+        dx = scale * (dout - _per_channel(dbeta / m, ndim) - xhat * _per_channel(dgamma / m, ndim))
+    else:
+        dx = scale * dout
+    return dx, dgamma, dbeta

@@ -1,0 +1,221 @@
+"""conv2d: the NumPy reference is gradient-checked; fastnn.functional is compared with the reference
+and with PyTorch; bad input gets a clear exception before any kernel runs."""
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.functional as F
+import fastnn.reference as R
+from fastnn.testing import assert_close, numerical_gradient
+
+# (N, C, H, W, K, kh, kw, stride, padding): odd sizes, batch 1, non-square kernels and strides.
+SHAPES = [
+    (1, 1, 5, 5, 1, 3, 3, 1, 0),
+    (2, 3, 7, 7, 4, 3, 3, 2, 1),
+    (1, 2, 6, 5, 3, 2, 3, (2, 1), (0, 1)),
+    (3, 1, 9, 9, 6, 5, 5, 1, 2),
+    (2, 5, 4, 4, 7, 1, 1, 1, 0),
+    (1, 4, 8, 7, 5, 3, 1, (1, 2), (1, 0)),
+    (2, 3, 5, 5, 2, 5, 5, 1, 0),
+]
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+
+def make_inputs(shape, dtype, bias=True, seed=0):
+    n, c, h, w, k, kh, kw, stride, padding = shape
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    weight = rng.standard_normal((k, c, kh, kw)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype) if bias else None
+    return x, weight, b, stride, padding
+
+
+@pytest.mark.parametrize("shape", SHAPES[:4])
+@pytest.mark.parametrize("bias", [True, False])
+def test_reference_gradient_check(shape, bias):
+    x, w, b, stride, padding = make_inputs(shape, np.float64, bias)
+    out, cache = R.conv2d_forward(x, w, b, stride, padding)
+    g = np.random.default_rng(1).standard_normal(out.shape)  # loss = sum(out * g), so dout = g
+    dx, dw, db = R.conv2d_backward(g, cache)
+
+    def loss():
+        return (R.conv2d_forward(x, w, b, stride, padding)[0] * g).sum()
+
+    assert_close(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8, name="dx")
+    assert_close(dw, numerical_gradient(loss, w), rtol=1e-6, atol=1e-8, name="dw")
+    if bias:
+        assert_close(db, numerical_gradient(loss, b), rtol=1e-6, atol=1e-8, name="db")
+    else:
+        assert db is None
+
+
+def test_reference_matches_direct_sum():
+    # out[n,k,oh,ow] = b[k] + sum_{c,i,j} w[k,c,i,j] xp[n,c,oh*sh+i,ow*sw+j], written as loops.
+    x, w, b, (sh, sw), (ph, pw) = make_inputs(SHAPES[2], np.float64)
+    out, _ = R.conv2d_forward(x, w, b, (sh, sw), (ph, pw))
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    k, _, kh, kw = w.shape
+    expected = np.empty_like(out)
+    for n in range(out.shape[0]):
+        for kk in range(k):
+            for oh in range(out.shape[2]):
+                for ow in range(out.shape[3]):
+                    window = xp[n, :, oh * sh : oh * sh + kh, ow * sw : ow * sw + kw]
+                    expected[n, kk, oh, ow] = b[kk] + (window * w[kk]).sum()
+    assert_close(out, expected, rtol=1e-12, atol=1e-12, name="out")
+
+
+def run_functional(shape, dtype, bias=True, seed=0):
+    x, w, b, stride, padding = make_inputs(shape, dtype, bias, seed)
+    out, cache = F.conv2d_forward(x, w, b, stride, padding)
+    dout = np.random.default_rng(seed + 1).standard_normal(out.shape).astype(dtype)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    return (x, w, b, stride, padding, dout), (out, dx, dw, db)
+
+
+def assert_matches_reference(shape, dtype, bias=True, seed=0):
+    (x, w, b, stride, padding, dout), (out, dx, dw, db) = run_functional(shape, dtype, bias, seed)
+    # The oracle runs in float64 so float32 results are judged against the exact answer.
+    ref_out, ref_cache = R.conv2d_forward(x.astype(np.float64), w.astype(np.float64),
+                                          None if b is None else b.astype(np.float64), stride, padding)
+    ref_dx, ref_dw, ref_db = R.conv2d_backward(dout.astype(np.float64), ref_cache)
+    tol = TOL[dtype]
+    for name, got, want in [("out", out, ref_out), ("dx", dx, ref_dx), ("dw", dw, ref_dw)]:
+        assert got.dtype == dtype, name
+        assert got.flags.c_contiguous, name
+        # Scale the absolute tolerance by the size of the sums (float32 rounding grows with them).
+        assert_close(got, want, rtol=tol["rtol"], atol=tol["atol"] * np.sqrt(np.abs(want).max() + 1), name=name)
+    if bias:
+        assert db.dtype == dtype
+        assert_close(db, ref_db, **tol, name="db")
+    else:
+        assert db is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_functional_matches_reference(shape, dtype):
+    assert_matches_reference(shape, dtype, bias=shape[0] != 3)
+
+
+def test_functional_accepts_non_contiguous_input():
+    x, w, b, stride, padding = make_inputs(SHAPES[1], np.float64)
+    x_f = np.asfortranarray(x)
+    w_t = np.ascontiguousarray(w.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)  # same values, permuted strides
+    out, cache = F.conv2d_forward(x_f, w_t, b, stride, padding)
+    ref, _ = R.conv2d_forward(x, w, b, stride, padding)
+    assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    dout = np.random.default_rng(2).standard_normal(out.shape)[:, :, ::-1]  # negative strides
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    ref_dx, ref_dw, ref_db = R.conv2d_backward(np.ascontiguousarray(dout), R.conv2d_forward(x, w, b, stride, padding)[1])
+    assert_close(dx, ref_dx, rtol=1e-12, atol=1e-12, name="dx")
+    assert_close(dw, ref_dw, rtol=1e-12, atol=1e-12, name="dw")
+
+
+def _torch_conv(x, w, b, stride, padding, dout):
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    out = torch.nn.functional.conv2d(tx, tw, tb, stride=stride, padding=padding)
+    out.backward(torch.tensor(dout))
+    return out.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), None if b is None else tb.grad.numpy()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_reference_vs_torch(shape):
+    x, w, b, stride, padding = make_inputs(shape, np.float64)
+    out, cache = R.conv2d_forward(x, w, b, stride, padding)
+    dout = np.random.default_rng(3).standard_normal(out.shape)
+    got = (out,) + R.conv2d_backward(dout, cache)
+    want = _torch_conv(x, w, b, stride, padding, dout)
+    for name, g, t in zip(["out", "dx", "dw", "db"], got, want):
+        assert_close(g, t, rtol=1e-10, atol=1e-10, name=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [SHAPES[1], SHAPES[2], (4, 16, 15, 13, 24, 3, 3, 1, 1)])
+def test_conv2d_vs_torch(shape, dtype):
+    (x, w, b, stride, padding, dout), got = run_functional(shape, dtype)
+    want = _torch_conv(x, w, b, stride, padding, dout)
+    tol = TOL[dtype]
+    for name, g, t in zip(["out", "dx", "dw", "db"], got, want):
+        assert_close(g, t, rtol=tol["rtol"], atol=tol["atol"] * np.sqrt(np.abs(t).max() + 1), name=name)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def good_args():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        (lambda x, w, b: (x[0], w, b, 1, 0), ValueError, "x: expected 4 dimensions"),
+        (lambda x, w, b: (x, w[0], b, 1, 0), ValueError, "w: expected 4 dimensions"),
+        (lambda x, w, b: (x, w[:, :2], b, 1, 0), ValueError, "input channels"),
+        (lambda x, w, b: (x, w, b[:3], 1, 0), ValueError, r"b: expected shape \(4,\)"),
+        (lambda x, w, b: (x, w, b[None], 1, 0), ValueError, "b: expected 1 dimensions"),
+        (lambda x, w, b: (x.astype(np.float32), w, b, 1, 0), TypeError, "dtype"),
+        (lambda x, w, b: (x.astype(np.int64), w, b, 1, 0), TypeError, "float32 or float64"),
+        (lambda x, w, b: (x.tolist(), w, b, 1, 0), TypeError, "NumPy or CuPy array"),
+        (lambda x, w, b: (x, w, b, 0, 0), ValueError, "stride"),
+        (lambda x, w, b: (x, w, b, (1, -1), 0), ValueError, "stride"),
+        (lambda x, w, b: (x, w, b, 1.5, 0), TypeError, "stride"),
+        (lambda x, w, b: (x, w, b, (1, 2, 3), 0), ValueError, "stride"),
+        (lambda x, w, b: (x, w, b, 1, -1), ValueError, "padding"),
+        (lambda x, w, b: (x, w, b, 1, (0, -2)), ValueError, "padding"),
+        (lambda x, w, b: (x, w, b, 1, True), TypeError, "padding"),
+        (lambda x, w, b: (x[:, :, :2], w, b, 1, 0), ValueError, "larger than the padded input"),
+        (lambda x, w, b: (x[:, :, :, :1], w, b, 1, 0), ValueError, "larger than the padded input"),
+        (lambda x, w, b: (x[:0], w, b, 1, 0), ValueError, "empty"),
+        (lambda x, w, b: (np.where(x > 1.5, np.nan, x), w, b, 1, 0), ValueError, "x contains NaN"),
+        (lambda x, w, b: (x, np.where(w > 1.5, np.inf, w), b, 1, 0), ValueError, "w contains inf"),
+        (lambda x, w, b: (x, w, np.full_like(b, np.nan), 1, 0), ValueError, "b contains NaN"),
+    ],
+)
+def test_forward_rejects_bad_input(change, error, match):
+    x, w, b = good_args()
+    with pytest.raises(error, match=match):
+        F.conv2d_forward(*change(x, w, b))
+
+
+def test_kernel_fitting_only_with_padding_is_accepted():
+    x, w, b = good_args()
+    out, _ = F.conv2d_forward(x[:, :, :2, :2], w, b, padding=1)
+    assert out.shape == (2, 4, 2, 2)
+
+
+def test_backward_rejects_bad_input():
+    x, w, b = good_args()
+    out, cache = F.conv2d_forward(x, w, b, stride=1, padding=1)
+    dout = np.ones_like(out)
+    with pytest.raises(ValueError, match="expected shape"):
+        F.conv2d_backward(dout[:, :, :-1], cache)
+    with pytest.raises(TypeError, match="dtype"):
+        F.conv2d_backward(dout.astype(np.float32), cache)
+    with pytest.raises(TypeError, match="Conv2dCache"):
+        F.conv2d_backward(dout, (x, w))
+    with pytest.raises(ValueError, match="dout contains NaN"):
+        F.conv2d_backward(np.where(out > 0, np.nan, dout), cache)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == b.shape
+
+
+@pytest.mark.cuda
+def test_conv2d_cuda_matches_reference():
+    if not fastnn.cuda_available():
+        pytest.skip("no CUDA GPU, CuPy or fastnn._cuda")
+    import cupy as cp
+
+    for shape in SHAPES[:3]:
+        x, w, b, stride, padding = make_inputs(shape, np.float32)
+        out, cache = F.conv2d_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), stride, padding)
+        dout = np.random.default_rng(4).standard_normal(out.shape).astype(np.float32)
+        dx, dw, db = F.conv2d_backward(cp.asarray(dout), cache)
+        ref_out, ref_cache = R.conv2d_forward(x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), stride, padding)
+        ref = (ref_out,) + R.conv2d_backward(dout.astype(np.float64), ref_cache)
+        for name, got, want in zip(["out", "dx", "dw", "db"], (out, dx, dw, db), ref):
+            assert isinstance(got, cp.ndarray), name
+            assert_close(got, want, rtol=1e-4, atol=1e-4 * np.sqrt(np.abs(want).max() + 1), name=name)

@@ -1,0 +1,180 @@
+"""Max and average pooling: the NumPy reference is gradient-checked, fastnn is compared with the
+reference (both SIMD paths, float32 and float64, odd shapes) and with PyTorch, and bad input is refused."""
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.functional as F
+import fastnn.reference as R
+from fastnn.testing import assert_close, numerical_gradient
+
+POOLS = {
+    "max": (F.max_pool2d_forward, F.max_pool2d_backward, R.max_pool2d_forward, R.max_pool2d_backward),
+    "avg": (F.avg_pool2d_forward, F.avg_pool2d_backward, R.avg_pool2d_forward, R.avg_pool2d_backward),
+}
+
+# (x shape, kernel_size, stride, padding): odd sizes, N=1, C=3, non-square windows, overlapping
+# windows (stride < kernel), gaps (stride > kernel), edges left over, and the benchmark geometries.
+GEOMETRIES = [
+    ((2, 3, 7, 7), 3, 2, 1),
+    ((1, 3, 7, 7), 2, None, 0),
+    ((2, 2, 9, 6), (3, 2), (2, 1), (1, 0)),
+    ((1, 4, 8, 11), (2, 3), (1, 2), (1, 1)),
+    ((2, 3, 10, 10), 2, 3, 0),
+    ((1, 1, 5, 5), 5, 1, 2),
+    ((2, 5, 16, 17), 3, 2, 1),
+    ((1, 2, 1, 9), (1, 3), (1, 2), (0, 1)),
+]
+
+
+@pytest.fixture(params=["avx2", "portable"])
+def simd(request):
+    """Runs a test on the AVX2 kernels (where the CPU has them) and on the portable ones."""
+    fastnn._C.set_simd(request.param == "avx2")
+    if request.param == "avx2" and fastnn.simd() != "avx2":
+        fastnn._C.set_simd(True)
+        pytest.skip("the CPU has no AVX2/FMA")
+    yield request.param
+    fastnn._C.set_simd(True)
+
+
+def _tolerances(dtype):
+    return (1e-5, 1e-6) if dtype == np.float32 else (1e-12, 1e-12)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("geometry", GEOMETRIES[:4])
+def test_reference_gradient(kind, geometry):
+    shape, k, s, p = geometry
+    _, _, ref_fwd, ref_bwd = POOLS[kind]
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    out, cache = ref_fwd(x, k, s, p)
+    weights = rng.standard_normal(out.shape)
+    dx = ref_bwd(weights, cache)
+    num = numerical_gradient(lambda: (ref_fwd(x, k, s, p)[0] * weights).sum(), x)
+    assert_close(dx, num, rtol=1e-6, atol=1e-8, name=f"{kind} pool dx")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_matches_reference(simd, kind, geometry, dtype):
+    shape, k, s, p = geometry
+    fwd, bwd, ref_fwd, ref_bwd = POOLS[kind]
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(dtype)
+    out, cache = fwd(x, k, s, p)
+    ref_out, ref_cache = ref_fwd(x, k, s, p)
+    assert out.dtype == dtype and out.shape == ref_out.shape
+    rtol, atol = _tolerances(dtype)
+    assert_close(out, ref_out, rtol, atol, name="out")
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = bwd(dout, cache)
+    assert dx.dtype == dtype and dx.shape == x.shape
+    assert_close(dx, ref_bwd(dout, ref_cache), rtol, atol, name="dx")
+
+
+def test_max_pool_argmax_is_first_maximum_on_ties(simd):
+    # Every window of a constant plane ties; the gradient must go to each window's top-left element.
+    x = np.ones((1, 1, 4, 4), dtype=np.float32)
+    out, cache = F.max_pool2d_forward(x, 2)
+    dx = F.max_pool2d_backward(np.ones_like(out), cache)
+    expected = np.zeros((4, 4), dtype=np.float32)
+    expected[::2, ::2] = 1.0
+    assert_close(dx[0, 0], expected, 0, 0, name="dx")
+    # A tie at the last column of one row and the first of the next: row-major order decides.
+    x = np.zeros((1, 1, 2, 2), dtype=np.float64)
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = 5.0
+    out, cache = F.max_pool2d_forward(x, 2)
+    assert int(cache.argmax[0, 0, 0, 0]) == 1
+
+
+def test_max_pool_padding_never_wins(simd):
+    x = -np.arange(1, 50, dtype=np.float32).reshape(1, 1, 7, 7)  # all negative: a padded 0 would win
+    out, _ = F.max_pool2d_forward(x, 3, 2, 1)
+    assert (out < 0).all()
+    assert_close(out, R.max_pool2d_forward(x, 3, 2, 1)[0], 0, 0, name="out")
+
+
+def test_non_contiguous_input(simd):
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((2, 9, 3, 14)).astype(np.float32)
+    x = base.transpose(0, 2, 1, 3)[:, :, :, ::2]  # (2, 3, 9, 7), neither C- nor F-contiguous
+    for kind, (fwd, bwd, ref_fwd, ref_bwd) in POOLS.items():
+        out, cache = fwd(x, 3, 2, 1)
+        ref_out, ref_cache = ref_fwd(np.ascontiguousarray(x), 3, 2, 1)
+        assert_close(out, ref_out, 1e-5, 1e-6, name=f"{kind} out")
+        dout = rng.standard_normal(out.shape).astype(np.float32)[:, :, :, ::-1]
+        assert_close(bwd(dout, cache), ref_bwd(np.ascontiguousarray(dout), ref_cache), 1e-5, 1e-6, name=f"{kind} dx")
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("geometry", [((2, 3, 7, 7), 3, 2, 1), ((1, 4, 9, 8), (2, 3), (2, 1), (1, 1)),
+                                      ((2, 8, 32, 32), 2, 2, 0)])
+def test_pool_vs_torch(kind, geometry):
+    torch = pytest.importorskip("torch")
+    shape, k, s, p = geometry
+    fwd, bwd, _, _ = POOLS[kind]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape)
+    out, cache = fwd(x, k, s, p)
+    dout = rng.standard_normal(out.shape)
+    dx = bwd(dout, cache)
+    xt = torch.tensor(x, requires_grad=True)
+    stride = k if s is None else s
+    if kind == "max":
+        out_t = torch.nn.functional.max_pool2d(xt, k, stride, p)
+    else:
+        out_t = torch.nn.functional.avg_pool2d(xt, k, stride, p, count_include_pad=True)
+    out_t.backward(torch.tensor(dout))
+    assert_close(out, out_t.detach().numpy(), 1e-12, 1e-12, name="out vs torch")
+    assert_close(dx, xt.grad.numpy(), 1e-12, 1e-12, name="dx vs torch")
+
+
+@pytest.mark.parametrize("fwd", [F.max_pool2d_forward, F.avg_pool2d_forward])
+def test_bad_input(fwd):
+    x = np.zeros((1, 2, 6, 6), dtype=np.float32)
+    with pytest.raises(TypeError):
+        fwd(x.tolist(), 2)
+    with pytest.raises(TypeError):
+        fwd(x.astype(np.int32), 2)
+    with pytest.raises(TypeError):
+        fwd(x.astype(np.float16), 2)
+    with pytest.raises(ValueError, match="dimensions"):
+        fwd(x[0], 2)
+    with pytest.raises(TypeError):
+        fwd(x, 2.0)
+    with pytest.raises(TypeError):
+        fwd(x, True)
+    with pytest.raises(ValueError):
+        fwd(x, (2, 2, 2))
+    with pytest.raises(ValueError, match="kernel_size"):
+        fwd(x, 0)
+    with pytest.raises(ValueError, match="stride"):
+        fwd(x, 2, stride=(1, 0))
+    with pytest.raises(ValueError, match="non-negative"):
+        fwd(x, 3, padding=-1)
+    with pytest.raises(ValueError, match="half"):
+        fwd(x, 3, padding=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        fwd(x, (7, 2))
+    with pytest.raises(ValueError, match="empty"):
+        fwd(np.zeros((0, 2, 6, 6), dtype=np.float32), 2)
+    bad = x.copy()
+    bad[0, 1, 3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fwd(bad, 2)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_bad_backward_input(kind):
+    fwd, bwd, _, _ = POOLS[kind]
+    x = np.zeros((1, 2, 6, 6), dtype=np.float32)
+    out, cache = fwd(x, 2)
+    with pytest.raises(ValueError, match="shape"):
+        bwd(np.zeros((1, 2, 3, 4), dtype=np.float32), cache)
+    with pytest.raises(TypeError, match="dtype"):
+        bwd(out.astype(np.float64), cache)
+    with pytest.raises(TypeError, match="cache"):
+        bwd(out, tuple(cache))
