@@ -32,7 +32,8 @@ __device__ __forceinline__ T sigmoid(T x) {
 template <typename T>
 __global__ void lstm_cell_forward_kernel(T* gates, const T* __restrict__ b,
                                          const T* __restrict__ c_prev, T* __restrict__ c,
-                                         T* __restrict__ h, int n, int hidden) {
+                                         T* __restrict__ h, T* __restrict__ tanh_c, int n,
+                                         int hidden) {
     const int total = n * hidden;
     for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total;
          idx += gridDim.x * blockDim.x) {
@@ -47,14 +48,16 @@ __global__ void lstm_cell_forward_kernel(T* gates, const T* __restrict__ b,
         gate_row[hidden + j] = f;
         gate_row[2 * hidden + j] = o;
         gate_row[3 * hidden + j] = g;
+        const T tanh_c_new = tanh_t(c_new);
         c[idx] = c_new;
-        h[idx] = o * tanh_t(c_new);
+        tanh_c[idx] = tanh_c_new;
+        h[idx] = o * tanh_c_new;
     }
 }
 
 template <typename T>
 __global__ void lstm_cell_backward_kernel(const T* __restrict__ acts, const T* __restrict__ c_prev,
-                                          const T* __restrict__ c, const T* __restrict__ dh,
+                                          const T* __restrict__ tanh_c, const T* __restrict__ dh,
                                           const T* __restrict__ dc, T* __restrict__ dgates,
                                           T* __restrict__ dc_prev, int n, int hidden) {
     const int total = n * hidden;
@@ -65,12 +68,12 @@ __global__ void lstm_cell_backward_kernel(const T* __restrict__ acts, const T* _
         T* dgate_row = dgates + (size_t)row * 4 * hidden;
         const T i = act_row[j], f = act_row[hidden + j], o = act_row[2 * hidden + j],
                 g = act_row[3 * hidden + j];
-        const T tanh_c = tanh_t(c[idx]);
+        const T t = tanh_c[idx];
         const T dh_value = dh ? dh[idx] : T(0);
-        const T dc_total = (dc ? dc[idx] : T(0)) + dh_value * o * (T(1) - tanh_c * tanh_c);
+        const T dc_total = (dc ? dc[idx] : T(0)) + dh_value * o * (T(1) - t * t);
         dgate_row[j] = dc_total * g * i * (T(1) - i);
         dgate_row[hidden + j] = dc_total * c_prev[idx] * f * (T(1) - f);
-        dgate_row[2 * hidden + j] = dh_value * tanh_c * o * (T(1) - o);
+        dgate_row[2 * hidden + j] = dh_value * t * o * (T(1) - o);
         dgate_row[3 * hidden + j] = dc_total * i * (T(1) - g * g);
         dc_prev[idx] = dc_total * f;
     }
@@ -94,27 +97,27 @@ unsigned grid_for(int64_t total) {
 }  // namespace
 
 template <typename T>
-void lstm_cell_forward(T* gates, const T* b, const T* c_prev, T* c, T* h, int64_t n, int64_t hidden,
-                       cudaStream_t stream) {
+void lstm_cell_forward(T* gates, const T* b, const T* c_prev, T* c, T* h, T* tanh_c, int64_t n,
+                       int64_t hidden, cudaStream_t stream) {
     check_sizes(n, hidden);
     lstm_cell_forward_kernel<T><<<grid_for(n * hidden), kThreads, 0, stream>>>(
-        gates, b, c_prev, c, h, (int)n, (int)hidden);
+        gates, b, c_prev, c, h, tanh_c, (int)n, (int)hidden);
     check_launch("lstm_cell_forward");
 }
 
 template <typename T>
-void lstm_cell_backward(const T* acts, const T* c_prev, const T* c, const T* dh, const T* dc,
+void lstm_cell_backward(const T* acts, const T* c_prev, const T* tanh_c, const T* dh, const T* dc,
                         T* dgates, T* dc_prev, int64_t n, int64_t hidden, cudaStream_t stream) {
     check_sizes(n, hidden);
     lstm_cell_backward_kernel<T><<<grid_for(n * hidden), kThreads, 0, stream>>>(
-        acts, c_prev, c, dh, dc, dgates, dc_prev, (int)n, (int)hidden);
+        acts, c_prev, tanh_c, dh, dc, dgates, dc_prev, (int)n, (int)hidden);
     check_launch("lstm_cell_backward");
 }
 
-template void lstm_cell_forward<float>(float*, const float*, const float*, float*, float*, int64_t,
-                                       int64_t, cudaStream_t);
+template void lstm_cell_forward<float>(float*, const float*, const float*, float*, float*, float*,
+                                       int64_t, int64_t, cudaStream_t);
 template void lstm_cell_forward<double>(double*, const double*, const double*, double*, double*,
-                                        int64_t, int64_t, cudaStream_t);
+                                        double*, int64_t, int64_t, cudaStream_t);
 template void lstm_cell_backward<float>(const float*, const float*, const float*, const float*,
                                         const float*, float*, float*, int64_t, int64_t,
                                         cudaStream_t);

@@ -31,10 +31,10 @@ static bool is_double(const std::string& dtype) {
     throw py::type_error("expected dtype float32 or float64, got " + dtype);
 }
 
-// Calls f with a null pointer of the dtype's type, so one lambda body serves float and double.
+// Calls f with a null double* or float*, so one generic lambda body serves both dtypes.
 template <typename F>
-static void with_dtype(const std::string& dtype, F&& f) {
-    if (is_double(dtype))
+static void with_dtype(bool use_double, F&& f) {
+    if (use_double)
         f(static_cast<double*>(nullptr));
     else
         f(static_cast<float*>(nullptr));
@@ -69,8 +69,9 @@ static void bind_conv2d(py::module_& m) {
         [](const std::string& dtype, std::uintptr_t x, std::uintptr_t w, std::uintptr_t b,
            std::uintptr_t out, const py::tuple& shape, std::uintptr_t stream) {
             Conv2dShape g = conv2d_shape(shape);
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 conv2d_forward<T>(ptr<const T>(x), ptr<const T>(w), ptr<const T>(b), ptr<T>(out), g,
                                   as_stream(stream));
@@ -83,8 +84,9 @@ static void bind_conv2d(py::module_& m) {
         [](const std::string& dtype, std::uintptr_t dout, std::uintptr_t w, std::uintptr_t dx,
            const py::tuple& shape, std::uintptr_t stream) {
             Conv2dShape g = conv2d_shape(shape);
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 conv2d_backward_data<T>(ptr<const T>(dout), ptr<const T>(w), ptr<T>(dx), g,
                                         as_stream(stream));
@@ -98,8 +100,9 @@ static void bind_conv2d(py::module_& m) {
            std::uintptr_t db, std::uintptr_t dw_partial, const py::tuple& shape,
            std::uintptr_t stream) {
             Conv2dShape g = conv2d_shape(shape);
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 conv2d_backward_weight<T>(ptr<const T>(dout), ptr<const T>(x), ptr<T>(dw), ptr<T>(db),
                                           ptr<T>(dw_partial), g, as_stream(stream));
@@ -115,8 +118,9 @@ static void bind_pool2d(py::module_& m) {
         [](const std::string& dtype, std::uintptr_t x, std::uintptr_t out, std::uintptr_t argmax,
            const py::tuple& shape, std::uintptr_t stream) {
             Pool2dShape g = pool2d_shape(shape);
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 max_pool2d_forward<T>(ptr<const T>(x), ptr<T>(out), ptr<int32_t>(argmax), g,
                                       as_stream(stream));
@@ -129,8 +133,9 @@ static void bind_pool2d(py::module_& m) {
         [](const std::string& dtype, std::uintptr_t dout, std::uintptr_t argmax, std::uintptr_t dx,
            const py::tuple& shape, std::uintptr_t stream) {
             Pool2dShape g = pool2d_shape(shape);
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 max_pool2d_backward<T>(ptr<const T>(dout), ptr<const int32_t>(argmax), ptr<T>(dx), g,
                                        as_stream(stream));
@@ -143,8 +148,9 @@ static void bind_pool2d(py::module_& m) {
         [](const std::string& dtype, std::uintptr_t x, std::uintptr_t out, const py::tuple& shape,
            std::uintptr_t stream) {
             Pool2dShape g = pool2d_shape(shape);
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 avg_pool2d_forward<T>(ptr<const T>(x), ptr<T>(out), g, as_stream(stream));
             });
@@ -155,8 +161,9 @@ static void bind_pool2d(py::module_& m) {
         [](const std::string& dtype, std::uintptr_t dout, std::uintptr_t dx, const py::tuple& shape,
            std::uintptr_t stream) {
             Pool2dShape g = pool2d_shape(shape);
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 avg_pool2d_backward<T>(ptr<const T>(dout), ptr<T>(dx), g, as_stream(stream));
             });
@@ -176,8 +183,9 @@ static void bind_batch_norm(py::module_& m) {
            std::uintptr_t y, std::uintptr_t save_mean, std::uintptr_t save_invstd,
            std::uintptr_t running_mean, std::uintptr_t running_var, std::uintptr_t partials,
            double momentum, double eps, int64_t n, int64_t c, int64_t l, std::uintptr_t stream) {
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 batch_norm_forward_training<T>(
                     ptr<const T>(x), ptr<const T>(gamma), ptr<const T>(beta), ptr<T>(y),
@@ -195,8 +203,9 @@ static void bind_batch_norm(py::module_& m) {
         [](const std::string& dtype, std::uintptr_t x, std::uintptr_t gamma, std::uintptr_t beta,
            std::uintptr_t mean, std::uintptr_t invstd, std::uintptr_t y, int64_t n, int64_t c,
            int64_t l, std::uintptr_t stream) {
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 batch_norm_forward_eval<T>(ptr<const T>(x), ptr<const T>(gamma), ptr<const T>(beta),
                                            ptr<const T>(mean), ptr<const T>(invstd), ptr<T>(y),
@@ -212,8 +221,9 @@ static void bind_batch_norm(py::module_& m) {
            std::uintptr_t mean, std::uintptr_t invstd, std::uintptr_t dx, std::uintptr_t dgamma,
            std::uintptr_t dbeta, std::uintptr_t partials, bool training, int64_t n, int64_t c,
            int64_t l, std::uintptr_t stream) {
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 batch_norm_backward<T>(ptr<const T>(dout), ptr<const T>(x), ptr<const T>(gamma),
                                        ptr<const T>(mean), ptr<const T>(invstd), ptr<T>(dx),
@@ -230,30 +240,33 @@ static void bind_lstm(py::module_& m) {
     m.def(
         "lstm_cell_forward",
         [](const std::string& dtype, std::uintptr_t gates, std::uintptr_t b, std::uintptr_t c_prev,
-           std::uintptr_t c, std::uintptr_t h, int64_t n, int64_t hidden, std::uintptr_t stream) {
+           std::uintptr_t c, std::uintptr_t h, std::uintptr_t tanh_c, int64_t n, int64_t hidden,
+           std::uintptr_t stream) {
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 lstm_cell_forward<T>(ptr<T>(gates), ptr<const T>(b), ptr<const T>(c_prev), ptr<T>(c),
-                                     ptr<T>(h), n, hidden, as_stream(stream));
+                                     ptr<T>(h), ptr<T>(tanh_c), n, hidden, as_stream(stream));
             });
         },
         py::arg("dtype"), py::arg("gates"), py::arg("b"), py::arg("c_prev"), py::arg("c"),
-        py::arg("h"), py::arg("n"), py::arg("hidden"), py::arg("stream"));
+        py::arg("h"), py::arg("tanh_c"), py::arg("n"), py::arg("hidden"), py::arg("stream"));
     m.def(
         "lstm_cell_backward",
-        [](const std::string& dtype, std::uintptr_t acts, std::uintptr_t c_prev, std::uintptr_t c,
-           std::uintptr_t dh, std::uintptr_t dc, std::uintptr_t dgates, std::uintptr_t dc_prev,
+        [](const std::string& dtype, std::uintptr_t acts, std::uintptr_t c_prev,
+           std::uintptr_t tanh_c, std::uintptr_t dh, std::uintptr_t dc, std::uintptr_t dgates, std::uintptr_t dc_prev,
            int64_t n, int64_t hidden, std::uintptr_t stream) {
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
             py::gil_scoped_release release;
-            with_dtype(dtype, [&](auto* tag) {
+            with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
-                lstm_cell_backward<T>(ptr<const T>(acts), ptr<const T>(c_prev), ptr<const T>(c),
+                lstm_cell_backward<T>(ptr<const T>(acts), ptr<const T>(c_prev), ptr<const T>(tanh_c),
                                       ptr<const T>(dh), ptr<const T>(dc), ptr<T>(dgates),
                                       ptr<T>(dc_prev), n, hidden, as_stream(stream));
             });
         },
-        py::arg("dtype"), py::arg("acts"), py::arg("c_prev"), py::arg("c"), py::arg("dh"),
+        py::arg("dtype"), py::arg("acts"), py::arg("c_prev"), py::arg("tanh_c"), py::arg("dh"),
         py::arg("dc"), py::arg("dgates"), py::arg("dc_prev"), py::arg("n"), py::arg("hidden"),
         py::arg("stream"));
 }
