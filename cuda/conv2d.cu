@@ -6,7 +6,9 @@
 // - Tiling: a block of 256 threads owns a BM x BN output tile and walks the reduction in steps of
 //   BK. Each step gathers a BK x BM slice of A and a BK x BN slice of B into shared memory; each
 //   thread then keeps a TM x TN block of results in registers (register blocking) and reads
-//   TM + TN values from shared memory per TM * TN multiply-adds.
+//   TM + TN values from shared memory per TM * TN multiply-adds, as 16-byte vector loads.
+// - Index arithmetic: the gathers split flat indices into (c, r, s) or (n, p, q) with
+//   multiply-high-and-shift divisions by the fixed sizes (FastDivisor), not integer division.
 // - Software pipelining: the gathers for step t+1 are issued into registers before the
 //   multiply-adds of step t, so global latency hides behind arithmetic.
 // - Tile shapes are picked by the width of the output (K or C): LeNet's 6 and 16 channels would
@@ -31,10 +33,34 @@ namespace {
 constexpr int kGemmThreads = 256;
 
 // ------------------------------------------------------------------------------------------ problems
+
+// n / d for 0 <= n < 2^31 by a multiply-high and a shift instead of a ~20-instruction integer
+// division; the gathers divide by the same few sizes millions of times. With p = 31 + ceil(log2 d)
+// and m = ceil(2^p / d) < 2^32, floor(n m / 2^p) = floor(n / d) for every n < 2^31
+// (Granlund & Montgomery 1994; the same scheme as CUTLASS's FastDivmod).
+struct FastDivisor {
+    int divisor;
+    unsigned multiplier, shift;
+
+    FastDivisor() = default;
+    explicit FastDivisor(int d) : divisor(d), multiplier(0), shift(0) {
+        if (d == 1) return;
+        unsigned log2_ceil = 0;
+        while ((1u << log2_ceil) < (unsigned)d) ++log2_ceil;
+        const unsigned p = 31 + log2_ceil;
+        multiplier = (unsigned)(((1ull << p) + (unsigned)d - 1) / (unsigned)d);
+        shift = p - 32;
+    }
+    __device__ __forceinline__ int div(int n) const {
+        return divisor == 1 ? n : (int)(__umulhi((unsigned)n, multiplier) >> shift);
+    }
+};
+
 // Sizes as 32-bit ints: conv2d_check_shape guarantees every array holds fewer than 2^31 elements.
 struct ConvDims {
     int n, c, h, w, k, r, s, sh, sw, ph, pw, p, q;
     int hw, pq, rs, crs;
+    FastDivisor by_w, by_q, by_s, by_hw, by_pq, by_rs, by_sh, by_sw;
 };
 
 ConvDims make_dims(const Conv2dShape& g) {
@@ -44,6 +70,9 @@ ConvDims make_dims(const Conv2dShape& g) {
     d.sh = (int)g.stride_h; d.sw = (int)g.stride_w; d.ph = (int)g.pad_h; d.pw = (int)g.pad_w;
     d.p = (int)g.p; d.q = (int)g.q;
     d.hw = d.h * d.w; d.pq = d.p * d.q; d.rs = d.r * d.s; d.crs = d.c * d.rs;
+    d.by_w = FastDivisor(d.w); d.by_q = FastDivisor(d.q); d.by_s = FastDivisor(d.s);
+    d.by_hw = FastDivisor(d.hw); d.by_pq = FastDivisor(d.pq); d.by_rs = FastDivisor(d.rs);
+    d.by_sh = FastDivisor(d.sh); d.by_sw = FastDivisor(d.sw);
     return d;
 }
 
@@ -63,13 +92,13 @@ struct ForwardProblem {
         int h0, w0;      // top-left tap of this output pixel's window (may be negative: padding)
     };
     __device__ AContext a_context(int m) const {
-        int n = m / d.pq, pq = m - n * d.pq;
-        int p = pq / d.q, q = pq - p * d.q;
+        int n = d.by_pq.div(m), pq = m - n * d.pq;
+        int p = d.by_q.div(pq), q = pq - p * d.q;
         return {x + (size_t)n * d.c * d.hw, p * d.sh - d.ph, q * d.sw - d.pw};
     }
     __device__ T load_a(const AContext& a, int crs) const {
-        int c = crs / d.rs, rs = crs - c * d.rs;
-        int r = rs / d.s, s = rs - r * d.s;
+        int c = d.by_rs.div(crs), rs = crs - c * d.rs;
+        int r = d.by_s.div(rs), s = rs - r * d.s;
         int h = a.h0 + r, v = a.w0 + s;
         if ((unsigned)h >= (unsigned)d.h || (unsigned)v >= (unsigned)d.w) return T(0);
         return __ldg(a.image + c * d.hw + h * d.w + v);
@@ -78,7 +107,7 @@ struct ForwardProblem {
     __device__ BContext b_context(int k) const { return w + (size_t)k * d.crs; }
     __device__ T load_b(BContext filter, int crs) const { return __ldg(filter + crs); }
     __device__ void store(int m, int k, T value, int /*split*/) const {
-        int n = m / d.pq, pq = m - n * d.pq;
+        int n = d.by_pq.div(m), pq = m - n * d.pq;
         out[((size_t)n * d.k + k) * d.pq + pq] = b ? value + __ldg(b + k) : value;
     }
 };
@@ -98,27 +127,27 @@ struct BackwardDataProblem {
         int h_padded, w_padded;  // h + ph, v + pw
     };
     __device__ AContext a_context(int m) const {
-        int n = m / d.hw, hv = m - n * d.hw;
-        int h = hv / d.w, v = hv - h * d.w;
+        int n = d.by_hw.div(m), hv = m - n * d.hw;
+        int h = d.by_w.div(hv), v = hv - h * d.w;
         return {dout + (size_t)n * d.k * d.pq, h + d.ph, v + d.pw};
     }
     __device__ T load_a(const AContext& a, int krs) const {
-        int k = krs / d.rs, rs = krs - k * d.rs;
-        int r = rs / d.s, s = rs - r * d.s;
+        int k = d.by_rs.div(krs), rs = krs - k * d.rs;
+        int r = d.by_s.div(rs), s = rs - r * d.s;
         int ph = a.h_padded - r, pw = a.w_padded - s;  // = p*sh and q*sw when tap (r, s) hit (h, v)
         if (ph < 0 || pw < 0) return T(0);
-        int p = ph / d.sh, q = pw / d.sw;
+        int p = d.by_sh.div(ph), q = d.by_sw.div(pw);
         if (p * d.sh != ph || q * d.sw != pw || p >= d.p || q >= d.q) return T(0);
         return __ldg(a.grad + k * d.pq + p * d.q + q);
     }
     using BContext = const T*;
     __device__ BContext b_context(int c) const { return w + (size_t)c * d.rs; }
     __device__ T load_b(BContext filter_c, int krs) const {
-        int k = krs / d.rs, rs = krs - k * d.rs;
+        int k = d.by_rs.div(krs), rs = krs - k * d.rs;
         return __ldg(filter_c + k * d.crs + rs);
     }
     __device__ void store(int m, int c, T value, int /*split*/) const {
-        int n = m / d.hw, hv = m - n * d.hw;
+        int n = d.by_hw.div(m), hv = m - n * d.hw;
         dx[((size_t)n * d.c + c) * d.hw + hv] = value;
     }
 };
@@ -138,13 +167,13 @@ struct BackwardWeightProblem {
         int r_off, s_off;  // r - ph, s - pw
     };
     __device__ AContext a_context(int crs) const {
-        int c = crs / d.rs, rs = crs - c * d.rs;
-        int r = rs / d.s, s = rs - r * d.s;
+        int c = d.by_rs.div(crs), rs = crs - c * d.rs;
+        int r = d.by_s.div(rs), s = rs - r * d.s;
         return {x + (size_t)c * d.hw, r - d.ph, s - d.pw};
     }
     __device__ T load_a(const AContext& a, int m) const {
-        int n = m / d.pq, pq = m - n * d.pq;
-        int p = pq / d.q, q = pq - p * d.q;
+        int n = d.by_pq.div(m), pq = m - n * d.pq;
+        int p = d.by_q.div(pq), q = pq - p * d.q;
         int h = p * d.sh + a.r_off, v = q * d.sw + a.s_off;
         if ((unsigned)h >= (unsigned)d.h || (unsigned)v >= (unsigned)d.w) return T(0);
         return __ldg(a.channel + (size_t)n * d.c * d.hw + h * d.w + v);
@@ -152,7 +181,7 @@ struct BackwardWeightProblem {
     using BContext = const T*;
     __device__ BContext b_context(int k) const { return dout + (size_t)k * d.pq; }
     __device__ T load_b(BContext grad_k, int m) const {
-        int n = m / d.pq, pq = m - n * d.pq;
+        int n = d.by_pq.div(m), pq = m - n * d.pq;
         return __ldg(grad_k + (size_t)n * d.k * d.pq + pq);
     }
     __device__ void store(int crs, int k, T value, int split) const {
@@ -161,6 +190,12 @@ struct BackwardWeightProblem {
 };
 
 // ------------------------------------------------------------------------------------------ kernels
+
+// V consecutive elements of shared memory read as one 8- or 16-byte load (LDS.64 / LDS.128).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) SharedVector {
+    T v[V];
+};
 
 // result[row, col] = sum over kk in this block's slice of A[row, kk] * B[kk, col].
 // blockIdx.x: BM-row tile, blockIdx.y: BN-column tile, blockIdx.z: reduction slice.
@@ -174,11 +209,19 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(const Probl
     constexpr int kBColsPerPass = kGemmThreads / BK;
     constexpr int kBLoads = BN / kBColsPerPass;
     static_assert(kALoads * kARowsPerPass == BK && kBLoads * kBColsPerPass == BN, "even tiles");
+    // Each thread reads its TM values of A (and TN of B) per kk as runs of kVecA (kVecB)
+    // consecutive elements, one 16-byte (or 8-byte) shared load per run.
+    constexpr int kMaxVec = 16 / (int)sizeof(T);
+    constexpr int kVecA = TM < kMaxVec ? TM : kMaxVec, kVecB = TN < kMaxVec ? TN : kMaxVec;
+    static_assert(TM % kVecA == 0 && TN % kVecB == 0, "whole vectors");
+    // Run g of thread tm covers rows g*kRunStrideA + tm*kVecA .. + kVecA - 1: within a warp the
+    // runs of neighbouring threads are adjacent, so a warp's loads are contiguous (no bank conflicts).
+    constexpr int kRunStrideA = kThreadsM * kVecA, kRunStrideB = kThreadsN * kVecB;
 
-    __shared__ T a_tile[BK][BM];
-    // +1: the gathers write B column-wise (consecutive threads, consecutive kk); without the
-    // padding those writes would all hit one bank.
-    __shared__ T b_tile[BK][BN + 1];
+    __shared__ __align__(16) T a_tile[BK][BM];
+    // The gathers write B column-wise (consecutive threads, consecutive kk); the kVecB padding
+    // spreads those writes over the banks while keeping every row 16-byte aligned for the reads.
+    __shared__ __align__(16) T b_tile[BK][BN + kVecB];
 
     const int tid = threadIdx.x;
     const int row0 = blockIdx.x * BM, col0 = blockIdx.y * BN;
@@ -215,8 +258,6 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(const Probl
         }
     };
 
-    // Thread (tm, tn) owns rows tm + i*kThreadsM and columns tn + j*kThreadsN of the tile: a warp
-    // then reads a_tile rows at consecutive addresses and b_tile as a broadcast (no bank conflicts).
     const int tm = tid % kThreadsM, tn = tid / kThreadsM;
     T acc[TM][TN];
 #pragma unroll
@@ -237,9 +278,19 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(const Probl
         for (int kk = 0; kk < BK; ++kk) {
             T a[TM], b[TN];
 #pragma unroll
-            for (int i = 0; i < TM; ++i) a[i] = a_tile[kk][tm + i * kThreadsM];
+            for (int g = 0; g < TM / kVecA; ++g) {
+                const auto run = *reinterpret_cast<const SharedVector<T, kVecA>*>(
+                    &a_tile[kk][g * kRunStrideA + tm * kVecA]);
 #pragma unroll
-            for (int j = 0; j < TN; ++j) b[j] = b_tile[kk][tn + j * kThreadsN];
+                for (int v = 0; v < kVecA; ++v) a[g * kVecA + v] = run.v[v];
+            }
+#pragma unroll
+            for (int g = 0; g < TN / kVecB; ++g) {
+                const auto run = *reinterpret_cast<const SharedVector<T, kVecB>*>(
+                    &b_tile[kk][g * kRunStrideB + tn * kVecB]);
+#pragma unroll
+                for (int v = 0; v < kVecB; ++v) b[g * kVecB + v] = run.v[v];
+            }
 #pragma unroll
             for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -249,11 +300,11 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(const Probl
 
 #pragma unroll
     for (int i = 0; i < TM; ++i) {
-        int row = row0 + tm + i * kThreadsM;
+        int row = row0 + (i / kVecA) * kRunStrideA + tm * kVecA + i % kVecA;
         if (row >= prob.rows) continue;
 #pragma unroll
         for (int j = 0; j < TN; ++j) {
-            int col = col0 + tn + j * kThreadsN;
+            int col = col0 + (j / kVecB) * kRunStrideB + tn * kVecB + j % kVecB;
             if (col < prob.cols) prob.store(row, col, acc[i][j], blockIdx.z);
         }
     }
