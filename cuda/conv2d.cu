@@ -321,25 +321,28 @@ __global__ void sum_splits_kernel(const T* __restrict__ partial, T* __restrict__
     }
 }
 
-// db[k] = sum_{n, pq} dout[n, k, pq]: one block per k, each thread a strided serial sum, then a
-// fixed shared-memory tree.
+// Partial bias gradients: block (k, chunk) sums dout[n, k, :] over the images n of its chunk
+// (each thread a strided serial sum, then a fixed shared-memory tree) into partial[chunk, k].
+// sum_splits_kernel then adds the chunks in order. One block per k alone would leave most of the
+// GPU idle for LeNet's 6 or 16 channels.
 template <typename T, int kThreads>
-__global__ void bias_grad_kernel(const T* __restrict__ dout, T* __restrict__ db, int n, int k,
-                                 int pq) {
-    __shared__ T partial[kThreads];
-    const int channel = blockIdx.x;
+__global__ void bias_grad_partial_kernel(const T* __restrict__ dout, T* __restrict__ partial, int n,
+                                         int k, int pq, int images_per_chunk) {
+    __shared__ T sums[kThreads];
+    const int channel = blockIdx.x, chunk = blockIdx.y;
+    const int img_end = min(n, (chunk + 1) * images_per_chunk);
     T sum = T(0);
-    for (int img = 0; img < n; ++img) {
+    for (int img = chunk * images_per_chunk; img < img_end; ++img) {
         const T* plane = dout + ((size_t)img * k + channel) * pq;
-        for (int i = threadIdx.x; i < pq; i += kThreads) sum += plane[i];
+        for (int i = threadIdx.x; i < pq; i += kThreads) sum += __ldg(plane + i);
     }
-    partial[threadIdx.x] = sum;
+    sums[threadIdx.x] = sum;
     __syncthreads();
     for (int stride = kThreads / 2; stride > 0; stride >>= 1) {
-        if (threadIdx.x < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+        if (threadIdx.x < stride) sums[threadIdx.x] += sums[threadIdx.x + stride];
         __syncthreads();
     }
-    if (threadIdx.x == 0) db[channel] = partial[0];
+    if (threadIdx.x == 0) partial[(size_t)chunk * k + channel] = sums[0];
 }
 
 // ---------------------------------------------------------------------------------------- launchers
@@ -419,6 +422,23 @@ int64_t conv2d_backward_weight_splits(const Conv2dShape& g) {
     return (red + per_split - 1) / per_split;
 }
 
+// Image chunks of the bias reduction: about 512 blocks in all, from the shape alone.
+static int64_t bias_chunk_images(const Conv2dShape& g) {
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(g.n, (512 + g.k - 1) / g.k));
+    return (g.n + chunks - 1) / chunks;
+}
+
+static int64_t bias_chunks(const Conv2dShape& g) {
+    const int64_t per_chunk = bias_chunk_images(g);
+    return (g.n + per_chunk - 1) / per_chunk;
+}
+
+int64_t conv2d_backward_weight_scratch(const Conv2dShape& g) {
+    conv2d_check_shape(g);
+    const int64_t splits = conv2d_backward_weight_splits(g);
+    return (splits > 1 ? splits * g.k * g.c * g.r * g.s : 0) + bias_chunks(g) * g.k;
+}
+
 static int slice_length(int64_t red, int64_t splits) {
     return (int)(((red + splits - 1) / splits + kBK - 1) / kBK * kBK);
 }
@@ -443,13 +463,14 @@ void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s
 }
 
 template <typename T>
-void conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, T* dw_partial,
+void conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, T* scratch,
                             const Conv2dShape& shape, cudaStream_t stream) {
     conv2d_check_shape(shape);
     ConvDims d = make_dims(shape);
     const int64_t splits = conv2d_backward_weight_splits(shape);
     const int red = d.n * d.pq;
     // One slice writes straight into dw; more go through the scratch and a fixed-order sum.
+    T* dw_partial = scratch;
     T* target = splits == 1 ? dw : dw_partial;
     BackwardWeightProblem<T> prob{x, dout, target, d, d.crs, d.k, red, slice_length(red, splits)};
     launch_gemm_for_width<T>(prob, (int)splits, stream, "conv2d_backward_weight");
@@ -462,8 +483,14 @@ void conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, T* dw_parti
     }
     if (db) {
         constexpr int kBiasThreads = 256;
-        bias_grad_kernel<T, kBiasThreads><<<d.k, kBiasThreads, 0, stream>>>(dout, db, d.n, d.k, d.pq);
+        T* bias_partial = scratch + (splits > 1 ? splits * d.k * d.crs : 0);
+        const int chunks = (int)bias_chunks(shape);
+        dim3 grid((unsigned)d.k, (unsigned)chunks);
+        bias_grad_partial_kernel<T, kBiasThreads><<<grid, kBiasThreads, 0, stream>>>(
+            dout, bias_partial, d.n, d.k, d.pq, (int)bias_chunk_images(shape));
         check_launch("conv2d_backward_weight (bias)");
+        sum_splits_kernel<T><<<(d.k + 255) / 256, 256, 0, stream>>>(bias_partial, db, d.k, chunks);
+        check_launch("conv2d_backward_weight (sum of bias chunks)");
     }
 }
 

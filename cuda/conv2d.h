@@ -12,7 +12,8 @@
 //                     GEMM (C*R*S) x K, reduced over N*P*Q in `splits` fixed slices: each slice
 //                     writes its partial dw to scratch (splits, K, C*R*S), and a second kernel sums
 //                     the slices in order 0, 1, 2, ... so the bits do not depend on scheduling.
-//                     db[k] = sum_{n,p,q} dout[n,k,p,q], one block per k, fixed-order tree.
+//                     db[k] = sum_{n,p,q} dout[n,k,p,q]: blocks sum fixed image chunks into scratch,
+//                     and the chunks are added in order.
 //   Out-of-image taps (padding) read as zero. Indices are 32-bit: every array must hold fewer than
 //   2^31 elements (the launchers throw std::invalid_argument otherwise).
 #pragma once
@@ -33,9 +34,12 @@ struct Conv2dShape {
 // Throws std::invalid_argument when the shape is inconsistent or too large for 32-bit indexing.
 void conv2d_check_shape(const Conv2dShape& shape);
 
-// How many reduction slices backward-weight uses (and so the scratch it needs:
-// splits * K * C * R * S elements).
+// How many reduction slices backward-weight cuts N*P*Q into.
 int64_t conv2d_backward_weight_splits(const Conv2dShape& shape);
+
+// Elements of scratch backward-weight needs: the partial dw of every slice when there is more
+// than one, then the partial db of every image chunk.
+int64_t conv2d_backward_weight_scratch(const Conv2dShape& shape);
 
 template <typename T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& shape,
@@ -45,10 +49,9 @@ template <typename T>
 void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& shape,
                           cudaStream_t stream);
 
-// dw_partial: scratch of conv2d_backward_weight_splits(shape) * K*C*R*S elements.
-// db may be null (no bias).
+// scratch: conv2d_backward_weight_scratch(shape) elements. db may be null (no bias).
 template <typename T>
-void conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, T* dw_partial,
+void conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, T* scratch,
                             const Conv2dShape& shape, cudaStream_t stream);
 
 }  // namespace cuda

@@ -62,8 +62,11 @@ static void bind_conv2d(py::module_& m) {
             conv2d_check_shape(g);
             return conv2d_backward_weight_splits(g);
         },
-        py::arg("shape"),
-        "Reduction slices of conv2d backward-weight; its scratch holds splits*K*C*R*S elements.");
+        py::arg("shape"), "Slices conv2d backward-weight cuts its N*P*Q reduction into.");
+    m.def(
+        "conv2d_backward_weight_scratch",
+        [](const py::tuple& shape) { return conv2d_backward_weight_scratch(conv2d_shape(shape)); },
+        py::arg("shape"), "Elements of scratch conv2d_backward_weight needs.");
     m.def(
         "conv2d_forward",
         [](const std::string& dtype, std::uintptr_t x, std::uintptr_t w, std::uintptr_t b,
@@ -97,7 +100,7 @@ static void bind_conv2d(py::module_& m) {
     m.def(
         "conv2d_backward_weight",
         [](const std::string& dtype, std::uintptr_t dout, std::uintptr_t x, std::uintptr_t dw,
-           std::uintptr_t db, std::uintptr_t dw_partial, const py::tuple& shape,
+           std::uintptr_t db, std::uintptr_t scratch, const py::tuple& shape,
            std::uintptr_t stream) {
             Conv2dShape g = conv2d_shape(shape);
             const bool use_double = is_double(dtype);  // may raise: before the GIL is released
@@ -105,11 +108,11 @@ static void bind_conv2d(py::module_& m) {
             with_dtype(use_double, [&](auto* tag) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 conv2d_backward_weight<T>(ptr<const T>(dout), ptr<const T>(x), ptr<T>(dw), ptr<T>(db),
-                                          ptr<T>(dw_partial), g, as_stream(stream));
+                                          ptr<T>(scratch), g, as_stream(stream));
             });
         },
         py::arg("dtype"), py::arg("dout"), py::arg("x"), py::arg("dw"), py::arg("db"),
-        py::arg("dw_partial"), py::arg("shape"), py::arg("stream"));
+        py::arg("scratch"), py::arg("shape"), py::arg("stream"));
 }
 
 static void bind_pool2d(py::module_& m) {

@@ -78,11 +78,10 @@ def conv2d_backward_cuda(dout, cache):
 
     dw = cp.empty_like(w)
     db = cp.empty(w.shape[0], dtype=x.dtype) if has_bias else None
-    splits = native.conv2d_backward_weight_splits(shape)
-    # One slice writes dw directly; more need a (splits, K, C*R*S) scratch for the partial sums.
-    partial = cp.empty((splits,) + tuple(w.shape), dtype=x.dtype) if splits > 1 else None
+    # Partial sums of dw's reduction slices and of db's image chunks, added in a fixed order.
+    scratch = cp.empty(native.conv2d_backward_weight_scratch(shape), dtype=x.dtype)
     native.conv2d_backward_weight(
         dtype, dout.data.ptr, x.data.ptr, dw.data.ptr, 0 if db is None else db.data.ptr,
-        0 if partial is None else partial.data.ptr, shape, stream,
+        scratch.data.ptr, shape, stream,
     )
     return dx, dw, db
