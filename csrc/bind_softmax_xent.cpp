@@ -14,32 +14,51 @@ static py::tuple forward(const py::array& scores, const py::array& labels) {
     const T* s = checked_data<T>(scores, "scores", {rows, classes});
     const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
     if (rows == 0 || classes == 0) throw py::value_error("scores: N and C must be at least 1");
-    py::array_t<T> probs({rows, classes});
-    py::array_t<T> lse(rows);
-    T* probs_data = probs.mutable_data();
+    py::array_t<T> exps({rows, classes});
+    py::array_t<T> inv_sum(rows), lse(rows);
+    T* exps_data = exps.mutable_data();
+    T* inv_sum_data = inv_sum.mutable_data();
     T* lse_data = lse.mutable_data();
     SoftmaxXentForwardResult r;
     {
         py::gil_scoped_release release;
-        r = softmax_xent_forward<T>(s, y, probs_data, lse_data, rows, classes);
+        r = softmax_xent_forward<T>(s, y, exps_data, inv_sum_data, lse_data, rows, classes);
     }
     if (r.first_bad_label >= 0)
         throw py::value_error("labels: row " + std::to_string(r.first_bad_label) +
                               " is outside [0, " + std::to_string(classes) + ")");
-    return py::make_tuple(r.loss_sum, probs, lse, r.first_nonfinite);
+    return py::make_tuple(r.loss_sum, exps, inv_sum, lse, r.first_nonfinite);
 }
 
 template <typename T>
-static py::array backward(const py::array& probs, const py::array& labels, double scale) {
-    if (probs.ndim() != 2) throw py::value_error("probs: expected a 2-D array (N, C)");
-    const int64_t rows = probs.shape(0), classes = probs.shape(1);
-    const T* p = checked_data<T>(probs, "probs", {rows, classes});
+static py::array backward_in_place(py::array& exps, const py::array& inv_sum,
+                                   const py::array& labels, double scale) {
+    if (exps.ndim() != 2) throw py::value_error("exps: expected a 2-D array (N, C)");
+    const int64_t rows = exps.shape(0), classes = exps.shape(1);
+    T* e = checked_data<T>(exps, "exps", {rows, classes});
+    const T* z = checked_data<T>(inv_sum, "inv_sum", {rows});
     const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
+    if (!exps.writeable()) throw py::value_error("exps: read-only array");
+    {
+        py::gil_scoped_release release;
+        softmax_xent_backward_in_place<T>(e, z, y, (T)scale, rows, classes);
+    }
+    return exps;
+}
+
+template <typename T>
+static py::array backward_recompute(const py::array& scores, const py::array& labels,
+                                    const py::array& lse, double scale) {
+    if (scores.ndim() != 2) throw py::value_error("scores: expected a 2-D array (N, C)");
+    const int64_t rows = scores.shape(0), classes = scores.shape(1);
+    const T* s = checked_data<T>(scores, "scores", {rows, classes});
+    const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
+    const T* l = checked_data<T>(lse, "lse", {rows});
     py::array_t<T> dscores({rows, classes});
     T* d = dscores.mutable_data();
     {
         py::gil_scoped_release release;
-        softmax_xent_backward<T>(p, y, (T)scale, d, rows, classes);
+        softmax_xent_backward_recompute<T>(s, y, l, (T)scale, d, rows, classes);
     }
     return dscores;
 }
@@ -54,17 +73,26 @@ void bind_softmax_xent(py::module_& m) {
         },
         py::arg("scores"), py::arg("labels"),
         "Fused softmax cross-entropy forward. scores (N, C) float32/float64 C-contiguous, labels (N,) "
-        "int64. Returns (sum of row losses, softmax probabilities (N, C), logsumexp (N,), first "
-        "non-finite row or -1).");
+        "int64. Returns (sum of row losses, exp(s - rowmax) (N, C), 1 / row sums of those (N,), "
+        "logsumexp (N,), first non-finite row or -1).");
     m.def(
-        "softmax_xent_backward",
-        [](const py::array& probs, const py::array& labels, double scale) {
-            if (has_dtype<float>(probs)) return backward<float>(probs, labels, scale);
-            if (has_dtype<double>(probs)) return backward<double>(probs, labels, scale);
-            throw py::type_error("probs: expected float32 or float64");
+        "softmax_xent_backward_in_place",
+        [](py::array& exps, const py::array& inv_sum, const py::array& labels, double scale) {
+            if (has_dtype<float>(exps)) return backward_in_place<float>(exps, inv_sum, labels, scale);
+            if (has_dtype<double>(exps)) return backward_in_place<double>(exps, inv_sum, labels, scale);
+            throw py::type_error("exps: expected float32 or float64");
         },
-        py::arg("probs"), py::arg("labels"), py::arg("scale"),
-        "Fused softmax cross-entropy backward: scale * (probs - onehot(labels)).");
+        py::arg("exps"), py::arg("inv_sum"), py::arg("labels"), py::arg("scale"),
+        "Overwrites exps (N, C) with scale * (exps * inv_sum[:, None] - onehot(labels)) and returns it.");
+    m.def(
+        "softmax_xent_backward_recompute",
+        [](const py::array& scores, const py::array& labels, const py::array& lse, double scale) {
+            if (has_dtype<float>(scores)) return backward_recompute<float>(scores, labels, lse, scale);
+            if (has_dtype<double>(scores)) return backward_recompute<double>(scores, labels, lse, scale);
+            throw py::type_error("scores: expected float32 or float64");
+        },
+        py::arg("scores"), py::arg("labels"), py::arg("lse"), py::arg("scale"),
+        "scale * (exp(scores - lse) - onehot(labels)), a new (N, C) array.");
 }
 
 }  // namespace fastnn

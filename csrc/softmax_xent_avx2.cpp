@@ -24,7 +24,8 @@ static void exp_in_place(float* p, int64_t count) {
 
 // Short rows, a block at a time: the row-wise steps are scalar and cheap; the expensive exp and
 // log run as flat vector loops over the whole block.
-static void softmax_short_rows(const float* x, int64_t rows, int64_t classes, float* p, float* lse) {
+static void softmax_short_rows(const float* x, int64_t rows, int64_t classes, float* p,
+                               float* inv_sum, float* lse) {
     alignas(32) float row_max[kBlockPathMaxRows], row_sum[kBlockPathMaxRows];
     for (int64_t r = 0; r < rows; ++r) {
         const float* xr = x + r * classes;
@@ -41,27 +42,21 @@ static void softmax_short_rows(const float* x, int64_t rows, int64_t classes, fl
         for (int64_t j = 0; j < classes; ++j) s += pr[j];
         row_sum[r] = s;
     }
-    // lse = m + log(s) for 8 rows at a time; the row sums become 1/s for the normalisation.
+    // lse = m + log(s) and 1/s for 8 rows at a time.
     int64_t r = 0;
     for (; r + 8 <= rows; r += 8) {
         __m256 s = _mm256_load_ps(row_sum + r);
         _mm256_storeu_ps(lse + r, _mm256_add_ps(_mm256_load_ps(row_max + r), avx2::log_ps(s)));
-        _mm256_store_ps(row_sum + r, _mm256_div_ps(_mm256_set1_ps(1.0f), s));
+        _mm256_storeu_ps(inv_sum + r, _mm256_div_ps(_mm256_set1_ps(1.0f), s));
     }
     for (; r < rows; ++r) {
         lse[r] = row_max[r] + std::log(row_sum[r]);
-        row_sum[r] = 1.0f / row_sum[r];
-    }
-    for (int64_t q = 0; q < rows; ++q) {
-        float* pr = p + q * classes;
-        const float inv = row_sum[q];
-        for (int64_t j = 0; j < classes; ++j) pr[j] *= inv;
+        inv_sum[r] = 1.0f / row_sum[r];
     }
 }
 
-// Long rows, one at a time: sweep 1 finds the max, sweep 2 writes exp(x - m) and sums it, sweep 3
-// (from cache) normalises.
-static void softmax_long_row(const float* x, int64_t classes, float* p, float* lse) {
+// Long rows, one at a time: sweep 1 finds the max, sweep 2 (from cache) writes exp(x - m) and sums it.
+static void softmax_long_row(const float* x, int64_t classes, float* p, float* inv_sum, float* lse) {
     const int64_t full = classes & ~int64_t(7);
     const int64_t tail = classes - full;
     const __m256i mask = avx2::tail_mask(tail);
@@ -104,21 +99,41 @@ static void softmax_long_row(const float* x, int64_t classes, float* p, float* l
     }
     const float s = avx2::hsum(_mm256_add_ps(s0, s1));
     *lse = m + std::log(s);
-
-    const __m256 inv = _mm256_set1_ps(1.0f / s);
-    for (j = 0; j < full; j += 8) _mm256_storeu_ps(p + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), inv));
-    if (tail) _mm256_maskstore_ps(p + full, mask, _mm256_mul_ps(_mm256_maskload_ps(p + full, mask), inv));
+    *inv_sum = 1.0f / s;
 }
 
-void softmax_rows_avx2(const float* scores, int64_t rows, int64_t classes, float* probs, float* lse) {
+void scaled_softmax_rows_avx2(const float* scores, const float* lse, float scale, int64_t rows,
+                              int64_t classes, float* out) {
+    // out = x - lse (scalar, row by row), then one flat vector pass: out = scale * exp(out).
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* x = scores + r * classes;
+        float* o = out + r * classes;
+        const float l = lse[r];
+        for (int64_t j = 0; j < classes; ++j) o[j] = x[j] - l;
+    }
+    const int64_t count = rows * classes;
+    const __m256 vscale = _mm256_set1_ps(scale);
+    int64_t k = 0;
+    for (; k + 8 <= count; k += 8)
+        _mm256_storeu_ps(out + k, _mm256_mul_ps(vscale, avx2::exp_ps(_mm256_loadu_ps(out + k))));
+    if (k < count) {
+        const __m256i mask = avx2::tail_mask(count - k);
+        _mm256_maskstore_ps(out + k, mask,
+                            _mm256_mul_ps(vscale, avx2::exp_ps(_mm256_maskload_ps(out + k, mask))));
+    }
+}
+
+void softmax_rows_avx2(const float* scores, int64_t rows, int64_t classes, float* exps,
+                       float* inv_sum, float* lse) {
     if (classes <= kBlockPathMaxClasses) {
         for (int64_t first = 0; first < rows; first += kBlockPathMaxRows) {
             const int64_t count = std::min(kBlockPathMaxRows, rows - first);
-            softmax_short_rows(scores + first * classes, count, classes, probs + first * classes, lse + first);
+            softmax_short_rows(scores + first * classes, count, classes, exps + first * classes,
+                               inv_sum + first, lse + first);
         }
     } else {
         for (int64_t i = 0; i < rows; ++i)
-            softmax_long_row(scores + i * classes, classes, probs + i * classes, lse + i);
+            softmax_long_row(scores + i * classes, classes, exps + i * classes, inv_sum + i, lse + i);
     }
 }
 

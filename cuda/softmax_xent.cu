@@ -55,6 +55,42 @@ __device__ __forceinline__ void warp_merge(T& m, T& s) {
     }
 }
 
+// Runs online_add over x[first], x[first + stride], ... below `classes`, issuing four independent
+// loads before the dependent math so that each thread keeps four requests in flight (one at a
+// time is not enough bytes in flight per SM to come near the copy bandwidth).
+template <typename T>
+__device__ __forceinline__ void online_add_strided(T& m, T& s, const T* __restrict__ x,
+                                                   int64_t first, int64_t stride, int64_t classes) {
+    int64_t j = first;
+    for (; j + 3 * stride < classes; j += 4 * stride) {
+        const T a = x[j], b = x[j + stride], c = x[j + 2 * stride], d = x[j + 3 * stride];
+        online_add(m, s, a);
+        online_add(m, s, b);
+        online_add(m, s, c);
+        online_add(m, s, d);
+    }
+    for (; j < classes; j += stride) online_add(m, s, x[j]);
+}
+
+// dx[j] = scale * (exp(x[j] - lse) - [j == y]) over the same strided elements, four loads in flight.
+template <typename T>
+__device__ __forceinline__ void backward_strided(const T* __restrict__ x, T* __restrict__ dx, T lse,
+                                                 T scale, int64_t y, int64_t first, int64_t stride,
+                                                 int64_t classes) {
+    int64_t j = first;
+    for (; j + 3 * stride < classes; j += 4 * stride) {
+        T v[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) v[u] = x[j + u * stride];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int64_t k = j + u * stride;
+            dx[k] = scale * (exp_t(v[u] - lse) - (k == y ? T(1) : T(0)));
+        }
+    }
+    for (; j < classes; j += stride) dx[j] = scale * (exp_t(x[j] - lse) - (j == y ? T(1) : T(0)));
+}
+
 template <typename T>
 __device__ __forceinline__ void write_row_result(const T* x, const int64_t* labels, T* lse,
                                                  double* row_loss, int64_t row, int64_t classes,
@@ -76,7 +112,7 @@ __global__ void softmax_xent_forward_warp_kernel(const T* __restrict__ scores,
     if (row >= rows) return;  // whole warps exit together: row is uniform across a warp
     const T* x = scores + row * classes;
     T m = neg_inf<T>(), s = T(0);
-    for (int64_t j = lane; j < classes; j += 32) online_add(m, s, x[j]);
+    online_add_strided(m, s, x, lane, 32, classes);
     warp_merge(m, s);
     if (lane == 0) write_row_result(x, labels, lse, row_loss, row, classes, m, s);
 }
@@ -91,7 +127,7 @@ __global__ void softmax_xent_forward_block_kernel(const T* __restrict__ scores,
     int64_t row = blockIdx.x;
     const T* x = scores + row * classes;
     T m = neg_inf<T>(), s = T(0);
-    for (int64_t j = threadIdx.x; j < classes; j += kThreads) online_add(m, s, x[j]);
+    online_add_strided(m, s, x, threadIdx.x, kThreads, classes);
     warp_merge(m, s);
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (lane == 0) {
@@ -143,8 +179,7 @@ __global__ void softmax_xent_backward_warp_kernel(const T* __restrict__ scores,
     const int64_t y = labels[row];
     const T* x = scores + row * classes;
     T* dx = dscores + row * classes;
-    for (int64_t j = lane; j < classes; j += 32)
-        dx[j] = scale * (exp_t(x[j] - l) - (j == y ? T(1) : T(0)));
+    backward_strided(x, dx, l, scale, y, lane, 32, classes);
 }
 
 template <typename T, int kThreads>
@@ -160,8 +195,7 @@ __global__ void softmax_xent_backward_block_kernel(const T* __restrict__ scores,
     const int64_t y = labels[row];
     const T* x = scores + row * classes;
     T* dx = dscores + row * classes;
-    for (int64_t j = threadIdx.x; j < classes; j += kThreads)
-        dx[j] = scale * (exp_t(x[j] - l) - (j == y ? T(1) : T(0)));
+    backward_strided(x, dx, l, scale, y, threadIdx.x, kThreads, classes);
 }
 
 // ---------------------------------------------------------------------------------------- launchers

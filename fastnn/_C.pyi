@@ -18,10 +18,17 @@ def measure_fma_peak_gflops(iterations: int = 20000000) -> float: ...
 def copy_bandwidth_gbs(src: npt.NDArray[np.float32], dst: npt.NDArray[np.float32]) -> float: ...
 def softmax_xent_forward(
     scores: npt.NDArray[np.floating], labels: npt.NDArray[np.int64]
-) -> Tuple[float, npt.NDArray[np.floating], npt.NDArray[np.floating], int]:
-    """(sum of row losses, softmax probabilities (N, C), logsumexp (N,), first row with a
-    non-finite loss or -1)."""
-def softmax_xent_backward(
-    probs: npt.NDArray[np.floating], labels: npt.NDArray[np.int64], scale: float
+) -> Tuple[float, npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating], int]:
+    """(sum of row losses, exp(s - rowmax) (N, C), 1 / row sums of those (N,), logsumexp (N,),
+    first row with a non-finite loss or -1)."""
+def softmax_xent_backward_in_place(
+    exps: npt.NDArray[np.floating], inv_sum: npt.NDArray[np.floating], labels: npt.NDArray[np.int64], scale: float
 ) -> npt.NDArray[np.floating]:
-    """scale * (probs - onehot(labels)), shape (N, C)."""
+    """Overwrites exps (N, C) with scale * (exps * inv_sum[:, None] - onehot(labels)) and returns it."""
+def softmax_xent_backward_recompute(
+    scores: npt.NDArray[np.floating],
+    labels: npt.NDArray[np.int64],
+    lse: npt.NDArray[np.floating],
+    scale: float,
+) -> npt.NDArray[np.floating]:
+    """scale * (exp(scores - lse) - onehot(labels)), a new (N, C) array."""

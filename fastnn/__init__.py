@@ -15,6 +15,8 @@ from ._backend import (
     simd,
 )
 from . import data, functional, reference
+from . import init, nn, optim
+from .gradcheck import gradcheck
 
 __version__ = "0.1.0"
 
@@ -23,6 +25,10 @@ __all__ = [
     "cuda_module_built",
     "functional",
     "get_num_threads",
+    "gradcheck",
+    "init",
+    "nn",
+    "optim",
     "reference",
     "set_num_threads",
     "simd",

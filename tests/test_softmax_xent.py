@@ -60,6 +60,23 @@ def test_extreme_logits_stay_finite(simd_path, rng, dtype):
     assert_close(dscores, R.softmax_cross_entropy_backward(1.0, ref_cache), rtol=1e-4, atol=1e-6, name="dscores")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,c", [(5, 3), (300, 10), (7, 1000)])
+def test_repeated_backward_on_one_cache_recomputes(simd_path, rng, dtype, n, c):
+    """The first backward reuses the probabilities' buffer; later ones recompute and agree."""
+    scores, labels = random_problem(rng, n, c, dtype)
+    _, cache = F.softmax_cross_entropy_forward(scores, labels)
+    first = F.softmax_cross_entropy_backward(1.0, cache)
+    kept = first.copy()
+    second = F.softmax_cross_entropy_backward(1.0, cache)
+    third = F.softmax_cross_entropy_backward(-2.0, cache)
+    assert second is not first and third is not second
+    assert_close(second, kept, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["rtol"] / n)
+    assert_close(third, -2.0 * kept, rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["rtol"] / n)
+    second *= 0.0  # the caller owns each returned gradient: changing one leaves the others alone
+    assert_close(first, kept, rtol=0, atol=0)
+
+
 def test_gradient_rows_sum_to_zero(simd_path, rng):
     scores, labels = random_problem(rng, 50, 1000, np.float32)
     _, cache = F.softmax_cross_entropy_forward(scores, labels)
@@ -175,10 +192,21 @@ def test_native_module_backstops_bad_arrays():
         _C.softmax_xent_forward(scores, np.array([0, 1, 7], np.int64))
     with pytest.raises(ValueError, match="contiguous"):
         _C.softmax_xent_forward(np.zeros((4, 3), np.float32).T, np.zeros(3, np.int64))
+    inv_sum = np.ones(3, np.float32)
     with pytest.raises(ValueError, match="labels"):
-        _C.softmax_xent_backward(scores, np.zeros(2, np.int64), 1.0)
-    with pytest.raises(TypeError, match="probs"):
-        _C.softmax_xent_backward(scores.astype(np.float16), np.zeros(3, np.int64), 1.0)
+        _C.softmax_xent_backward_in_place(scores, inv_sum, np.zeros(2, np.int64), 1.0)
+    with pytest.raises(ValueError, match="inv_sum"):
+        _C.softmax_xent_backward_in_place(scores, inv_sum[:2], np.zeros(3, np.int64), 1.0)
+    with pytest.raises(TypeError, match="exps"):
+        _C.softmax_xent_backward_in_place(scores.astype(np.float16), inv_sum, np.zeros(3, np.int64), 1.0)
+    frozen = scores.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _C.softmax_xent_backward_in_place(frozen, inv_sum, np.zeros(3, np.int64), 1.0)
+    with pytest.raises(ValueError, match="lse"):
+        _C.softmax_xent_backward_recompute(scores, np.zeros(3, np.int64), np.zeros(2, np.float32), 1.0)
+    with pytest.raises(TypeError, match="lse"):
+        _C.softmax_xent_backward_recompute(scores, np.zeros(3, np.int64), np.zeros(3, np.float64), 1.0)
 
 
 # ------------------------------------------------------------------------------------------- PyTorch

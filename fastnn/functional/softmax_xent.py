@@ -6,22 +6,35 @@
     dL/ds_ij = dloss * (p_ij - [j == y_i]) / N
 
 Both passes are fused native kernels (fastnn._C on NumPy arrays, fastnn._cuda on CuPy arrays).
-On the CPU the forward pass keeps p (exp is dearer than a pass over memory there); on the GPU it
-keeps only the N log-sum-exps and the backward pass rebuilds p from the scores (memory is dearer).
+On the CPU the forward pass keeps exp(s - max) and the row sums (exp is dearer than a pass over
+memory there) and the first backward pass turns them into the gradient in place; on the GPU only the N log-sum-exps are kept and
+the backward pass rebuilds p from the scores (memory is dearer there).
 """
-from typing import NamedTuple
-
 import numpy as np
 
 from .. import _backend
 from ._checks import float_array, int_array, same_device, scalar
 
 
-class SoftmaxCrossEntropyCache(NamedTuple):
-    probs: object  # (N, C) softmax p, kept on the CPU; None on the GPU
-    scores: object  # (N, C) C-contiguous scores, kept on the GPU; None on the CPU
-    labels: object  # (N,) int64
-    logsumexp: object  # (N,) log sum_k exp(s_ik), same dtype as scores
+class SoftmaxCrossEntropyCache:
+    """What softmax_cross_entropy_backward needs from the forward pass.
+
+    scores (N, C): the forward pass's scores (C-contiguous; a reference, not a copy, when they
+    already were), labels (N,) int64, logsumexp (N,) = log sum_k exp(s_ik).
+    On the CPU the cache also holds e = exp(s - rowmax) and 1 / sum_k e_ik (so p = e / sum e) until
+    the first backward pass, which overwrites e with the gradient and returns that array (so
+    forward + backward allocate one N x C buffer, not two); any later backward pass on the same
+    cache recomputes p from the scores.
+    Do not modify the scores in place between the forward and backward passes.
+    """
+
+    __slots__ = ("scores", "labels", "logsumexp", "_exps")
+
+    def __init__(self, scores, labels, logsumexp, exps=None):
+        self.scores = scores
+        self.labels = labels
+        self.logsumexp = logsumexp
+        self._exps = exps  # (e, 1/sum e) on the CPU until the first backward pass, else None
 
 
 def softmax_cross_entropy_forward(scores, y):
@@ -61,7 +74,7 @@ def softmax_cross_entropy_forward(scores, y):
         i = int(bad[0])
         raise ValueError(f"y[{i}] = {int(labels[i])} is outside [0, {c}) ({bad.size} label(s) out of range)")
     scores = np.ascontiguousarray(scores)
-    loss_sum, probs, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
+    loss_sum, exps, inv_sum, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
     if first_nonfinite >= 0:
         i = int(first_nonfinite)
         raise ValueError(
@@ -69,7 +82,7 @@ def softmax_cross_entropy_forward(scores, y):
             "NaN or +inf, or the target class's score is -inf"
         )
     loss = scores.dtype.type(loss_sum / n)
-    return loss, SoftmaxCrossEntropyCache(probs, None, labels, lse)
+    return loss, SoftmaxCrossEntropyCache(scores, labels, lse, (exps, inv_sum))
 
 
 def softmax_cross_entropy_backward(dloss, cache):
@@ -86,12 +99,15 @@ def softmax_cross_entropy_backward(dloss, cache):
     if not isinstance(cache, SoftmaxCrossEntropyCache):
         raise TypeError("cache: expected the cache returned by softmax_cross_entropy_forward")
     scalar("dloss", dloss)
-    if cache.scores is not None:
+    if _backend.is_cupy_array(cache.scores):
         return _backward_cuda(dloss, cache.scores, cache.labels, cache.logsumexp)
     if _backend.is_cupy_array(dloss):
         raise TypeError("dloss is a CuPy array but the forward pass ran on NumPy arrays")
-    n = cache.probs.shape[0]
-    return _backend._C.softmax_xent_backward(cache.probs, cache.labels, float(dloss) / n)
+    scale = float(dloss) / cache.scores.shape[0]
+    if cache._exps is not None:
+        (exps, inv_sum), cache._exps = cache._exps, None
+        return _backend._C.softmax_xent_backward_in_place(exps, inv_sum, cache.labels, scale)
+    return _backend._C.softmax_xent_backward_recompute(cache.scores, cache.labels, cache.logsumexp, scale)
 
 
 def _forward_cuda(scores, y):
@@ -107,7 +123,7 @@ def _forward_cuda(scores, y):
         scores.dtype.name, scores.data.ptr, labels.data.ptr, lse.data.ptr, row_loss.data.ptr,
         loss.data.ptr, n, c, cp.cuda.get_current_stream().ptr,
     )
-    return loss, SoftmaxCrossEntropyCache(None, scores, labels, lse)
+    return loss, SoftmaxCrossEntropyCache(scores, labels, lse)
 
 
 def _backward_cuda(dloss, scores, labels, lse):

@@ -1,0 +1,129 @@
+"""Weight initialisers. Each fills a Parameter (or an array) in place and returns it.
+
+Fans follow fastnn's weight layouts:
+    2-D weights are (fan_in, fan_out), as in y = x W        (Linear, the RNN/LSTM/GRU matrices)
+    k-D weights are (out, in, kh, kw, ...), as in conv:       fan_in = in * kh * kw, fan_out = out * kh * kw
+
+    zeros, constant(value)
+    normal(std):       w ~ N(0, std^2)
+    uniform(a, b):     w ~ U(a, b)
+    xavier_uniform:    w ~ U(-bound, bound), bound = sqrt(6 / (fan_in + fan_out))
+    xavier_normal:     w ~ N(0, 2 / (fan_in + fan_out))
+    he_normal:         w ~ N(0, 2 / fan_in)                  (ReLU layers; the default of Linear and Conv2d)
+    he_uniform:        w ~ U(-bound, bound), bound = sqrt(6 / fan_in)   (variance 2 / fan_in)
+    lecun_normal:      w ~ N(0, 1 / fan_in)                  (SELU layers)
+    orthogonal(gain):  w = gain * Q, Q from the QR decomposition of a Gaussian matrix (sign-fixed so
+                       Q is uniformly distributed), rows or columns orthonormal
+
+Random numbers come from `rng` (a numpy Generator) when given, else from this module's generator,
+which manual_seed(seed) resets. They are drawn on the CPU and copied to the GPU for CuPy arrays, so a
+seed gives the same weights on both devices.
+"""
+import math
+
+import numpy as np
+
+from . import _backend
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed):
+    """Makes the initialisers (and layers built afterwards) reproducible."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def default_rng():
+    return _rng
+
+
+def _target(w):
+    # A Parameter or a bare array; returns the array to fill.
+    is_array = isinstance(w, np.ndarray) or _backend.is_cupy_array(w)
+    data = w if is_array else getattr(w, "data", None)
+    if not (isinstance(data, np.ndarray) or _backend.is_cupy_array(data)):
+        raise TypeError(f"init: expected a Parameter or an array, got {type(w).__name__}")
+    if data.dtype.kind != "f":
+        raise TypeError(f"init: expected a float array, got {data.dtype}")
+    return data
+
+
+def _fill(w, values):
+    data = _target(w)
+    if _backend.is_cupy_array(data):
+        data[...] = _backend.cupy_module().asarray(values, dtype=data.dtype)
+    else:
+        data[...] = values
+    return w
+
+
+def fans(shape):
+    """(fan_in, fan_out) of a weight of this shape (see the module docstring for the layouts)."""
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(f"init: fans need a weight with at least 2 dimensions, got shape {shape}")
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+def zeros(w):
+    return constant(w, 0.0)
+
+
+def constant(w, value):
+    _target(w)[...] = value
+    return w
+
+
+def normal(w, std=1.0, mean=0.0, rng=None):
+    data = _target(w)
+    return _fill(w, (rng or _rng).normal(mean, std, size=data.shape))
+
+
+def uniform(w, a=0.0, b=1.0, rng=None):
+    data = _target(w)
+    return _fill(w, (rng or _rng).uniform(a, b, size=data.shape))
+
+
+def xavier_uniform(w, gain=1.0, rng=None):
+    fan_in, fan_out = fans(_target(w).shape)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform(w, -bound, bound, rng)
+
+
+def xavier_normal(w, gain=1.0, rng=None):
+    fan_in, fan_out = fans(_target(w).shape)
+    return normal(w, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng=rng)
+
+
+def he_normal(w, rng=None):
+    fan_in, _ = fans(_target(w).shape)
+    return normal(w, math.sqrt(2.0 / fan_in), rng=rng)
+
+
+def he_uniform(w, rng=None):
+    fan_in, _ = fans(_target(w).shape)
+    bound = math.sqrt(6.0 / fan_in)
+    return uniform(w, -bound, bound, rng)
+
+
+def lecun_normal(w, rng=None):
+    fan_in, _ = fans(_target(w).shape)
+    return normal(w, math.sqrt(1.0 / fan_in), rng=rng)
+
+
+def orthogonal(w, gain=1.0, rng=None):
+    data = _target(w)
+    if data.ndim < 2:
+        raise ValueError(f"orthogonal: needs at least 2 dimensions, got shape {tuple(data.shape)}")
+    rows, cols = data.shape[0], math.prod(data.shape[1:])
+    a = (rng or _rng).normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    # Multiplying column j by sign(r_jj) makes Q Haar-distributed instead of biased by QR's convention.
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(w, gain * q.reshape(data.shape))

@@ -1,0 +1,45 @@
+"""Embedding lookup."""
+import numpy as np
+
+from .. import _backend, init
+from .module import Module, Parameter
+
+
+class Embedding(Module):
+    """y[..., :] = W[idx[...], :] for integer indices idx of any shape, W (num_embeddings, dim).
+
+    Backward scatters: dW[k] += sum of dy over the positions where idx == k (repeated indices add).
+    The indices have no gradient, so backward returns None. Default init: W ~ N(0, 1).
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, dtype=np.float32):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = init.normal(Parameter(np.empty((num_embeddings, embedding_dim), dtype), "weight"))
+
+    def forward(self, idx):
+        if not (isinstance(idx, np.ndarray) or _backend.is_cupy_array(idx)) or idx.dtype.kind not in "iu":
+            raise TypeError(f"Embedding: expected an integer array of indices, got "
+                            f"{getattr(idx, 'dtype', type(idx).__name__)}")
+        if _backend.is_cupy_array(idx) != _backend.is_cupy_array(self.weight.data):
+            raise TypeError("Embedding: the indices and the weight must both be NumPy or both CuPy arrays")
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
+            raise ValueError(f"Embedding: indices must lie in [0, {self.num_embeddings}), "
+                             f"got values in [{int(idx.min())}, {int(idx.max())}]")
+        self._push_cache(idx)
+        return self.weight.data[idx]
+
+    def backward(self, dout):
+        idx = self._pop_cache()
+        flat_idx = idx.reshape(-1)
+        flat_dout = dout.reshape(-1, self.embedding_dim)
+        if _backend.is_cupy_array(dout):
+            import cupyx
+
+            cupyx.scatter_add(self.weight.grad, flat_idx, flat_dout)
+        else:
+            np.add.at(self.weight.grad, flat_idx, flat_dout)
+        return None
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"

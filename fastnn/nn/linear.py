@@ -1,0 +1,90 @@
+"""Affine layers: Linear, Maxout, and the reshaping layer Flatten."""
+import numpy as np
+
+from .. import _backend, init
+from . import _checks
+from .module import Module, Parameter
+
+
+class Linear(Module):
+    """y = x W + b, with W (in_features, out_features) and b (out_features,).
+
+    x may have any leading dimensions (..., in_features); they are treated as a batch.
+    Backward:  dW += x^T dy,  db += sum_rows dy,  dx = dy W^T.
+    Default init: W ~ He normal (variance 2 / in_features, for ReLU networks), b = 0.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear: sizes must be positive, got {in_features} -> {out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = init.he_normal(Parameter(np.empty((in_features, out_features), dtype), "weight"))
+        self.bias = Parameter(np.zeros(out_features, dtype), "bias") if bias else None
+
+    def forward(self, x):
+        _checks.layer_input("Linear", x, self.weight.data)
+        _checks.last_dim("Linear", x, self.in_features)
+        x2 = x.reshape(-1, self.in_features)
+        y = x2 @ self.weight.data
+        if self.bias is not None:
+            y += self.bias.data
+        self._push_cache((x2, x.shape))
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+    def backward(self, dout):
+        x2, x_shape = self._pop_cache()
+        d2 = dout.reshape(-1, self.out_features)
+        self.weight.grad += x2.T @ d2
+        if self.bias is not None:
+            self.bias.grad += d2.sum(axis=0)
+        return (d2 @ self.weight.data.T).reshape(x_shape)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
+
+
+class Maxout(Module):
+    """Maxout unit (Goodfellow et al. 2013): z_jk = (x W + b)_{j,k}, y_j = max_k z_jk over `pieces`
+    affine pieces per output. The gradient flows only to the winning piece of each output.
+
+    W is (in_features, out_features * pieces), laid out so output j's pieces are columns
+    j*pieces ... j*pieces + pieces - 1.
+    """
+
+    def __init__(self, in_features, out_features, pieces=2, dtype=np.float32):
+        super().__init__()
+        if pieces < 1:
+            raise ValueError(f"Maxout: pieces must be at least 1, got {pieces}")
+        self.out_features, self.pieces = out_features, pieces
+        self.linear = Linear(in_features, out_features * pieces, dtype=dtype)
+        init.xavier_uniform(self.linear.weight)
+
+    def forward(self, x):
+        z = self.linear.forward(x)
+        z = z.reshape(*z.shape[:-1], self.out_features, self.pieces)
+        xp = _backend.array_module(z)
+        winner = z.argmax(axis=-1)
+        self._push_cache((winner, z.shape))
+        return xp.take_along_axis(z, winner[..., None], axis=-1)[..., 0]
+
+    def backward(self, dout):
+        winner, z_shape = self._pop_cache()
+        xp = _backend.array_module(dout)
+        is_winner = xp.arange(self.pieces) == winner[..., None]
+        dz = is_winner * dout[..., None]
+        return self.linear.backward(dz.reshape(*z_shape[:-2], -1))
+
+    def extra_repr(self):
+        return f"{self.linear.in_features}, {self.out_features}, pieces={self.pieces}"
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
+
+    def forward(self, x):
+        self._push_cache(x.shape)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        return dout.reshape(self._pop_cache())

@@ -1,0 +1,27 @@
+"""Gradient clipping, in place on p.grad (call between backward and step)."""
+import math
+
+from .. import _backend
+
+
+def clip_grad_value(params, clip_value):
+    """g <- clip(g, -clip_value, clip_value) elementwise (changes the direction of g)."""
+    if not clip_value > 0:
+        raise ValueError(f"clip_grad_value: clip_value must be positive, got {clip_value}")
+    for p in params:
+        _backend.array_module(p.grad).clip(p.grad, -clip_value, clip_value, out=p.grad)
+
+
+def clip_grad_norm(params, max_norm, eps=1e-6):
+    """Rescales all gradients together so their global norm ||g|| = sqrt(sum_p ||g_p||^2) is at most
+    max_norm: g <- g * max_norm / (||g|| + eps) when ||g|| > max_norm. The direction is kept.
+    Returns ||g|| before clipping (a float)."""
+    if not max_norm > 0:
+        raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
+    params = list(params)
+    total = math.sqrt(sum(float((p.grad.astype("float64", copy=False) ** 2).sum()) for p in params))
+    if total > max_norm:
+        scale = max_norm / (total + eps)
+        for p in params:
+            p.grad *= scale
+    return total

@@ -1,0 +1,340 @@
+"""Optimizers, from simple to complex. Every one updates parameters in place:
+
+    opt = Adam(model.parameters(), lr=1e-3)
+    opt.zero_grad(); ...backward...; opt.step()
+
+Two general forms carry all of them (as tinygrad derives its optimizers from one):
+
+    SGD family (SGD, Momentum, Nesterov), velocity v with momentum mu:
+        plain       w -= lr g
+        momentum    v = mu v + lr g;   w -= v
+        Nesterov    v = mu v + lr g;   w -= mu v + lr g      (the gradient at the look-ahead point
+                                                             w - mu v, rewritten in terms of w)
+    Adaptive family (Adagrad, RMSProp, Adam, AdamW), first moment m, second moment s:
+        m = b1 m + (1 - b1) g                (b1 = 0: m = g)
+        s = rho s + c g^2
+        w -= lr * m_hat / (sqrt(s_hat) + eps),   m_hat = m / (1 - b1^t), s_hat = s / (1 - rho^t)
+                                                 when bias-corrected, else m_hat = m, s_hat = s
+        Adagrad:  b1 = 0, rho = 1, c = 1, no correction      (s sums every g^2 seen)
+        RMSProp:  b1 = 0, rho, c = 1 - rho, no correction
+        Adam:     b1, rho = b2, c = 1 - b2, bias-corrected
+
+Regularisers every optimizer accepts:
+    weight_decay (L2):     g <- g + weight_decay * w           (added to the gradient)
+    l1:                    g <- g + l1 * sign(w)
+    decoupled_weight_decay w <- w (1 - lr * decoupled_weight_decay) before the update (AdamW)
+    max_norm:              after the update, each unit's incoming weight vector is rescaled to norm
+                           <= max_norm: columns of 2-D (fan_in, fan_out) weights, filters (axis 0)
+                           of k-D conv weights; 1-D parameters (biases) are left alone.
+
+On NumPy the update runs as in-place ufuncs into per-parameter scratch buffers (no temporaries);
+on CuPy each update is one fused elementwise kernel, compiled the first time CuPy arrays are seen.
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import _backend
+
+
+def _check_param(i, p):
+    if not (hasattr(p, "data") and hasattr(p, "grad")):
+        raise TypeError(f"optimizer: parameter {i} is a {type(p).__name__}; pass model.parameters()")
+    if p.data.dtype.kind != "f":
+        raise TypeError(f"optimizer: parameter {i} has dtype {p.data.dtype}; only float parameters train")
+
+
+class Optimizer:
+    """Base class: the loop over parameters, the regularisers and the state dict.
+
+    Subclasses name their per-parameter state arrays in `_state_names` and define _update_cpu and
+    _update_cuda for one parameter.
+    """
+
+    _state_names = ()
+
+    def __init__(self, params, lr, weight_decay=0.0, l1=0.0, decoupled_weight_decay=0.0, max_norm=None):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            _check_param(i, p)
+        for name, value in (("lr", lr), ("weight_decay", weight_decay), ("l1", l1),
+                            ("decoupled_weight_decay", decoupled_weight_decay)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{type(self).__name__}: {name} must be finite and >= 0, got {value}")
+        if max_norm is not None and not max_norm > 0:
+            raise ValueError(f"{type(self).__name__}: max_norm must be positive, got {max_norm}")
+        self.lr = float(lr)
+        self.weight_decay, self.l1 = float(weight_decay), float(l1)
+        self.decoupled_weight_decay = float(decoupled_weight_decay)
+        self.max_norm = max_norm
+        self.t = 0
+        self.state = [dict() for _ in self.params]
+        self._scratch = [dict() for _ in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad.fill(0)
+
+    def step(self):
+        """One update of every parameter from its .grad."""
+        self.t += 1
+        for i, p in enumerate(self.params):
+            xp = _backend.array_module(p.data)
+            state = self.state[i]
+            for name in self._state_names:
+                if name not in state:
+                    state[name] = xp.zeros_like(p.data)
+            if _backend.is_cupy_array(p.data):
+                self._update_cuda(i, p, state)
+            else:
+                g = self._regularised_grad_cpu(i, p)
+                if self.decoupled_weight_decay:
+                    p.data *= 1.0 - self.lr * self.decoupled_weight_decay
+                self._update_cpu(i, p, state, g)
+            if self.max_norm is not None and p.data.ndim >= 2:
+                self._apply_max_norm(p.data)
+
+    # ---- helpers shared by the updates -------------------------------------------------------------
+    def _buffer(self, i, name, like):
+        buf = self._scratch[i].get(name)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._scratch[i][name] = np.empty_like(like)
+        return buf
+
+    def _regularised_grad_cpu(self, i, p):
+        """g + weight_decay w + l1 sign(w), in a scratch buffer (p.grad itself is not modified)."""
+        if not (self.weight_decay or self.l1):
+            return p.grad
+        g = self._buffer(i, "regularised_grad", p.data)
+        np.multiply(p.data, self.weight_decay, out=g)
+        g += p.grad
+        if self.l1:
+            sign = self._buffer(i, "sign", p.data)
+            np.sign(p.data, out=sign)
+            sign *= self.l1
+            g += sign
+        return g
+
+    def _cuda_scalars(self, p):
+        """(weight_decay, l1, keep = 1 - lr * decoupled_weight_decay) in the parameter's dtype."""
+        as_t = p.data.dtype.type
+        return as_t(self.weight_decay), as_t(self.l1), as_t(1.0 - self.lr * self.decoupled_weight_decay)
+
+    def _apply_max_norm(self, w):
+        xp = _backend.array_module(w)
+        axes = (0,) if w.ndim == 2 else tuple(range(1, w.ndim))
+        norms = xp.sqrt((w * w).sum(axis=axes, keepdims=True))
+        w *= xp.minimum(1, self.max_norm / xp.maximum(norms, 1e-12)).astype(w.dtype, copy=False)
+
+    # ---- checkpoints -------------------------------------------------------------------------------
+    def state_dict(self):
+        """A flat dict of NumPy arrays (np.savez-ready): 'step', 'lr' and 'state.<i>.<name>'."""
+        out = OrderedDict(step=np.array(self.t), lr=np.array(self.lr))
+        for i, state in enumerate(self.state):
+            for name, a in state.items():
+                out[f"state.{i}.{name}"] = a.get() if _backend.is_cupy_array(a) else a.copy()
+        return out
+
+    def load_state_dict(self, state_dict):
+        """Restores step, lr and per-parameter state; shapes must match the parameters."""
+        if "step" not in state_dict or "lr" not in state_dict:
+            raise KeyError("optimizer load_state_dict: needs 'step' and 'lr'")
+        new_state = [dict() for _ in self.params]
+        for key, a in state_dict.items():
+            if key in ("step", "lr"):
+                continue
+            parts = key.split(".")
+            if len(parts) != 3 or parts[0] != "state" or not parts[1].isdigit() or parts[2] not in self._state_names:
+                raise KeyError(f"optimizer load_state_dict: unexpected key {key!r} for {type(self).__name__}")
+            i = int(parts[1])
+            if i >= len(self.params):
+                raise ValueError(f"optimizer load_state_dict: {key} but the optimizer has "
+                                 f"{len(self.params)} parameters")
+            p = self.params[i].data
+            if tuple(a.shape) != tuple(p.shape):
+                raise ValueError(f"optimizer load_state_dict: {key} has shape {tuple(a.shape)}, "
+                                 f"parameter {i} has {tuple(p.shape)}")
+            xp = _backend.array_module(p)
+            new_state[i][parts[2]] = xp.array(a, dtype=p.dtype)
+        self.t = int(state_dict["step"])
+        self.lr = float(state_dict["lr"])
+        self.state = new_state
+
+
+_cuda_kernels = {}
+
+
+def _cuda_kernel(name):
+    """The fused CuPy update kernels, compiled on first use (CuPy is imported only then)."""
+    if name in _cuda_kernels:
+        return _cuda_kernels[name]
+    cp = _backend.cupy_module()
+    # Shared prologue: the regularised gradient and the decoupled decay, as in Optimizer.step.
+    prologue = "T grad = g + wd * w + l1 * (T)((w > (T)0) - (w < (T)0)); w = w * keep;"
+    sources = {
+        "sgd": ("T g, T wd, T l1, T keep, T lr", "T w", prologue + "w -= lr * grad;"),
+        "sgd_momentum": (
+            "T g, T wd, T l1, T keep, T lr, T mu, int32 nesterov", "T w, T v",
+            prologue + "v = mu * v + lr * grad; w -= nesterov ? mu * v + lr * grad : v;",
+        ),
+        "adaptive": (
+            "T g, T wd, T l1, T keep, T b1, T rho, T c, T step_size, T inv_sqrt_bc2, T eps", "T w, T m, T s",
+            prologue + "m = b1 * m + ((T)1 - b1) * grad; s = rho * s + c * grad * grad;"
+                       "w -= step_size * m / (sqrt(s) * inv_sqrt_bc2 + eps);",
+        ),
+    }
+    params, outs, body = sources[name]
+    _cuda_kernels[name] = cp.ElementwiseKernel(params, outs, body, f"fastnn_{name}_update")
+    return _cuda_kernels[name]
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, w -= lr g; with momentum mu > 0: v = mu v + lr g, w -= v;
+    with nesterov=True: v = mu v + lr g, w -= mu v + lr g (see the module docstring)."""
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, **regularisers):
+        super().__init__(params, lr, **regularisers)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1), got {momentum}")
+        if nesterov and momentum == 0.0:
+            raise ValueError(f"{type(self).__name__}: Nesterov needs momentum > 0")
+        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self._state_names = ("velocity",) if momentum else ()
+
+    def _update_cpu(self, i, p, state, g):
+        step = self._buffer(i, "step", p.data)
+        np.multiply(g, self.lr, out=step)  # lr g
+        if not self.momentum:
+            p.data -= step
+            return
+        v = state["velocity"]
+        v *= self.momentum
+        v += step  # v = mu v + lr g
+        if self.nesterov:
+            p.data -= step  # w -= lr g ...
+            np.multiply(v, self.momentum, out=step)  # ... and mu v
+            p.data -= step
+        else:
+            p.data -= v
+
+    def _update_cuda(self, i, p, state):
+        wd, l1, keep = self._cuda_scalars(p)
+        as_t = p.data.dtype.type
+        if not self.momentum:
+            _cuda_kernel("sgd")(p.grad, wd, l1, keep, as_t(self.lr), p.data)
+        else:
+            _cuda_kernel("sgd_momentum")(p.grad, wd, l1, keep, as_t(self.lr), as_t(self.momentum),
+                                         np.int32(self.nesterov), p.data, state["velocity"])
+
+
+class Momentum(SGD):
+    """SGD with momentum (Polyak's heavy ball): v = beta v + lr g;  w -= v."""
+
+    def __init__(self, params, lr, beta=0.9, **regularisers):
+        super().__init__(params, lr, momentum=beta, **regularisers)
+
+
+class Nesterov(SGD):
+    """Nesterov accelerated gradient: v = beta v + lr g;  w -= beta v + lr g, which is the momentum
+    step taken with the gradient at the look-ahead point w - beta v (Sutskever et al. 2013)."""
+
+    def __init__(self, params, lr, beta=0.9, **regularisers):
+        super().__init__(params, lr, momentum=beta, nesterov=True, **regularisers)
+
+
+class _Adaptive(Optimizer):
+    """The adaptive family (module docstring): m = b1 m + (1 - b1) g, s = rho s + c g^2,
+    w -= lr m_hat / (sqrt(s_hat) + eps)."""
+
+    _state_names = ("m", "s")
+
+    def __init__(self, params, lr, b1, rho, c, eps, bias_correction, **regularisers):
+        super().__init__(params, lr, **regularisers)
+        for name, value in (("beta1", b1), ("rho/beta2", rho)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{type(self).__name__}: {name} must be in [0, 1], got {value}")
+        if not eps > 0:
+            raise ValueError(f"{type(self).__name__}: eps must be positive, got {eps}")
+        self.b1, self.rho, self.c, self.eps = float(b1), float(rho), float(c), float(eps)
+        self.bias_correction = bool(bias_correction)
+        if self.b1 == 0.0:
+            self._state_names = ("s",)  # m = g: no first-moment state on the CPU path
+
+    def _corrections(self):
+        """(lr / (1 - b1^t), 1 / sqrt(1 - rho^t)) with bias correction, else (lr, 1)."""
+        if not self.bias_correction:
+            return self.lr, 1.0
+        return self.lr / (1.0 - self.b1 ** self.t), 1.0 / np.sqrt(1.0 - self.rho ** self.t)
+
+    def _update_cpu(self, i, p, state, g):
+        step_size, inv_sqrt_bc2 = self._corrections()
+        tmp = self._buffer(i, "tmp", p.data)
+        if self.b1:
+            m = state["m"]
+            m *= self.b1
+            np.multiply(g, 1.0 - self.b1, out=tmp)
+            m += tmp  # m = b1 m + (1 - b1) g
+        else:
+            m = g
+        s = state["s"]
+        if self.rho != 1.0:
+            s *= self.rho
+        np.multiply(g, g, out=tmp)
+        if self.c != 1.0:
+            tmp *= self.c
+        s += tmp  # s = rho s + c g^2
+        np.sqrt(s, out=tmp)
+        if inv_sqrt_bc2 != 1.0:
+            tmp *= inv_sqrt_bc2
+        tmp += self.eps  # sqrt(s_hat) + eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p.data -= tmp
+
+    def _update_cuda(self, i, p, state):
+        if self.b1:
+            m = state["m"]
+        else:  # the fused kernel always carries m; with b1 = 0 it is just g, so it is not state
+            m = self._scratch[i].get("m")
+            if m is None:
+                m = self._scratch[i]["m"] = _backend.cupy_module().zeros_like(p.data)
+        wd, l1, keep = self._cuda_scalars(p)
+        step_size, inv_sqrt_bc2 = self._corrections()
+        as_t = p.data.dtype.type
+        _cuda_kernel("adaptive")(p.grad, wd, l1, keep, as_t(self.b1), as_t(self.rho), as_t(self.c),
+                                 as_t(step_size), as_t(inv_sqrt_bc2), as_t(self.eps),
+                                 p.data, m, state["s"])
+
+
+class Adagrad(_Adaptive):
+    """Adagrad (Duchi et al. 2011): s += g^2;  w -= lr g / (sqrt(s) + eps)."""
+
+    def __init__(self, params, lr=1e-2, eps=1e-10, **regularisers):
+        super().__init__(params, lr, b1=0.0, rho=1.0, c=1.0, eps=eps, bias_correction=False, **regularisers)
+
+
+class RMSProp(_Adaptive):
+    """RMSProp (Hinton): s = rho s + (1 - rho) g^2;  w -= lr g / (sqrt(s) + eps)."""
+
+    def __init__(self, params, lr=1e-2, rho=0.99, eps=1e-8, **regularisers):
+        super().__init__(params, lr, b1=0.0, rho=rho, c=1.0 - rho, eps=eps, bias_correction=False,
+                         **regularisers)
+
+
+class Adam(_Adaptive):
+    """Adam (Kingma & Ba 2015): m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+    w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, **regularisers):
+        b1, b2 = betas
+        super().__init__(params, lr, b1=b1, rho=b2, c=1.0 - b2, eps=eps, bias_correction=True, **regularisers)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): w <- w (1 - lr wd), then the
+    Adam step; the decay never enters m or v."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, **regularisers):
+        super().__init__(params, lr, betas=betas, eps=eps, decoupled_weight_decay=weight_decay, **regularisers)
