@@ -177,7 +177,14 @@ class Trainer:
         """One optimizer step on one batch; returns (loss, accuracy or None)."""
         self.model.zero_grad()
         predictions = self.model.forward(inputs)
-        loss = self.loss_fn.forward(predictions, targets)
+        try:
+            loss = self.loss_fn.forward(predictions, targets)
+        except ValueError as e:
+            # Fused losses (softmax cross-entropy) refuse non-finite scores themselves; that is the
+            # same event as a NaN loss, so it gets the same message naming the step.
+            if bool(_backend.array_module(predictions).isfinite(predictions).all()):
+                raise
+            raise NonFiniteLossError(math.nan, self.epoch + 1, step_in_epoch + 1, self.global_step + 1) from e
         if not math.isfinite(loss):
             raise NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
         self.model.backward(self.loss_fn.backward())
@@ -191,11 +198,13 @@ class Trainer:
         return loss, acc
 
     def _bar(self, loader, description):
+        """A tqdm bar advanced by hand (so its final figures can be drawn before it closes), or None."""
         if not self.progress:
-            return loader
+            return None
         from tqdm.auto import tqdm
 
-        return tqdm(loader, desc=description, leave=False, dynamic_ncols=True)
+        total = len(loader) if hasattr(loader, "__len__") else None
+        return tqdm(total=total, desc=description, leave=False, dynamic_ncols=True)
 
     def train_epoch(self, loader):
         """One pass over the training batches; returns {"loss", "accuracy", "throughput", "time"}.
@@ -208,7 +217,8 @@ class Trainer:
         count = 0
         start = time.perf_counter()
         bar = self._bar(loader, f"epoch {self.epoch + 1}")
-        for step, batch in enumerate(bar):
+        postfix = OrderedDict()
+        for step, batch in enumerate(loader):
             inputs, targets = self.prepare_batch(batch)
             loss, acc = self.train_step(inputs, targets, step)
             n = len(targets)
@@ -216,13 +226,15 @@ class Trainer:
             total_loss += loss * n
             if acc is not None:
                 total_correct += acc * n
-            if self.progress:
-                postfix = OrderedDict(loss=f"{total_loss / count:.4f}")
+            if bar is not None:
+                postfix["loss"] = f"{total_loss / count:.4f}"
                 if self.accuracy:
                     postfix["acc"] = f"{total_correct / count:.4f}"
                 postfix[f"{self.unit}/s"] = f"{count / (time.perf_counter() - start):.0f}"
                 bar.set_postfix(postfix, refresh=False)
-        if self.progress:
+                bar.update(1)
+        if bar is not None:
+            bar.set_postfix(postfix)  # draws the epoch's final figures before the bar is cleared
             bar.close()
         if count == 0:
             raise ValueError("Trainer: the training loader yielded no batches")
