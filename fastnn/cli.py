@@ -71,7 +71,7 @@ def build_parser():
     train = sub.add_parser("train", help="train a model on real data (lenet5, charlstm)")
     models = train.add_subparsers(dest="model", required=True)
     lenet = models.add_parser("lenet5", help="LeNet-5 on MNIST")
-    _common_options(lenet, epochs=5, batch_size=64, lr=1e-3)
+    _common_options(lenet, epochs=5, batch_size=64, lr=2e-3)
     # Smoke-test options: train and evaluate on the first N images only.
     lenet.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
     lenet.add_argument("--limit-eval", type=int, default=None, help=argparse.SUPPRESS)
