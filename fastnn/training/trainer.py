@@ -1,0 +1,425 @@
+"""The training loop: fit / evaluate, with validation, early stopping, schedules, clipping and
+checkpoints that resume exactly.
+
+One training step on a batch (x, y) is the chain rule written out:
+
+    model.zero_grad()
+    scores = model.forward(x)
+    loss   = loss_fn.forward(scores, y)                  L = mean over the batch
+    model.backward(loss_fn.backward())                   p.grad = dL/dp for every parameter
+    clip_grad_norm(params, max_norm)                     g <- g * max_norm / ||g||  when ||g|| > max_norm
+    optimizer.step()                                     p <- update(p, p.grad)
+
+An epoch runs that over every training batch, then evaluates the validation batches with the model
+in eval mode, updates the learning-rate schedule, keeps the best weights for early stopping and
+writes a checkpoint. A checkpoint holds everything the next epoch depends on (weights, optimizer
+moments, schedule, the epoch counter, the random generators, the history and the early-stopping
+record), so a resumed run produces bit-identical weights to an uninterrupted one on the CPU.
+
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters(), 1e-3),
+                      scheduler=optim.StepLR(opt, 2, 0.5), clip_grad_norm=5.0,
+                      checkpoint_path="run/checkpoint.npz", patience=3)
+    history = trainer.fit(train_loader, val_loader, epochs=10)
+    trainer.evaluate(test_loader)        # {"loss": ..., "accuracy": ...}
+"""
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import _backend, init
+from .. import nn, optim
+from .history import History
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; training stops at the step named in the message."""
+
+    def __init__(self, loss, epoch, step, global_step):
+        self.loss, self.epoch, self.step, self.global_step = loss, epoch, step, global_step
+        super().__init__(
+            f"training loss is {loss} at epoch {epoch}, step {step} (global step {global_step}); "
+            "stopping. Try a smaller learning rate, gradient clipping, or check the inputs for NaN/inf."
+        )
+
+
+def seed_everything(seed):
+    """Seeds every generator a CPU run draws from: fastnn.init (weights), NumPy's global generator
+    and Python's `random`. DataLoader and Dropout take their own seeds."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    init.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def classification_accuracy(scores, targets):
+    """Fraction of rows whose largest score is at the label: mean_i [argmax_k s_ik == y_i]."""
+    xp = _backend.array_module(scores)
+    return float((xp.argmax(scores, axis=1) == targets).mean())
+
+
+def _split_xy(batch):
+    """Default prepare_batch: a loader batch (x, y) as (inputs, targets)."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise TypeError("Trainer: each batch must be a pair (x, y); pass prepare_batch for other layouts")
+    return batch[0], batch[1]
+
+
+def _to_cpu(a):
+    return a.get() if _backend.is_cupy_array(a) else np.asarray(a)
+
+
+def _generators(model):
+    """(name, numpy Generator) for every generator a module owns (Dropout's masks), in a fixed order."""
+    found = []
+    for prefix, module in model._named_modules():
+        for attr, value in sorted(vars(module).items()):
+            if isinstance(value, np.random.Generator):
+                found.append((prefix + attr, value))
+    return found
+
+
+def _atomic_savez(path, arrays):
+    """np.savez into a temporary file in the target folder, then os.replace: a crash mid-write leaves
+    the previous checkpoint intact, never a truncated one."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class Trainer:
+    """Fits a Module with a Loss and an Optimizer; see the module docstring for one step.
+
+    Args:
+        model: a fastnn.nn.Module (forward(x) -> predictions, backward(dpred)).
+        loss_fn: a fastnn.nn.Loss (forward(pred, target) -> float, backward() -> dpred).
+        optimizer: a fastnn.optim optimizer over model.parameters().
+        scheduler: None, a per-epoch (or per-step) LRScheduler, or ReduceLROnPlateau, which is
+            stepped with the monitored validation metric once per epoch.
+        scheduler_unit: "epoch" or "step": when scheduler.step() is called.
+        clip_grad_norm: None or the max global gradient norm.
+        accuracy: whether to report accuracy (argmax of the predictions vs integer targets);
+            None means yes for SoftmaxCrossEntropyLoss and MultiClassHingeLoss.
+        patience: None, or stop after this many epochs without improvement of `monitor`
+            (needs validation data); the best weights are restored when fit returns.
+        monitor: "val_loss" (lower is better) or "val_accuracy" (higher is better).
+        checkpoint_path: None or an .npz path written (atomically) after every epoch.
+        prepare_batch: maps a loader batch to (inputs, targets); default: the batch is (x, y).
+        progress: show a tqdm progress bar per epoch.
+        log: callable for the per-epoch summary lines (print by default; None for silence).
+        unit: what one target counts as in the throughput figure ("samples", "images", "chars").
+    """
+
+    def __init__(self, model, loss_fn, optimizer, scheduler=None, scheduler_unit="epoch", clip_grad_norm=None,
+                 accuracy=None, patience=None, monitor="val_loss", checkpoint_path=None, prepare_batch=None,
+                 progress=True, log=print, unit="samples"):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"Trainer: model must be a fastnn.nn.Module, got {type(model).__name__}")
+        if not isinstance(loss_fn, nn.Loss):
+            raise TypeError(f"Trainer: loss_fn must be a fastnn.nn.Loss, got {type(loss_fn).__name__}")
+        if not isinstance(optimizer, optim.Optimizer):
+            raise TypeError(f"Trainer: optimizer must be a fastnn.optim.Optimizer, got {type(optimizer).__name__}")
+        if scheduler_unit not in ("epoch", "step"):
+            raise ValueError(f"Trainer: scheduler_unit must be 'epoch' or 'step', got {scheduler_unit!r}")
+        if isinstance(scheduler, optim.ReduceLROnPlateau) and scheduler_unit != "epoch":
+            raise ValueError("Trainer: ReduceLROnPlateau is stepped with the validation metric, once per epoch")
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"Trainer: clip_grad_norm must be positive or None, got {clip_grad_norm}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"Trainer: patience must be a positive int or None, got {patience!r}")
+        if monitor not in ("val_loss", "val_accuracy"):
+            raise ValueError(f"Trainer: monitor must be 'val_loss' or 'val_accuracy', got {monitor!r}")
+        if accuracy is None:
+            accuracy = isinstance(loss_fn, (nn.SoftmaxCrossEntropyLoss, nn.MultiClassHingeLoss))
+        if monitor == "val_accuracy" and not accuracy:
+            raise ValueError("Trainer: monitor='val_accuracy' needs accuracy=True")
+        self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
+        self.scheduler, self.scheduler_unit = scheduler, scheduler_unit
+        self.clip_grad_norm = clip_grad_norm
+        self.accuracy = bool(accuracy)
+        self.patience, self.monitor = patience, monitor
+        self.checkpoint_path = checkpoint_path
+        self.prepare_batch = prepare_batch or _split_xy
+        self.progress, self.log, self.unit = progress, log, unit
+        self.params = model.parameters()
+        self.epoch = 0  # epochs completed
+        self.global_step = 0  # optimizer steps taken
+        self.history = History()
+        self.best_metric = None
+        self.best_epoch = None
+        self.best_state = None
+        self.bad_epochs = 0
+        self.stopped_early = False
+
+    # ---- one step, one pass ----------------------------------------------------------------------
+    def _reset_model_state(self):
+        # Recurrent language models carry their state across batches of one pass; a pass starts fresh.
+        reset = getattr(self.model, "reset_state", None)
+        if callable(reset):
+            reset()
+
+    def train_step(self, inputs, targets, step_in_epoch=0):
+        """One optimizer step on one batch; returns (loss, accuracy or None)."""
+        self.model.zero_grad()
+        predictions = self.model.forward(inputs)
+        try:
+            loss = self.loss_fn.forward(predictions, targets)
+        except ValueError as e:
+            # Fused losses (softmax cross-entropy) refuse non-finite scores themselves; that is the
+            # same event as a NaN loss, so it gets the same message naming the step.
+            if bool(_backend.array_module(predictions).isfinite(predictions).all()):
+                raise
+            raise NonFiniteLossError(math.nan, self.epoch + 1, step_in_epoch + 1, self.global_step + 1) from e
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
+        self.model.backward(self.loss_fn.backward())
+        if self.clip_grad_norm is not None:
+            optim.clip_grad_norm(self.params, self.clip_grad_norm)
+        self.optimizer.step()
+        self.global_step += 1
+        if self.scheduler is not None and self.scheduler_unit == "step":
+            self.scheduler.step()
+        acc = classification_accuracy(predictions, targets) if self.accuracy else None
+        return loss, acc
+
+    def _bar(self, loader, description):
+        """A tqdm bar advanced by hand (so its final figures can be drawn before it closes), or None."""
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        total = len(loader) if hasattr(loader, "__len__") else None
+        return tqdm(total=total, desc=description, leave=False, dynamic_ncols=True)
+
+    def train_epoch(self, loader):
+        """One pass over the training batches; returns {"loss", "accuracy", "throughput", "time"}.
+        Loss and accuracy are means over samples (batches weighted by their size)."""
+        self.model.train()
+        self._reset_model_state()
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(self.epoch)  # the epoch's shuffle and augmentation, also after a resume
+        total_loss = total_correct = 0.0
+        count = 0
+        start = time.perf_counter()
+        bar = self._bar(loader, f"epoch {self.epoch + 1}")
+        postfix = OrderedDict()
+        for step, batch in enumerate(loader):
+            inputs, targets = self.prepare_batch(batch)
+            loss, acc = self.train_step(inputs, targets, step)
+            n = len(targets)
+            count += n
+            total_loss += loss * n
+            if acc is not None:
+                total_correct += acc * n
+            if bar is not None:
+                postfix["loss"] = f"{total_loss / count:.4f}"
+                if self.accuracy:
+                    postfix["acc"] = f"{total_correct / count:.4f}"
+                postfix[f"{self.unit}/s"] = f"{count / (time.perf_counter() - start):.0f}"
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+        if bar is not None:
+            bar.set_postfix(postfix)  # draws the epoch's final figures before the bar is cleared
+            bar.close()
+        if count == 0:
+            raise ValueError("Trainer: the training loader yielded no batches")
+        elapsed = time.perf_counter() - start
+        return {"loss": total_loss / count, "accuracy": total_correct / count if self.accuracy else None,
+                "throughput": count / elapsed, "time": elapsed}
+
+    def evaluate(self, loader):
+        """Mean loss (and accuracy) over a loader with the model in eval mode; no parameter changes.
+        Returns {"loss", "accuracy" (None when not reported), "throughput"}."""
+        was_training = self.model.training
+        self.model.eval()
+        self._reset_model_state()
+        total_loss = total_correct = 0.0
+        count = 0
+        start = time.perf_counter()
+        try:
+            for batch in loader:
+                inputs, targets = self.prepare_batch(batch)
+                predictions = self.model.forward(inputs)
+                n = len(targets)
+                total_loss += self.loss_fn.forward(predictions, targets) * n
+                if self.accuracy:
+                    total_correct += classification_accuracy(predictions, targets) * n
+                count += n
+        finally:
+            self.model.train(was_training)
+        if count == 0:
+            raise ValueError("Trainer: the evaluation loader yielded no batches")
+        return {"loss": total_loss / count, "accuracy": total_correct / count if self.accuracy else None,
+                "throughput": count / (time.perf_counter() - start)}
+
+    # ---- the epoch loop --------------------------------------------------------------------------
+    def _improved(self, metric):
+        if self.best_metric is None:
+            return True
+        if self.monitor == "val_loss":
+            return metric < self.best_metric
+        return metric > self.best_metric
+
+    def fit(self, train_loader, val_loader=None, epochs=1):
+        """Trains until `epochs` epochs are complete in total (a resumed trainer continues from its
+        epoch counter), or until early stopping. Returns the History."""
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"fit: epochs must be a positive int, got {epochs!r}")
+        if self.patience is not None and val_loader is None:
+            raise ValueError("fit: early stopping (patience) needs val_loader")
+        if isinstance(self.scheduler, optim.ReduceLROnPlateau) and val_loader is None:
+            raise ValueError("fit: ReduceLROnPlateau needs val_loader (it follows the validation metric)")
+        while self.epoch < epochs and not self.stopped_early:
+            lr = self.optimizer.lr
+            train = self.train_epoch(train_loader)
+            self.epoch += 1
+            row = OrderedDict(epoch=self.epoch, lr=lr, train_loss=train["loss"])
+            if self.accuracy:
+                row["train_accuracy"] = train["accuracy"]
+            row["throughput"], row["epoch_time"] = train["throughput"], train["time"]
+            if val_loader is not None:
+                val = self.evaluate(val_loader)
+                row["val_loss"] = val["loss"]
+                if self.accuracy:
+                    row["val_accuracy"] = val["accuracy"]
+                metric = row[self.monitor]
+                if self._improved(metric):
+                    self.best_metric, self.best_epoch, self.bad_epochs = metric, self.epoch, 0
+                    self.best_state = self.model.state_dict()
+                else:
+                    self.bad_epochs += 1
+                if self.patience is not None and self.bad_epochs >= self.patience:
+                    self.stopped_early = True
+            if self.scheduler is not None and self.scheduler_unit == "epoch":
+                if isinstance(self.scheduler, optim.ReduceLROnPlateau):
+                    self.scheduler.step(row[self.monitor])
+                else:
+                    self.scheduler.step()
+            self.history.append(row)
+            if self.log is not None:
+                self.log(self._summary(row))
+            if self.checkpoint_path is not None:
+                self.save_checkpoint(self.checkpoint_path)
+        if self.stopped_early and self.log is not None:
+            self.log(f"early stopping: no improvement of {self.monitor} for {self.patience} epochs; "
+                     f"restoring the weights of epoch {self.best_epoch} ({self.monitor} {self.best_metric:.4f})")
+        if self.patience is not None and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.history
+
+    def _summary(self, row):
+        parts = [f"epoch {row['epoch']}", f"lr {row['lr']:.3g}", f"train loss {row['train_loss']:.4f}"]
+        if "train_accuracy" in row:
+            parts.append(f"acc {row['train_accuracy']:.4f}")
+        if "val_loss" in row:
+            parts.append(f"val loss {row['val_loss']:.4f}")
+        if "val_accuracy" in row:
+            parts.append(f"val acc {row['val_accuracy']:.4f}")
+        parts.append(f"{row['throughput']:.0f} {self.unit}/s")
+        return " | ".join(parts)
+
+    # ---- checkpoints -----------------------------------------------------------------------------
+    def _meta(self):
+        """The JSON-able part of a checkpoint: counters, history, schedule and generator states."""
+        return {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "history": self.history.rows,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "stopped_early": self.stopped_early,
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "optimizer_lr": self.optimizer.lr,
+            "model_generators": {name: g.bit_generator.state for name, g in _generators(self.model)},
+            "init_generator": init.default_rng().bit_generator.state,
+            "numpy_global": _legacy_state_to_json(np.random.get_state()),
+            "python_random": _python_state_to_json(random.getstate()),
+        }
+
+    def save_checkpoint(self, path):
+        """Writes model, optimizer, best weights and _meta() to one .npz, atomically."""
+        arrays = OrderedDict()
+        for name, a in self.model.state_dict().items():
+            arrays[f"model.{name}"] = _to_cpu(a)
+        for name, a in self.optimizer.state_dict().items():
+            arrays[f"optimizer.{name}"] = _to_cpu(a)
+        if self.best_state is not None:
+            for name, a in self.best_state.items():
+                arrays[f"best.{name}"] = _to_cpu(a)
+        arrays["meta"] = np.array(json.dumps(self._meta()))
+        _atomic_savez(path, arrays)
+
+    def load_checkpoint(self, path):
+        """Restores everything save_checkpoint wrote; the next fit() continues with the next epoch."""
+        with np.load(os.fspath(path), allow_pickle=False) as data:
+            files = {name: data[name] for name in data.files}
+        if "meta" not in files:
+            raise ValueError(f"{path} is not a fastnn training checkpoint (no 'meta' entry)")
+        meta = json.loads(str(files.pop("meta")))
+
+        def group(prefix):
+            return OrderedDict((k[len(prefix):], v) for k, v in files.items() if k.startswith(prefix))
+
+        self.model.load_state_dict(group("model."))
+        self.optimizer.load_state_dict(group("optimizer."))
+        best = group("best.")
+        if best:
+            xp = _backend.array_module(self.params[0].data)
+            self.best_state = OrderedDict((k, xp.asarray(v)) for k, v in best.items())
+        else:
+            self.best_state = None
+        if (meta["scheduler"] is None) != (self.scheduler is None):
+            raise ValueError("load_checkpoint: the checkpoint and this trainer disagree on having a scheduler")
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(meta["scheduler"])
+        self.optimizer.lr = float(meta["optimizer_lr"])
+        generators = dict(_generators(self.model))
+        if set(generators) != set(meta["model_generators"]):
+            raise ValueError(f"load_checkpoint: the model's random generators {sorted(generators)} differ from "
+                             f"the checkpoint's {sorted(meta['model_generators'])}")
+        for name, state in meta["model_generators"].items():
+            generators[name].bit_generator.state = state
+        init.default_rng().bit_generator.state = meta["init_generator"]
+        np.random.set_state(_legacy_state_from_json(meta["numpy_global"]))
+        random.setstate(_python_state_from_json(meta["python_random"]))
+        self.epoch, self.global_step = int(meta["epoch"]), int(meta["global_step"])
+        self.history = History(meta["history"])
+        self.best_metric, self.best_epoch = meta["best_metric"], meta["best_epoch"]
+        self.bad_epochs, self.stopped_early = int(meta["bad_epochs"]), bool(meta["stopped_early"])
+        return self
+
+
+def _legacy_state_to_json(state):
+    name, keys, pos, has_gauss, cached = state
+    return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+
+
+def _legacy_state_from_json(state):
+    name, keys, pos, has_gauss, cached = state
+    return name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached
+
+
+def _python_state_to_json(state):
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_state_from_json(state):
+    version, internal, gauss = state
+    return version, tuple(internal), gauss

@@ -1,0 +1,88 @@
+"""Fast smoke runs of examples/: each runs on a small setting and reaches its stated result."""
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def load_example(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_xor_needs_a_hidden_layer(capsys):
+    assert load_example("xor_mlp").main(["--epochs", "300"]) == 0
+    out = capsys.readouterr().out
+    perceptron = int(out.split("single perceptron: accuracy ")[1].split("%")[0])
+    assert perceptron <= 75
+    assert "MLP 2-8-1:   accuracy 100%" in out
+
+
+def test_linear_and_logistic_regression_reach_the_exact_solutions(capsys):
+    assert load_example("linear_logistic_regression").main(["--samples", "200", "--epochs", "1500"]) == 0
+    out = capsys.readouterr().out
+    assert "closed form (X^T X)^-1 X^T y" in out and "Newton / IRLS optimum" in out
+
+
+def test_huber_resists_outliers_better_than_mse(capsys):
+    assert load_example("huber_vs_mse").main(["--epochs", "800"]) == 0
+    assert "Huber fit: y = " in capsys.readouterr().out
+
+
+def test_siamese_runs_and_reports_nearest_neighbour_accuracy(capsys):
+    assert load_example("siamese_mnist").main(["--train-size", "600", "--test-size", "100", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    embedded = float(out.split("triplet embedding: ")[1].split("%")[0])
+    assert embedded > 50.0  # ten classes: chance is 10%
+
+
+def test_hyperparameter_search_picks_the_best_validation_score(capsys):
+    example = load_example("hyperparameter_search")
+    assert example.main(["--train-size", "300", "--val-size", "100", "--epochs", "1", "--random-trials", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "grid search (6 candidates)" in out and "random search (1 candidates)" in out
+    assert "overall best" in out and "test accuracy" in out
+
+
+def test_resnet_fashion_mnist_tiny(capsys):
+    example = load_example("resnet_fashion_mnist")
+    try:
+        from fastnn import data
+
+        data.locate("fashion-mnist", "test")
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed")
+    assert example.main(["--train-size", "80", "--test-size", "40", "--epochs", "1", "--width", "4",
+                         "--batch-size", "16", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "small ResNet" in out and "test accuracy" in out
+
+
+def test_resnet_fashion_mnist_says_when_the_data_is_missing(monkeypatch, capsys):
+    example = load_example("resnet_fashion_mnist")
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("Fashion-MNIST train files not found; looked in: /nowhere")
+
+    monkeypatch.setattr(example.data, "load_fashion_mnist", missing)
+    assert example.main([]) == 2
+    err = capsys.readouterr().err
+    assert "Fashion-MNIST not found" in err and "/nowhere" in err and "apt install fashion-mnist" in err
+
+
+@pytest.mark.parametrize("script, args, expected", [
+    ("lenet5_mnist.py", ["--limit-train", "64", "--limit-eval", "64", "--epochs", "1"], "test accuracy"),
+    ("char_lstm.py", ["--limit-chars", "3000", "--epochs", "1", "--hidden", "16", "--batch-size", "4",
+                      "--seq-len", "16", "--sample-length", "10"], "val perplexity"),
+])
+def test_cli_wrappers_run_as_scripts(tmp_path, script, args, expected):
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), *args, "--no-progress"], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout

@@ -1,0 +1,228 @@
+"""The training loop: learning, exact resume, early stopping, NaN detection, history, bad arguments."""
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import data, nn, optim
+from fastnn.training import History, NonFiniteLossError, Trainer, seed_everything
+
+
+def blobs(n=240, seed=0):
+    """Three Gaussian blobs in 4-D: an easy, deterministic classification problem."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    centres = np.array([[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0]], dtype=np.float32)
+    x = centres[y] + 0.7 * rng.standard_normal((n, 4)).astype(np.float32)
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def mlp(seed, dropout=True):
+    seed_everything(seed)
+    layers = [nn.Linear(4, 16), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(0.2, seed=seed))
+    layers.append(nn.Linear(16, 3))
+    return nn.Sequential(*layers)
+
+
+def make_trainer(seed, checkpoint_path=None, patience=None, lr=0.03, dropout=True):
+    model = mlp(seed, dropout)
+    opt = optim.Adam(model.parameters(), lr=lr)
+    return Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, step_size=1, gamma=0.7),
+                   clip_grad_norm=1.0, patience=patience, checkpoint_path=checkpoint_path, progress=False, log=None)
+
+
+def loaders(seed=0):
+    x, y = blobs()
+    train = data.DataLoader(x[:200], y[:200], batch_size=32, shuffle=True, seed=seed,
+                            transform=lambda b, rng: b + 0.05 * rng.standard_normal(b.shape).astype(b.dtype))
+    val = data.DataLoader(x[200:], y[200:], batch_size=64)
+    return train, val
+
+
+def weights(model):
+    return {name: a.copy() for name, a in model.state_dict().items()}
+
+
+def test_fit_lowers_the_loss_and_learns():
+    trainer = make_trainer(0)
+    train, val = loaders()
+    history = trainer.fit(train, val, epochs=4)
+    losses = history["train_loss"]
+    assert losses[-1] < 0.6 * losses[0]
+    assert history["val_accuracy"][-1] > 0.9
+    assert history["epoch"] == [1, 2, 3, 4]
+    assert history["lr"] == pytest.approx([0.03 * 0.7 ** k for k in range(4)])
+    assert trainer.global_step == 4 * len(train)
+    assert trainer.evaluate(val)["accuracy"] == pytest.approx(history["val_accuracy"][-1])
+
+
+def test_resume_matches_an_uninterrupted_run_exactly(tmp_path):
+    train, val = loaders()
+    full = make_trainer(0, checkpoint_path=tmp_path / "full.npz")
+    full.fit(train, val, epochs=3)
+
+    path = tmp_path / "part.npz"
+    first = make_trainer(0, checkpoint_path=path)
+    first.fit(*loaders(), epochs=2)
+    # Everything the third epoch needs must come from the checkpoint: other seeds, fresh loaders,
+    # and random generators moved on, as in a new process.
+    np.random.seed(123)
+    resumed = make_trainer(99, checkpoint_path=path)
+    resumed.load_checkpoint(path)
+    assert resumed.epoch == 2
+    resumed.fit(*loaders(), epochs=3)
+
+    for name, a in weights(full.model).items():
+        np.testing.assert_array_equal(weights(resumed.model)[name], a, err_msg=name)
+    for key, a in full.optimizer.state_dict().items():
+        np.testing.assert_array_equal(resumed.optimizer.state_dict()[key], a, err_msg=key)
+    assert resumed.optimizer.lr == full.optimizer.lr
+    assert resumed.history["train_loss"] == full.history["train_loss"]
+    assert resumed.history["val_loss"] == full.history["val_loss"]
+    assert sorted(os.listdir(tmp_path)) == ["full.npz", "part.npz"]  # no temporary files left behind
+
+
+def test_checkpoint_needs_the_same_architecture(tmp_path):
+    trainer = make_trainer(0)
+    trainer.save_checkpoint(tmp_path / "c.npz")
+    other = Trainer(mlp(0, dropout=False), nn.SoftmaxCrossEntropyLoss(),
+                    optim.Adam(mlp(0, dropout=False).parameters()), progress=False, log=None)
+    with pytest.raises((KeyError, ValueError)):
+        other.load_checkpoint(tmp_path / "c.npz")
+    np.savez(tmp_path / "weights.npz", a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a fastnn training checkpoint"):
+        trainer.load_checkpoint(tmp_path / "weights.npz")
+
+
+def test_early_stopping_restores_the_best_weights():
+    x, y = blobs()
+    # Validation labels rotated by one class: the better the model fits the training data, the
+    # worse its validation loss, so epoch 1 is the best and patience 2 stops after epoch 3.
+    val = data.DataLoader(x[200:], (y[200:] + 1) % 3, batch_size=64)
+    train = data.DataLoader(x[:200], y[:200], batch_size=32, shuffle=True, seed=0)
+    trainer = make_trainer(0, patience=2, lr=0.05, dropout=False)
+    history = trainer.fit(train, val, epochs=10)
+    assert trainer.stopped_early and len(history) == 3
+    assert trainer.best_epoch == 1 and history["val_loss"][0] == min(history["val_loss"])
+
+    reference = make_trainer(0, lr=0.05, dropout=False)
+    reference.fit(data.DataLoader(x[:200], y[:200], batch_size=32, shuffle=True, seed=0), epochs=1)
+    for name, a in weights(reference.model).items():
+        np.testing.assert_array_equal(weights(trainer.model)[name], a, err_msg=name)
+    assert trainer.evaluate(val)["loss"] == pytest.approx(history["val_loss"][0])
+
+
+def test_reduce_lr_on_plateau_follows_the_validation_metric():
+    x, y = blobs()
+    val = data.DataLoader(x[200:], (y[200:] + 1) % 3, batch_size=64)
+    model = mlp(0, dropout=False)
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, progress=False, log=None,
+                      scheduler=optim.ReduceLROnPlateau(opt, factor=0.5, patience=0))
+    history = trainer.fit(data.DataLoader(x[:200], y[:200], batch_size=32), val, epochs=3)
+    # Epoch 1 sets the best; epoch 2 is worse (patience 0), so epoch 3 runs at half the rate.
+    assert history["lr"] == pytest.approx([0.05, 0.05, 0.025])
+
+
+def test_nan_loss_stops_with_the_step_named():
+    x, y = blobs(96)
+    x[70, 2] = np.nan  # sample 70 is in batch 3 (batch size 32, no shuffle)
+    trainer = make_trainer(0, dropout=False)
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at epoch 1, step 3 \(global step 3\)") as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert (info.value.epoch, info.value.step, info.value.global_step) == (1, 3, 3)
+    assert isinstance(info.value, FloatingPointError)
+    assert trainer.global_step == 2  # the bad batch took no optimizer step
+
+
+def test_inf_loss_is_caught_too():
+    trainer = Trainer(nn.Linear(1, 1), nn.MSELoss(), optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
+                      progress=False, log=None)
+    x = np.array([[1.0], [3e38]], dtype=np.float32)
+    with pytest.raises(NonFiniteLossError, match="loss is inf at epoch 1, step 1"):
+        trainer.fit(data.DataLoader(x, x, batch_size=2), epochs=1)
+
+
+def test_history_json_round_trip(tmp_path):
+    trainer = make_trainer(0)
+    history = trainer.fit(*loaders(), epochs=2)
+    path = tmp_path / "sub" / "history.json"
+    history.save_json(path)
+    with open(path) as f:
+        raw = json.load(f)
+    assert [row["epoch"] for row in raw["epochs"]] == [1, 2]
+    loaded = History.load_json(path)
+    assert loaded.rows == history.rows
+    assert set(loaded.columns()) >= {"epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                                     "throughput", "epoch_time"}
+    with pytest.raises(KeyError, match="no column"):
+        loaded["perplexity"]
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="'epochs' list"):
+        History.load_json(tmp_path / "bad.json")
+
+
+def test_history_plot(tmp_path, monkeypatch):
+    history = History([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2, "val_accuracy": 0.5},
+                       {"epoch": 2, "train_loss": 0.5, "val_loss": 0.9, "val_accuracy": 0.7}])
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match=r"fastnn\[plot\]"):
+            history.plot(tmp_path / "h.png")
+    else:
+        history.plot(tmp_path / "h.png")
+        assert (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if matplotlib were not installed
+    with pytest.raises(ImportError, match=r"pip install 'fastnn\[plot\]'"):
+        history.plot(tmp_path / "h2.png")
+
+
+def test_progress_bar_shows_loss_accuracy_and_throughput(capsys):
+    pytest.importorskip("tqdm")
+    model = mlp(0)
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=True,
+                      unit="img")
+    trainer.fit(*loaders(), epochs=1)
+    out, err = capsys.readouterr()
+    assert "epoch 1 | lr 0.001 | train loss" in out and "img/s" in out
+    assert "epoch 1" in err and "loss=" in err and "acc=" in err and "img/s=" in err
+
+
+def test_seed_everything_makes_runs_reproducible():
+    histories = []
+    for _ in range(2):
+        trainer = make_trainer(5)
+        histories.append(trainer.fit(*loaders(), epochs=2)["train_loss"])
+    assert histories[0] == histories[1]
+    with pytest.raises(ValueError, match="seed"):
+        seed_everything(-1)
+
+
+def test_bad_arguments_are_rejected():
+    model = mlp(0, dropout=False)
+    opt = optim.Adam(model.parameters())
+    loss = nn.SoftmaxCrossEntropyLoss()
+    with pytest.raises(TypeError, match="Module"):
+        Trainer(lambda x: x, loss, opt)
+    with pytest.raises(TypeError, match="Loss"):
+        Trainer(model, lambda a, b: 0.0, opt)
+    with pytest.raises(TypeError, match="Optimizer"):
+        Trainer(model, loss, object())
+    for kwargs, message in (({"patience": 0}, "patience"), ({"clip_grad_norm": -1.0}, "clip_grad_norm"),
+                            ({"monitor": "train_loss"}, "monitor"), ({"scheduler_unit": "batch"}, "scheduler_unit")):
+        with pytest.raises(ValueError, match=message):
+            Trainer(model, loss, opt, **kwargs)
+    with pytest.raises(ValueError, match="accuracy"):
+        Trainer(model, nn.MSELoss(), opt, monitor="val_accuracy")
+    train, _ = loaders()
+    with pytest.raises(ValueError, match="needs val_loader"):
+        Trainer(model, loss, opt, patience=2, progress=False, log=None).fit(train, epochs=1)
+    with pytest.raises(ValueError, match="epochs"):
+        Trainer(model, loss, opt, progress=False, log=None).fit(train, epochs=0)
+    with pytest.raises(TypeError, match="pair"):
+        Trainer(model, loss, opt, progress=False, log=None).fit([np.zeros((2, 4), np.float32)], epochs=1)
