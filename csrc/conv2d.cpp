@@ -581,8 +581,11 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     // Few filters reuse each unfolded element too little to pay for packing it: read the padded
     // image in place instead (stride 1, image small enough to stay in cache).
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
+    const int64_t image_bytes = s.C * hp * wp * (int64_t)sizeof(T);
+    const int64_t cols = (s.OH - 1) * wp + s.OW;  // padded-width columns (discarded ones included)
     const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 12 && s.K <= 64 &&
-                        s.C * hp * wp * (int64_t)sizeof(T) <= kDirectMaxSmallImageBytes;
+                        (image_bytes <= kDirectMaxSmallImageBytes ||
+                         (image_bytes <= kDirectMaxImageBytes && cols * 100 <= P * kDirectMaxWastePercent));
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
     auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
         if (direct) return direct_weight_gradient_image(dout, x, n, target, accumulate, s);
