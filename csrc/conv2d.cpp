@@ -374,6 +374,7 @@ static void direct_forward(const T* x, const T* w, const T* b, T* out, const Con
 // the padded-width path above it computes no discarded columns, at any stride; it needs the filter
 // count to fill 16-wide panels and enough taps (R) to amortise each tile's store.
 static constexpr int64_t kGatheredMinTaps = 64;
+static constexpr int64_t kGatheredBlock = 256;
 
 static bool gathered_applies(const Conv2dShape& s, int64_t elem_bytes) {
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, k_padded = ceil_div(s.K, 16) * 16;
@@ -423,30 +424,40 @@ static void gathered_forward(const T* x, const T* w, const T* b, T* out, const C
     std::unique_ptr<T, decltype(&std::free)> packed_w(static_cast<T*>(std::aligned_alloc(64, packed_bytes)), &std::free);
     if (!packed_w) throw std::bad_alloc();
     StridedOperand<T>(w, 1, R).pack(packed_w.get(), 0, R, 0, s.K, NR);
-    // Filter panels taken a group at a time, the group small enough to stay in L2 while every
-    // position block passes over it.
-    const int64_t group = std::max<int64_t>(1, (256 * 1024) / (R * NR * (int64_t)sizeof(T)));
+    // Long reductions are cut into blocks of about kGatheredBlock taps, and each block of one filter
+    // panel (kc x 16 weights, 16 KB) stays in L1 while every position block of the image passes over
+    // it; the partial tiles of all position blocks are summed in a per-thread buffer.
+    const int64_t kc_step = ceil_div(ceil_div(R, ceil_div(R, kGatheredBlock)), 8) * 8;
 
     auto one_image = [&](int64_t n) {
         T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
         pad_image(x, n, s, xpad, 0);
+        T* acc = thread_scratch<T>(kScratchConvRow, blocks * MR * NR);
         T* on = out + n * s.K * P;
         alignas(64) T tile[MR * NR];
-        for (int64_t jg = 0; jg < k_panels; jg += group)
-            for (int64_t ib = 0; ib < blocks; ++ib) {
-                const int64_t p0 = ib * MR, count = std::min<int64_t>(MR, P - p0);
-                for (int64_t jp = jg; jp < std::min(k_panels, jg + group); ++jp) {
-                    gather_a_kernel<T>(R, xpad, positions.data() + p0, offsets.data(), packed_w.get() + jp * R * NR,
-                                       tile);
-                    const int64_t ks = std::min<int64_t>(NR, s.K - jp * NR);
-                    for (int64_t l = 0; l < ks; ++l) {
-                        const int64_t k = jp * NR + l;
-                        const T bias = b ? b[k] : T(0);
-                        T* ok = on + k * P + p0;
-                        for (int64_t i = 0; i < count; ++i) ok[i] = tile[i * NR + l] + bias;
+        for (int64_t jp = 0; jp < k_panels; ++jp) {
+            const T* panel = packed_w.get() + jp * R * NR;
+            for (int64_t pc = 0; pc < R; pc += kc_step) {
+                const int64_t kc = std::min(kc_step, R - pc);
+                for (int64_t ib = 0; ib < blocks; ++ib) {
+                    T* sum = acc + ib * MR * NR;
+                    if (pc == 0) {
+                        gather_a_kernel<T>(kc, xpad, positions.data() + ib * MR, offsets.data(), panel, sum);
+                    } else {
+                        gather_a_kernel<T>(kc, xpad, positions.data() + ib * MR, offsets.data() + pc, panel + pc * NR,
+                                           tile);
+                        for (int e = 0; e < MR * NR; ++e) sum[e] += tile[e];
                     }
                 }
             }
+            const int64_t ks = std::min<int64_t>(NR, s.K - jp * NR);
+            for (int64_t l = 0; l < ks; ++l) {
+                const int64_t k = jp * NR + l;
+                const T bias = b ? b[k] : T(0);
+                T* ok = on + k * P;
+                for (int64_t p = 0; p < P; ++p) ok[p] = acc[(p / MR) * MR * NR + (p % MR) * NR + l] + bias;
+            }
+        }
     };
     if (get_num_threads() > 1 && s.N > 1) {
 #pragma omp parallel for schedule(static)
@@ -570,8 +581,11 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     // Few filters reuse each unfolded element too little to pay for packing it: read the padded
     // image in place instead (stride 1, image small enough to stay in cache).
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
+    const int64_t image_bytes = s.C * hp * wp * (int64_t)sizeof(T);
+    const int64_t cols = (s.OH - 1) * wp + s.OW;  // padded-width columns (discarded ones included)
     const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 12 && s.K <= 64 &&
-                        s.C * hp * wp * (int64_t)sizeof(T) <= kDirectMaxSmallImageBytes;
+                        (image_bytes <= kDirectMaxSmallImageBytes ||
+                         (image_bytes <= kDirectMaxImageBytes && cols * 100 <= P * kDirectMaxWastePercent));
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
     auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
         if (direct) return direct_weight_gradient_image(dout, x, n, target, accumulate, s);

@@ -8,14 +8,23 @@
 //   backward data:    dcols (R, P)  = w^T (R, K) * dout_n (K, P);  dx_n = col2im(dcols)  (scatter-add)
 //   backward weight:  dw (K, R)    += dout_n (K, P) * cols_n^T (P, R);  db[k] = sum_{n, p} dout[n, k, p]
 //
-// cols_n is never stored: the GEMM's B packer reads the image directly (implicit im2col), so the
-// unfolded matrix exists only as the cache-sized packed panels. A 1x1, stride-1, unpadded conv needs
-// no unfolding at all (cols_n is x_n seen as a (C, H*W) matrix). Backward data unfolds dcols in
-// L2-sized column chunks and scatters each chunk into dx before the next.
+// cols_n is never stored whole. Which path runs (conv2d.cpp) depends on the shape:
+//   - packed GEMM (gemm.h): the B packer reads the image directly (implicit im2col), so cols_n exists
+//     only as cache-sized packed panels; a 1x1, stride-1, unpadded conv needs no unfolding at all
+//     (cols_n is x_n seen as a (C, H*W) matrix). Backward data unfolds dcols in cache-sized column
+//     chunks and scatters each chunk into dx (col2im) before the next.
+//   - in place, from a zero-padded copy of the image (no unfolding, nothing packed but the weights):
+//     "gathered" tiles of 6 output positions x 16 filters read each window by broadcasts (>= 16
+//     filters, >= 64 taps, any stride), or "padded-width" tiles that read 16 consecutive columns of
+//     the padded image as one vector and discard the columns past OW (few filters: LeNet's layers).
+//     Backward data of a stride-1 conv is the forward conv of dout with the filters transposed and
+//     flipped, so it takes the same paths. The weight gradient of a stride-1 conv with 12-64
+//     filters on a small image reads the padded image in place too.
 //
-// Threads: with at least as many images as threads, each thread takes whole images (single-threaded
-// GEMMs, per-thread dw partials summed at the end in thread order, so results do not depend on
-// scheduling); with fewer, the images run one after another and each GEMM uses the whole team.
+// Threads: on the GEMM paths, with at least as many images as threads, each thread takes whole images
+// (single-threaded GEMMs, per-thread dw partials summed at the end in thread order, so results do not
+// depend on scheduling); with fewer, the images run one after another and each GEMM uses the whole
+// team. The in-place forward paths give each thread whole images.
 #pragma once
 #include <cstdint>
 

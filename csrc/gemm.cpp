@@ -191,7 +191,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                 // Tasks: (A block, run of B panels). Enough of them to balance the team; a thread's
                 // consecutive tasks share an A block, so it is packed once per thread.
                 const int64_t ic_blocks = ceil_div(M, MC);
-                const int64_t j_chunks = std::min(b_panels, std::max<int64_t>(1, ceil_div(4 * threads, ic_blocks)));
+                // (At least 8 tasks per thread: with 11 A blocks and 2 threads, one task per block
+                // would leave one thread a whole block idle at the end.)
+                const int64_t j_chunks = std::min(b_panels, std::max<int64_t>(1, ceil_div(8 * threads, ic_blocks)));
 #pragma omp for schedule(static)
                 for (int64_t task = 0; task < ic_blocks * j_chunks; ++task) {
                     const int64_t ic = (task / j_chunks) * MC, chunk = task % j_chunks;

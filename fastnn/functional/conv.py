@@ -11,8 +11,9 @@
     db[k]             = sum_{n, oh, ow} dout[n, k, oh, ow]
 
 NumPy arrays run on fastnn._C: one GEMM per image on our packed AVX2/FMA GEMM, the unfolded (im2col)
-matrix packed straight from the image a cache-sized panel at a time (see csrc/conv2d.h). CuPy arrays
-run on the CUDA kernels (fastnn.functional.conv_cuda).
+matrix packed straight from the image a cache-sized panel at a time, or, where the shape suits it,
+micro-kernels that read the windows in place from a zero-padded copy of the image (see
+csrc/conv2d.h). CuPy arrays run on the CUDA kernels (fastnn.functional.conv_cuda).
 """
 import numbers
 from typing import NamedTuple, Optional, Tuple
