@@ -13,6 +13,7 @@
 // Layouts: for L > 1 a block walks contiguous planes x[n, c, :]; for L = 1 ((N, C) input) a block of
 // 32 x 8 threads walks rows with the 32 lanes on 32 consecutive channels, so loads coalesce.
 #include <algorithm>
+#include <initializer_list>
 #include <limits>
 #include <stdexcept>
 
@@ -29,6 +30,8 @@ constexpr int kPlaneSpan = kPlaneThreads * 8;  // elements of a plane per apply 
 constexpr int kColumnLanes = 32, kColumnRows = 8;
 constexpr int kColumnRowsPerApplyBlock = 64;
 constexpr int kMinColumnRowsPerChunk = 64;
+// Every apply block merges its channel's chunks serially, so their number stays small.
+constexpr int64_t kMaxChunks = 64;
 
 struct Chunking {
     int chunks, rows_per_chunk;
@@ -39,11 +42,12 @@ struct Chunking {
 Chunking chunking(const BatchNormShape& g) {
     int64_t chunks;
     if (g.l > 1) {
-        chunks = std::min<int64_t>((1024 + g.c - 1) / g.c, g.n);
+        chunks = std::min<int64_t>({(1024 + g.c - 1) / g.c, g.n, kMaxChunks});
     } else {
         int64_t groups = (g.c + kColumnLanes - 1) / kColumnLanes;
-        chunks = std::min<int64_t>((512 + groups - 1) / groups,
-                                   (g.n + kMinColumnRowsPerChunk - 1) / kMinColumnRowsPerChunk);
+        chunks = std::min<int64_t>({(512 + groups - 1) / groups,
+                                    (g.n + kMinColumnRowsPerChunk - 1) / kMinColumnRowsPerChunk,
+                                    kMaxChunks});
     }
     chunks = std::max<int64_t>(chunks, 1);
     int64_t rows = (g.n + chunks - 1) / chunks;

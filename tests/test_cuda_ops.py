@@ -118,7 +118,7 @@ def test_conv2d_accepts_non_contiguous_input(cp):
 @cuda
 def test_conv2d_backward_is_deterministic(cp):
     # A long reduction (N*P*Q = 8*16*16): backward-weight runs as several slices summed in order.
-    assert fastnn._backend._cuda.conv2d_backward_weight_splits((8, 8, 16, 16, 16, 8, 3, 3, 1, 1, 1, 1, 16, 16)) > 1
+    assert fastnn._backend._cuda.conv2d_backward_weight_splits((8, 8, 16, 16, 16, 3, 3, 1, 1, 1, 1, 16, 16)) > 1
     x, w, b, stride, padding = conv_inputs(CONV_CASES[5], np.float32)
     first = conv_on_gpu(cp, x, w, b, stride, padding)
     second = conv_on_gpu(cp, x, w, b, stride, padding, dout=first[4])

@@ -25,6 +25,8 @@ def _layout(x):
 
 
 def _partials(cp, native, n, c, l):
+    """Scratch for the per-chunk (sum, sum of squares or products) partials. The caller keeps a reference until the
+    kernels are queued: an array freed before the call would hand them released memory."""
     return cp.empty((c, native.batch_norm_chunks(n, c, l), 2), dtype=cp.float64)
 
 
@@ -66,9 +68,10 @@ def batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training=
     # stand-in that is copied back afterwards.
     run_mean = running_mean if running_mean.flags.c_contiguous else cp.ascontiguousarray(running_mean)
     run_var = running_var if running_var.flags.c_contiguous else cp.ascontiguousarray(running_var)
+    partials = _partials(cp, native, n, c, l)  # held here: the kernels are queued after this line
     native.batch_norm_forward_training(
         x.dtype.name, x.data.ptr, gamma.data.ptr, beta.data.ptr, out.data.ptr, mean.data.ptr,
-        inv_std.data.ptr, run_mean.data.ptr, run_var.data.ptr, _partials(cp, native, n, c, l).data.ptr,
+        inv_std.data.ptr, run_mean.data.ptr, run_var.data.ptr, partials.data.ptr,
         float(momentum), float(eps), n, c, l, stream,
     )
     if run_mean is not running_mean:
@@ -101,9 +104,10 @@ def batch_norm_backward_cuda(dout, cache):
     dx = cp.empty_like(x)
     dgamma = cp.empty(c, dtype=x.dtype)
     dbeta = cp.empty(c, dtype=x.dtype)
+    partials = _partials(cp, native, n, c, l)
     native.batch_norm_backward(
         x.dtype.name, dout.data.ptr, x.data.ptr, gamma.data.ptr, mean.data.ptr, inv_std.data.ptr,
-        dx.data.ptr, dgamma.data.ptr, dbeta.data.ptr, _partials(cp, native, n, c, l).data.ptr,
+        dx.data.ptr, dgamma.data.ptr, dbeta.data.ptr, partials.data.ptr,
         bool(training), n, c, l, cp.cuda.get_current_stream().ptr,
     )
     return dx, dgamma, dbeta
