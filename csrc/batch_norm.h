@@ -15,10 +15,10 @@
 // mean is large against the spread); per-segment partial sums are added in double.
 //
 // Passes over memory, per direction: one streaming read of x (and dy) for the statistics, then one
-// more read of the same channel (from cache: a thread finishes one channel, or one tile of columns
-// of (N, C) input sized to stay in L2, before the next) and one write of out (dx). So DRAM sees x
-// (and dy) once and out once; outputs larger than the last-level cache are written with streaming
-// stores, so they are not also read in first.
+// more read of the same channel (from cache: a thread finishes one channel before the next; for
+// (N, C) input, from the last-level cache when x fits there) and one write of out (dx). So DRAM sees
+// x (and dy) once and out once; outputs larger than the last-level cache are written with
+// streaming stores, so they are not also read in first.
 // Threads split the channels (the columns of (N, C) input), so every sum has one owner and a fixed
 // order: results do not depend on the thread count's interleaving.
 #pragma once

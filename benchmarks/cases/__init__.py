@@ -2,4 +2,4 @@
 
 FAMILIES lists the modules the runner knows; a family joins by adding its module here.
 """
-FAMILIES = ["softmax_xent", "pool", "batch_norm"]
+FAMILIES = ["softmax_xent", "pool", "batch_norm", "lstm"]
