@@ -4,6 +4,8 @@ reference and PyTorch (nn.LSTMCell for the step, nn.LSTM for the layer, autograd
 
 Work counted: the gate GEMMs, 2 B (D + H) 4H flops per step forward and twice that backward
 (dx, dh_prev and dWx, dWh): 6 B (D + H) 4H per step. The pointwise math is noise against it.
+For the layer there are two PyTorch peers on the CPU: "torch" (its default, oneDNN's fused LSTM)
+and "torch-aten" (oneDNN off: ATen's step loop, which like ours calls one cell per step).
 """
 import numpy as np
 
@@ -54,7 +56,9 @@ def _torch_cell(x, h0, c0, wx, wh, b, dh, dc, device):
     return run
 
 
-def _torch_layer(xs, wx, wh, b, dhs, device):
+def _torch_layer(xs, wx, wh, b, dhs, device, onednn=True):
+    """nn.LSTM forward + backward. On the CPU PyTorch runs it through oneDNN's fused RNN (which batches
+    the input projections and weight gradients over time); onednn=False runs ATen's own step loop."""
     try:
         import torch
     except ImportError:
@@ -74,8 +78,9 @@ def _torch_layer(xs, wx, wh, b, dhs, device):
     def run():
         lstm.zero_grad(set_to_none=True)
         xt.grad = None
-        out, _ = lstm(xt)
-        out.backward(dht)
+        with torch.backends.mkldnn.flags(enabled=onednn):
+            out, _ = lstm(xt)
+            out.backward(dht)
 
     return run
 
@@ -140,7 +145,8 @@ def cases(device="cpu", dtype=np.float32):
         name=f"layer fwd+bwd T={steps} B={batch} D={d} H={hidden}",
         impls={"fastnn": lambda: _layer(F, xp, *layer_args),
                "reference": (lambda: _layer(R, np, xs, wx, wh, b, dhs)) if device == "cpu" else None,
-               "torch": _torch_layer(xs, wx, wh, b, dhs, device)},
+               "torch": _torch_layer(xs, wx, wh, b, dhs, device),
+               "torch-aten": _torch_layer(xs, wx, wh, b, dhs, device, onednn=False) if device == "cpu" else None},
         flops=steps * 6.0 * batch * (d + hidden) * 4 * hidden,
         ceiling="fma",
     )
