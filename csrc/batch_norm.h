@@ -15,10 +15,10 @@
 // mean is large against the spread); per-segment partial sums are added in double.
 //
 // Passes over memory, per direction: one streaming read of x (and dy) for the statistics, then one
-// more read of the same channel (from cache: a thread finishes one channel, or one tile of columns
-// of (N, C) input sized to stay in L2, before the next) and one write of out (dx). So DRAM sees x
-// (and dy) once and out once; outputs larger than the last-level cache are written with streaming
-// stores, so they are not also read in first.
+// more read of the same channel (from cache: a thread finishes one channel before the next; for
+// (N, C) input, from the last-level cache when x fits there) and one write of out (dx). So DRAM sees
+// x (and dy) once and out once; outputs larger than the last-level cache are written with
+// streaming stores, so they are not also read in first.
 // Threads split the channels (the columns of (N, C) input), so every sum has one owner and a fixed
 // order: results do not depend on the thread count's interleaving.
 #pragma once
@@ -31,7 +31,7 @@ struct BatchNormShape {
 };
 
 struct BatchNormForwardResult {
-    int64_t nan_outputs;            // outputs that are NaN (NaN in x or in the statistics)
+    int64_t nan_outputs;            // > 0 when some output is NaN (NaN in x or in the statistics)
     int64_t first_bad_statistic;    // training: first channel whose mean or var is not finite, or -1
 };
 
@@ -52,7 +52,8 @@ void batch_norm_backward(const T* x, const T* dy, const T* gamma, const T* mean,
 // AVX2/FMA helpers (float), in batch_norm_avx2.cpp. A "segment" is `count` contiguous values of
 // one channel; a "row" is the values of one sample of (N, C) input over `count` columns, with one
 // parameter per column ("rows": `rows` of them, `stride` apart, summed into per-column accumulators). Affine: out = (x - mean) scale + offset, subtracting first so a large
-// mean cancels exactly; dx: a dy + k1 (x - mean) + k0. The affine forms return the NaN count.
+// mean cancels exactly; dx: a dy + k1 (x - mean) + k0. The affine forms return a positive number
+// (at most the NaN count) when some output is NaN, else 0.
 // stream: write with non-temporal stores (for outputs larger than the last-level cache).
 void bn_segment_sums_avx2(const float* x, int64_t count, float shift, double& sum, double& sum_sq);
 int64_t bn_segment_affine_avx2(const float* x, int64_t count, float mean, float scale, float offset, float* out,

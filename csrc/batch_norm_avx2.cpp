@@ -16,10 +16,6 @@
 
 namespace fastnn {
 
-static inline int64_t nan_lanes(__m256 v, __m256 mask) {
-    return __builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), mask)));
-}
-
 void bn_segment_sums_avx2(const float* x, int64_t count, float shift, double& sum, double& sum_sq) {
     const __m256 k = _mm256_set1_ps(shift);
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), q0 = _mm256_setzero_ps(), q1 = _mm256_setzero_ps();
@@ -52,8 +48,7 @@ static inline int64_t unaligned_head(const float* out, int64_t count) {
 int64_t bn_segment_affine_avx2(const float* x, int64_t count, float mean, float scale, float offset, float* out,
                                bool stream) {
     const __m256 mu = _mm256_set1_ps(mean), a = _mm256_set1_ps(scale), b = _mm256_set1_ps(offset);
-    const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    int64_t nan_count = 0;
+    __m256 nan_seen = _mm256_setzero_ps();  // lanes that met a NaN: two instructions per vector, counted once
     int64_t j = 0;
     if (stream) {
         const int64_t head = unaligned_head(out, count);
@@ -61,28 +56,28 @@ int64_t bn_segment_affine_avx2(const float* x, int64_t count, float mean, float 
             const __m256i mask = avx2::tail_mask(head);
             const __m256 y = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_maskload_ps(x, mask), mu), a, b);
             _mm256_maskstore_ps(out, mask, y);
-            nan_count += nan_lanes(y, _mm256_castsi256_ps(mask));
+            nan_seen = _mm256_or_ps(nan_seen, _mm256_and_ps(_mm256_cmp_ps(y, y, _CMP_UNORD_Q), _mm256_castsi256_ps(mask)));
             j = head;
         }
         for (; j + 8 <= count; j += 8) {
             const __m256 y = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mu), a, b);
             _mm256_stream_ps(out + j, y);
-            nan_count += nan_lanes(y, all);
+            nan_seen = _mm256_or_ps(nan_seen, _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
         }
         _mm_sfence();  // streaming stores are weakly ordered: make them visible before returning
     }
     for (; j + 8 <= count; j += 8) {
         const __m256 y = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mu), a, b);
         _mm256_storeu_ps(out + j, y);
-        nan_count += nan_lanes(y, all);
+        nan_seen = _mm256_or_ps(nan_seen, _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
     }
     if (j < count) {
         const __m256i mask = avx2::tail_mask(count - j);
         const __m256 y = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_maskload_ps(x + j, mask), mu), a, b);
         _mm256_maskstore_ps(out + j, mask, y);
-        nan_count += nan_lanes(y, _mm256_castsi256_ps(mask));
+        nan_seen = _mm256_or_ps(nan_seen, _mm256_and_ps(_mm256_cmp_ps(y, y, _CMP_UNORD_Q), _mm256_castsi256_ps(mask)));
     }
-    return nan_count;
+    return __builtin_popcount((unsigned)_mm256_movemask_ps(nan_seen));
 }
 
 void bn_segment_grad_sums_avx2(const float* dy, const float* x, int64_t count, float mean, double& sum_dy,
@@ -175,20 +170,20 @@ void bn_rows_sums_avx2(const float* x, int64_t rows, int64_t stride, const float
 
 int64_t bn_row_affine_avx2(const float* x, const float* mean, const float* scale, const float* offset,
                            int64_t count, float* out) {
-    const __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    int64_t nan_count = 0;
+    __m256 nan_seen = _mm256_setzero_ps();
+    int64_t nan_tail = 0;
     int64_t j = 0;
     for (; j + 8 <= count; j += 8) {
         const __m256 y = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(mean + j)),
                                          _mm256_loadu_ps(scale + j), _mm256_loadu_ps(offset + j));
         _mm256_storeu_ps(out + j, y);
-        nan_count += nan_lanes(y, all);
+        nan_seen = _mm256_or_ps(nan_seen, _mm256_cmp_ps(y, y, _CMP_UNORD_Q));
     }
     for (; j < count; ++j) {
         out[j] = (x[j] - mean[j]) * scale[j] + offset[j];
-        nan_count += out[j] != out[j];
+        nan_tail += out[j] != out[j];
     }
-    return nan_count;
+    return nan_tail + __builtin_popcount((unsigned)_mm256_movemask_ps(nan_seen));
 }
 
 void bn_rows_grad_sums_avx2(const float* dy, const float* x, int64_t rows, int64_t stride, const float* mean,

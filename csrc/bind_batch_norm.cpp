@@ -73,8 +73,7 @@ static py::tuple forward(const py::array& x, const py::array& gamma, const py::a
                               std::to_string(r.first_bad_statistic) +
                               " are not finite); the running statistics were left unchanged");
     if (r.nan_outputs > 0)
-        throw py::value_error("batch_norm_forward: x contains NaN (" + std::to_string(r.nan_outputs) +
-                              " output(s) are NaN)");
+        throw py::value_error("batch_norm_forward: x contains NaN (the output has NaN)");
     return py::make_tuple(out, mean, inv_std);
 }
 

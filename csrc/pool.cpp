@@ -1,7 +1,6 @@
 #include "pool.h"
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -12,6 +11,21 @@ namespace fastnn {
 
 // Below this many input elements a parallel region costs more than it saves.
 static constexpr int64_t kParallelThreshold = 1 << 15;
+
+// Outputs of at least this many bytes (about a last-level cache) are written with streaming stores.
+static constexpr int64_t kStreamBytes = int64_t(8) << 20;
+
+// Copies a finished plane from the thread's scratch to dx.
+template <typename T>
+static void store_plane(const T* scratch, T* dst, int64_t count, bool stream) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (stream && use_avx2()) return stream_copy_avx2(scratch, dst, count);
+    }
+#endif
+    (void)stream;
+    std::copy(scratch, scratch + count, dst);
+}
 
 // The rows of window i that lie inside the plane: [lo, hi).
 static inline void window_span(int64_t i, int64_t stride, int64_t pad, int64_t kernel, int64_t extent,
@@ -93,19 +107,25 @@ int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShap
 template <typename T>
 int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const Pool2dShape& s) {
     const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
+    const bool stream = s.planes * in_plane * (int64_t)sizeof(T) >= kStreamBytes;
     int64_t bad_index = 0;
-#pragma omp parallel for schedule(static) reduction(+ : bad_index) if (s.planes * in_plane > kParallelThreshold)
-    for (int64_t p = 0; p < s.planes; ++p) {
-        T* plane = dx + p * in_plane;
-        std::memset(plane, 0, sizeof(T) * (size_t)in_plane);
-        const T* g = dout + p * out_plane;
-        const int32_t* a = argmax + p * out_plane;
-        for (int64_t o = 0; o < out_plane; ++o) {
-            const int64_t at = a[o];
-            if (at >= 0 && at < in_plane)
-                plane[at] += g[o];
-            else
-                ++bad_index;
+#pragma omp parallel reduction(+ : bad_index) if (s.planes * in_plane > kParallelThreshold)
+    {
+        std::vector<T> scratch((size_t)in_plane);
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < s.planes; ++p) {
+            T* plane = scratch.data();
+            std::fill(scratch.begin(), scratch.end(), (T)0);
+            const T* g = dout + p * out_plane;
+            const int32_t* a = argmax + p * out_plane;
+            for (int64_t o = 0; o < out_plane; ++o) {
+                const int64_t at = a[o];
+                if (at >= 0 && at < in_plane)
+                    plane[at] += g[o];
+                else
+                    ++bad_index;
+            }
+            store_plane(plane, dx + p * in_plane, in_plane, stream);
         }
     }
     return bad_index;
@@ -175,6 +195,7 @@ template <typename T>
 void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
     const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
     const T inv_area = (T)1 / (T)(s.kernel_h * s.kernel_w);
+    const bool stream = s.planes * in_plane * (int64_t)sizeof(T) >= kStreamBytes;
     std::vector<int64_t> row_first, row_last;
     covering_windows(s.height, s.out_height, s.kernel_h, s.stride_h, s.pad_h, row_first, row_last);
     // For window column dj, the output columns j whose column j*sw - pw + dj lies in the plane.
@@ -193,8 +214,8 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
         //   dx[r][c]     = (1 / (kh kw)) sum of spread[i][c] over the windows i holding row r
         // The first is a scatter with window column dj outermost, so one pass never adds twice to
         // one place (no store-to-load stalls); the second is a gather that writes each element of
-        // dx once (no zeroing pass over dx, no read-modify-write of it).
-        std::vector<T> spread((size_t)(s.out_height * s.width));
+        // the plane once (no zeroing pass, no read-modify-write).
+        std::vector<T> spread((size_t)(s.out_height * s.width)), scratch((size_t)in_plane);
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < s.planes; ++p) {
             const T* g = dout + p * out_plane;
@@ -207,7 +228,7 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
                     for (int64_t j = j_lo[(size_t)dj]; j < j_hi[(size_t)dj]; ++j) base[j * s.stride_w] += g_row[j];
                 }
             }
-            T* plane = dx + p * in_plane;
+            T* plane = scratch.data();
             for (int64_t r = 0; r < s.height; ++r) {
                 T* dst = plane + r * s.width;
                 const int64_t i0 = row_first[(size_t)r], i1 = row_last[(size_t)r];
@@ -227,6 +248,7 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
                 }
                 for (int64_t c = 0; c < s.width; ++c) dst[c] *= inv_area;
             }
+            store_plane(plane, dx + p * in_plane, in_plane, stream);
         }
     }
 }

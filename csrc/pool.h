@@ -12,9 +12,10 @@
 //
 // Passes over memory: each forward reads x once and writes out (and argmax) once; each backward
 // reads dout (and argmax) once and writes dx once. A thread owns whole planes, so no two threads
-// touch one element: deterministic without atomics. Max backward zeroes its plane of dx (it stays
-// in cache) and adds each output's gradient at its argmax, in output order; avg backward gathers
-// (the window separates into rows times columns; see pool.cpp) and writes each element once.
+// touch one element: deterministic without atomics. Both backward passes build a plane of dx in a
+// per-thread scratch plane that stays in cache (max: zero it, add each output's gradient at its
+// argmax in output order; avg: a gather, the window separating into rows times columns, see
+// pool.cpp) and then copy it out, with streaming stores when dx is larger than the last-level cache.
 #pragma once
 #include <cstdint>
 
@@ -43,6 +44,9 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s);
 int64_t max_pool2d_row_interior_avx2(const float* plane, float* out_row, int32_t* argmax_row,
                                      const Pool2dShape& s, int64_t row_lo, int64_t row_hi,
                                      int64_t first, int64_t last);
+// Copies count floats with streaming (non-temporal) stores: for outputs larger than the last-level
+// cache, which would be evicted before anyone reads them, this skips reading each line in first.
+void stream_copy_avx2(const float* src, float* dst, int64_t count);
 int64_t avg_pool2d_row_interior_avx2(const float* plane, float* out_row, const Pool2dShape& s,
                                      int64_t row_lo, int64_t row_hi, int64_t first, int64_t last);
 

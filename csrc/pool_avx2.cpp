@@ -93,6 +93,18 @@ static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s,
     return nan_count;
 }
 
+void stream_copy_avx2(const float* src, float* dst, int64_t count) {
+    int64_t j = 0;
+    // Plain stores up to the first 32-byte boundary of dst, which streaming stores need.
+    while (j < count && ((uintptr_t)(dst + j) & 31) != 0) {
+        dst[j] = src[j];
+        ++j;
+    }
+    for (; j + 8 <= count; j += 8) _mm256_stream_ps(dst + j, _mm256_loadu_ps(src + j));
+    for (; j < count; ++j) dst[j] = src[j];
+    _mm_sfence();  // streaming stores are weakly ordered: make them visible before returning
+}
+
 int64_t max_pool2d_row_interior_avx2(const float* plane, float* out_row, int32_t* argmax_row,
                                      const Pool2dShape& s, int64_t row_lo, int64_t row_hi,
                                      int64_t first, int64_t last) {

@@ -178,3 +178,32 @@ def test_bad_backward_input():
         F.batch_norm_backward(out.astype(np.float64), cache)
     with pytest.raises(TypeError, match="cache"):
         F.batch_norm_backward(out, tuple(cache))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape", [(5, 3), (1, 3, 7, 7), (2, 17, 11, 13), (64, 600)])
+def test_cuda_matches_reference(shape, training, dtype):
+    if not fastnn.cuda_available():
+        pytest.skip("no CUDA GPU (or CuPy, or fastnn._cuda)")
+    import cupy as cp
+
+    rng = np.random.default_rng(17)
+    x = (rng.standard_normal(shape) * 3 + 2).astype(dtype)
+    gamma, beta, rm, rv = _params(rng, shape[1], dtype)
+    ref_rm, ref_rv = rm.copy(), rv.copy()
+    rm_gpu, rv_gpu = cp.asarray(rm), cp.asarray(rv)
+    out, cache = F.batch_norm_forward(cp.asarray(x), cp.asarray(gamma), cp.asarray(beta), rm_gpu, rv_gpu,
+                                      training, 0.2, 1e-3)
+    ref_out, ref_cache = R.batch_norm_forward(x, gamma, beta, ref_rm, ref_rv, training, 0.2, 1e-3)
+    rtol, atol = (1e-4, 1e-5) if dtype == np.float32 else (1e-10, 1e-12)
+    assert isinstance(out, cp.ndarray)
+    assert_close(out, ref_out, rtol, atol, name="out")
+    assert_close(rm_gpu, ref_rm, rtol, atol, name="running_mean")
+    assert_close(rv_gpu, ref_rv, rtol, atol, name="running_var")
+    dout = rng.standard_normal(shape).astype(dtype)
+    grads = F.batch_norm_backward(cp.asarray(dout), cache)
+    for name, got, want in zip(["dx", "dgamma", "dbeta"], grads, R.batch_norm_backward(dout, ref_cache)):
+        assert isinstance(got, cp.ndarray)
+        assert_close(got, want, rtol, atol * 10, name=name)

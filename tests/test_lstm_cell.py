@@ -192,3 +192,28 @@ def test_bad_input():
         F.lstm_cell_backward(h, c.astype(np.float64), cache)
     with pytest.raises(TypeError, match="cache"):
         F.lstm_cell_backward(h, c, tuple(cache))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [(1, 3, 4), (5, 6, 9), (9, 20, 1001)])
+def test_cuda_matches_reference(size, dtype):
+    if not fastnn.cuda_available():
+        pytest.skip("no CUDA GPU (or CuPy, or fastnn._cuda)")
+    import cupy as cp
+
+    rng = np.random.default_rng(27)
+    args = _inputs(rng, *size, dtype)
+    h, c, cache = F.lstm_cell_forward(*(cp.asarray(a) for a in args))
+    ref_h, ref_c, ref_cache = R.lstm_cell_forward(*args)
+    rtol, atol = (1e-4, 1e-5) if dtype == np.float32 else (1e-10, 1e-12)
+    assert isinstance(h, cp.ndarray) and isinstance(c, cp.ndarray)
+    assert_close(h, ref_h, rtol, atol, name="h")
+    assert_close(c, ref_c, rtol, atol, name="c")
+    dh = rng.standard_normal(h.shape).astype(dtype)
+    dc = rng.standard_normal(h.shape).astype(dtype)
+    grads = F.lstm_cell_backward(cp.asarray(dh), cp.asarray(dc), cache)
+    for name, got, want in zip(["x", "h_prev", "c_prev", "Wx", "Wh", "b"], grads,
+                               R.lstm_cell_backward(dh, dc, ref_cache)):
+        assert isinstance(got, cp.ndarray)
+        assert_close(got, want, rtol, atol * 10, name=f"d{name}")

@@ -179,3 +179,27 @@ def test_bad_backward_input(kind):
         bwd(out.astype(np.float64), cache)
     with pytest.raises(TypeError, match="cache"):
         bwd(out, tuple(cache))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("geometry", [GEOMETRIES[0], GEOMETRIES[2], GEOMETRIES[4], GEOMETRIES[6]])
+def test_cuda_matches_reference(kind, geometry, dtype):
+    if not fastnn.cuda_available():
+        pytest.skip("no CUDA GPU (or CuPy, or fastnn._cuda)")
+    import cupy as cp
+
+    shape, k, s, p = geometry
+    fwd, bwd, ref_fwd, ref_bwd = POOLS[kind]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(shape).astype(dtype)
+    out, cache = fwd(cp.asarray(x), k, s, p)
+    ref_out, ref_cache = ref_fwd(x, k, s, p)
+    assert isinstance(out, cp.ndarray) and out.dtype == dtype
+    rtol, atol = _tolerances(dtype)
+    assert_close(out, ref_out, rtol, atol, name="out")
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = bwd(cp.asarray(dout), cache)
+    assert isinstance(dx, cp.ndarray) and dx.dtype == dtype
+    assert_close(dx, ref_bwd(dout, ref_cache), rtol, atol, name="dx")

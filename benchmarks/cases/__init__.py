@@ -2,4 +2,4 @@
 
 FAMILIES lists the modules the runner knows; a family joins by adding its module here.
 """
-FAMILIES = ["softmax_xent", "gemm", "conv2d", "pool", "batch_norm", "training"]
+FAMILIES = ["softmax_xent", "gemm", "conv2d", "pool", "batch_norm", "lstm", "training"]

@@ -54,10 +54,11 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
         TypeError: non-arrays, non-float dtypes, mixed dtypes or devices; training not a bool.
         ValueError: x not 2-D or 4-D, empty x, parameter shapes other than (C,); momentum outside
             [0, 1]; eps not positive and finite; in training mode one value per channel (M = 1,
-            no variance); NaN or inf in gamma, beta or the running statistics, a negative
-            running_var; in training mode a non-finite batch statistic (NaN or inf in x: checked
-            before the running statistics are touched, and on GPU not checked, since that would
-            synchronise the device); in evaluation mode NaN in the output (CPU).
+            no variance). On CPU also (these look at the values, which on GPU would synchronise
+            the device): NaN or inf in gamma, beta or the running statistics, a negative
+            running_var (all refused before any computing); in training mode a non-finite batch
+            statistic, i.e. NaN or inf in x (refused before the running statistics are touched);
+            in evaluation mode NaN in the output.
     """
     float_array("x", x, ndim=(2, 4))
     params = {"gamma": gamma, "beta": beta, "running_mean": running_mean, "running_var": running_var}

@@ -14,7 +14,8 @@ The gate projection is one GEMM over K = D + H, issued as two GEMM calls on Wx a
 the weights would copy (D + H) x 4H values every step, more than the stacking could save); the
 bias, the nonlinearities and the cell update are one fused pass over the (B, 4H) pre-activations.
 The cache keeps the activated gates and tanh(c), so backward recomputes no GEMM and no
-transcendental: one fused pointwise pass gives da and dc_prev, then four GEMMs give the rest.
+transcendental: one fused pointwise pass gives da, dc_prev and db, then GEMMs give the rest
+(dx, dh_prev, and dWx and dWh together as [x, h_prev]^T da).
 """
 from typing import NamedTuple
 
@@ -120,6 +121,8 @@ def lstm_cell_backward(dh, dc, cache):
         gates, c_prev, tanh_c)
     dx = np.matmul(da, Wx.T)
     dh_prev = np.matmul(da, Wh.T)
-    dWx = np.matmul(x.T, da)
-    dWh = np.matmul(h_prev.T, da)
-    return dx, dh_prev, dc_prev, dWx, dWh, db
+    # [dWx; dWh] = [x, h_prev]^T da as one GEMM (K = B is small, so one call of D + H rows beats
+    # two); dWx and dWh are contiguous row blocks of its result.
+    in_features = x.shape[1]
+    dW = np.matmul(np.concatenate([x, h_prev], axis=1).T, da)
+    return dx, dh_prev, dc_prev, dW[:in_features], dW[in_features:], db

@@ -1,0 +1,152 @@
+"""The LSTM cell, forward + backward: one step at a large batch, and a layer of T steps that loops
+over the fused cell (forward through time, then backpropagation through time), against the NumPy
+reference and PyTorch (nn.LSTMCell for the step, nn.LSTM for the layer, autograd for backward).
+
+Work counted: the gate GEMMs, 2 B (D + H) 4H flops per step forward and twice that backward
+(dx, dh_prev and dWx, dWh): 6 B (D + H) 4H per step. The pointwise math is noise against it.
+For the layer there are two PyTorch peers on the CPU: "torch" (its default, oneDNN's fused LSTM)
+and "torch-aten" (oneDNN off: ATen's step loop, which like ours calls one cell per step).
+"""
+import numpy as np
+
+import fastnn.functional as F
+import fastnn.reference as R
+from harness import Case
+
+# (B, D, H) for the single step; (T, B, D, H) for the layer.
+CPU_CELL, CUDA_CELL = (64, 1024, 1024), (256, 1024, 1024)
+CPU_LAYER, CUDA_LAYER = (64, 16, 128, 512), (64, 64, 128, 512)
+
+
+def _weights(rng, d, h, dtype):
+    scale = 1.0 / np.sqrt(h)
+    return (rng.uniform(-scale, scale, (d, 4 * h)).astype(dtype), rng.uniform(-scale, scale, (h, 4 * h)).astype(dtype),
+            rng.uniform(-scale, scale, 4 * h).astype(dtype))
+
+
+def _torch_gate_order(w, h):
+    """Ours (i, f, o, g) along the last axis -> PyTorch's (i, f, g, o), transposed to its (4H, in) layout."""
+    i, f, o, g = (w[..., k * h:(k + 1) * h] for k in range(4))
+    return np.ascontiguousarray(np.concatenate([i, f, g, o], axis=-1).T)
+
+
+def _torch_cell(x, h0, c0, wx, wh, b, dh, dc, device):
+    try:
+        import torch
+    except ImportError:
+        return None
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
+    hidden = h0.shape[1]
+    cell = torch.nn.LSTMCell(x.shape[1], hidden).to(device)
+    with torch.no_grad():
+        cell.weight_ih.copy_(torch.tensor(_torch_gate_order(wx, hidden)))
+        cell.weight_hh.copy_(torch.tensor(_torch_gate_order(wh, hidden)))
+        cell.bias_ih.copy_(torch.tensor(_torch_gate_order(b[None], hidden)[:, 0]))
+        cell.bias_hh.zero_()
+    xt, ht, ct = (torch.tensor(a, device=device, requires_grad=True) for a in (x, h0, c0))
+    dht, dct = torch.tensor(dh, device=device), torch.tensor(dc, device=device)
+
+    def run():
+        cell.zero_grad(set_to_none=True)
+        xt.grad = ht.grad = ct.grad = None
+        h, c = cell(xt, (ht, ct))
+        torch.autograd.backward([h, c], [dht, dct])
+
+    return run
+
+
+def _torch_layer(xs, wx, wh, b, dhs, device, onednn=True):
+    """nn.LSTM forward + backward. On the CPU PyTorch runs it through oneDNN's fused RNN (which batches
+    the input projections and weight gradients over time); onednn=False runs ATen's own step loop."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if device == "cuda" and not torch.cuda.is_available():
+        return None
+    hidden = wh.shape[0]
+    lstm = torch.nn.LSTM(xs.shape[2], hidden).to(device)
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.tensor(_torch_gate_order(wx, hidden)))
+        lstm.weight_hh_l0.copy_(torch.tensor(_torch_gate_order(wh, hidden)))
+        lstm.bias_ih_l0.copy_(torch.tensor(_torch_gate_order(b[None], hidden)[:, 0]))
+        lstm.bias_hh_l0.zero_()
+    xt = torch.tensor(xs, device=device, requires_grad=True)
+    dht = torch.tensor(dhs, device=device)
+
+    def run():
+        lstm.zero_grad(set_to_none=True)
+        xt.grad = None
+        with torch.backends.mkldnn.flags(enabled=onednn):
+            out, _ = lstm(xt)
+            out.backward(dht)
+
+    return run
+
+
+def _cell_step(ops, x, h0, c0, wx, wh, b, dh, dc):
+    h, c, cache = ops.lstm_cell_forward(x, h0, c0, wx, wh, b)
+    return ops.lstm_cell_backward(dh, dc, cache)
+
+
+def _layer(ops, xp, xs, wx, wh, b, dhs):
+    """Forward through time from zero state, then backpropagation through time; returns dxs and the
+    summed weight gradients."""
+    steps, batch, _ = xs.shape
+    hidden = wh.shape[0]
+    h = xp.zeros((batch, hidden), dtype=xs.dtype)
+    c = xp.zeros_like(h)
+    caches = []
+    for t in range(steps):
+        h, c, cache = ops.lstm_cell_forward(xs[t], h, c, wx, wh, b)
+        caches.append(cache)
+    dwx, dwh, db = xp.zeros_like(wx), xp.zeros_like(wh), xp.zeros_like(b)
+    dxs = xp.empty_like(xs)
+    dh_next, dc_next = None, None
+    for t in reversed(range(steps)):
+        dh = dhs[t] if dh_next is None else dhs[t] + dh_next
+        dxs[t], dh_next, dc_next, dwx_t, dwh_t, db_t = ops.lstm_cell_backward(dh, dc_next, caches[t])
+        dwx += dwx_t
+        dwh += dwh_t
+        db += db_t
+    return dxs, dwx, dwh, db
+
+
+def cases(device="cpu", dtype=np.float32):
+    rng = np.random.default_rng(0)
+    if device == "cuda":
+        import cupy as xp
+    else:
+        xp = np
+
+    batch, d, hidden = CUDA_CELL if device == "cuda" else CPU_CELL
+    host = [rng.standard_normal((batch, d)), rng.standard_normal((batch, hidden)), rng.standard_normal((batch, hidden))]
+    host = [a.astype(dtype) for a in host] + list(_weights(rng, d, hidden, dtype))
+    grads = [rng.standard_normal((batch, hidden)).astype(dtype) for _ in range(2)]
+    cell_args = [xp.asarray(a) for a in host + grads]
+    yield Case(
+        family="lstm",
+        name=f"cell fwd+bwd B={batch} D={d} H={hidden}",
+        impls={"fastnn": lambda: _cell_step(F, *cell_args),
+               "reference": (lambda: _cell_step(R, *host, *grads)) if device == "cpu" else None,
+               "torch": _torch_cell(*host, *grads, device)},
+        flops=6.0 * batch * (d + hidden) * 4 * hidden,
+        ceiling="fma",
+    )
+
+    steps, batch, d, hidden = CUDA_LAYER if device == "cuda" else CPU_LAYER
+    xs = rng.standard_normal((steps, batch, d)).astype(dtype)
+    wx, wh, b = _weights(rng, d, hidden, dtype)
+    dhs = rng.standard_normal((steps, batch, hidden)).astype(dtype)
+    layer_args = [xp.asarray(a) for a in (xs, wx, wh, b, dhs)]
+    yield Case(
+        family="lstm",
+        name=f"layer fwd+bwd T={steps} B={batch} D={d} H={hidden}",
+        impls={"fastnn": lambda: _layer(F, xp, *layer_args),
+               "reference": (lambda: _layer(R, np, xs, wx, wh, b, dhs)) if device == "cpu" else None,
+               "torch": _torch_layer(xs, wx, wh, b, dhs, device),
+               "torch-aten": _torch_layer(xs, wx, wh, b, dhs, device, onednn=False) if device == "cpu" else None},
+        flops=steps * 6.0 * batch * (d + hidden) * 4 * hidden,
+        ceiling="fma",
+    )
