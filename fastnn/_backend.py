@@ -3,7 +3,16 @@
 CuPy is imported only when a CuPy array is seen or the GPU is asked about, so `import fastnn`
 works on machines without CuPy or a GPU.
 """
+import os
+
 import numpy as np
+
+# OpenMP threads that spin after a parallel region steal the cores from NumPy's OpenBLAS threads
+# (Linear, LSTM gate GEMMs) and from any other busy process; on 2 cores a LeNet-5 training step
+# measured 16x slower with spinning threads under load. Sleeping waiters cost a few microseconds
+# per parallel region instead. libgomp reads this when fastnn._C loads it, so it is set first;
+# a value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     from . import _C
