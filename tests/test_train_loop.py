@@ -143,7 +143,7 @@ def test_inf_loss_is_caught_too():
     trainer = Trainer(nn.Linear(1, 1), nn.MSELoss(), optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
                       progress=False, log=None)
     x = np.array([[1.0], [3e38]], dtype=np.float32)
-    with pytest.raises(NonFiniteLossError, match="loss is inf at epoch 1, step 1"):
+    with np.errstate(over="ignore"), pytest.raises(NonFiniteLossError, match="loss is inf at epoch 1, step 1"):
         trainer.fit(data.DataLoader(x, x, batch_size=2), epochs=1)
 
 

@@ -218,24 +218,27 @@ class Trainer:
         start = time.perf_counter()
         bar = self._bar(loader, f"epoch {self.epoch + 1}")
         postfix = OrderedDict()
-        for step, batch in enumerate(loader):
-            inputs, targets = self.prepare_batch(batch)
-            loss, acc = self.train_step(inputs, targets, step)
-            n = len(targets)
-            count += n
-            total_loss += loss * n
-            if acc is not None:
-                total_correct += acc * n
+        try:
+            for step, batch in enumerate(loader):
+                inputs, targets = self.prepare_batch(batch)
+                loss, acc = self.train_step(inputs, targets, step)
+                n = len(targets)
+                count += n
+                total_loss += loss * n
+                if acc is not None:
+                    total_correct += acc * n
+                if bar is not None:
+                    postfix["loss"] = f"{total_loss / count:.4f}"
+                    if self.accuracy:
+                        postfix["acc"] = f"{total_correct / count:.4f}"
+                    postfix[f"{self.unit}/s"] = f"{count / (time.perf_counter() - start):.0f}"
+                    bar.set_postfix(postfix, refresh=False)
+                    bar.update(1)
             if bar is not None:
-                postfix["loss"] = f"{total_loss / count:.4f}"
-                if self.accuracy:
-                    postfix["acc"] = f"{total_correct / count:.4f}"
-                postfix[f"{self.unit}/s"] = f"{count / (time.perf_counter() - start):.0f}"
-                bar.set_postfix(postfix, refresh=False)
-                bar.update(1)
-        if bar is not None:
-            bar.set_postfix(postfix)  # draws the epoch's final figures before the bar is cleared
-            bar.close()
+                bar.set_postfix(postfix)  # draws the epoch's final figures before the bar is cleared
+        finally:
+            if bar is not None:
+                bar.close()  # also when a step raises (NonFiniteLossError), so the terminal is left clean
         if count == 0:
             raise ValueError("Trainer: the training loader yielded no batches")
         elapsed = time.perf_counter() - start
