@@ -125,11 +125,11 @@ def gradcheck(module_or_fn, inputs, eps=1e-6, rtol=1e-5, atol=1e-7, seed=0):
 
 def _numerical_gradient(objective, array, eps):
     """Central differences of objective() with respect to `array`, perturbed in place and restored."""
-    host = _backend.is_cupy_array(array)
+    on_gpu = _backend.is_cupy_array(array)
     grad = np.zeros(array.shape, dtype=np.float64)
     flat = array.reshape(-1)
     for k in range(flat.size):
-        old = flat[k].item() if host else flat[k]
+        old = flat[k].item() if on_gpu else flat[k]
         flat[k] = old + eps
         f_plus = objective()
         flat[k] = old - eps

@@ -23,7 +23,7 @@ from .augment import (
 from .idx import parse_idx, read_idx, write_idx
 from .loader import DataLoader, kfold, random_split, train_val_test_split
 from .mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist, locate, search_locations
-from .text import BPTTBatches, Vocabulary, contiguous_split, list_texts, load_text
+from .text import BPTTBatches, Vocabulary, contiguous_split, list_texts, load_text, read_text_file
 
 __all__ = [
     "BPTTBatches",
@@ -47,6 +47,7 @@ __all__ = [
     "random_shift",
     "random_split",
     "read_idx",
+    "read_text_file",
     "search_locations",
     "train_val_test_split",
     "write_idx",

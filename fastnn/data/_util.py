@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from .._backend import is_cupy_array
+
 
 def positive_int(name, value):
     """`value` as an int >= 1: TypeError for a non-integer (bool included), ValueError below 1."""
@@ -14,7 +16,8 @@ def positive_int(name, value):
 
 
 def check_device(device):
-    """None or "cpu" keep batches as NumPy arrays; "cuda" makes them CuPy arrays on the current GPU."""
+    """None leaves batches where the data is; "cpu" makes them NumPy arrays; "cuda" makes them CuPy
+    arrays on the current GPU."""
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
     if device == "cuda":
@@ -30,6 +33,8 @@ def to_device(array, device):
         import cupy
 
         return cupy.asarray(array)
+    if device == "cpu" and is_cupy_array(array):
+        return array.get()
     return array
 
 

@@ -16,6 +16,7 @@ import numbers
 
 import numpy as np
 
+from .._backend import is_cupy_array
 from ._util import check_device, positive_int, sizes_from_fractions, to_device
 
 _ORDER_STREAM, _AUGMENT_STREAM = 0, 1
@@ -30,38 +31,44 @@ def _check_seed(seed):
     return int(seed)
 
 
-def _same_length_arrays(arrays, who):
+def _same_length_arrays(arrays, who, allow_gpu=False):
     if not arrays:
         raise ValueError(f"{who}: give at least one array")
-    out = []
+    kinds = "NumPy or CuPy" if allow_gpu else "NumPy"
     for i, a in enumerate(arrays):
-        if not isinstance(a, np.ndarray):
-            raise TypeError(f"{who}: array {i} is a {type(a).__name__}, expected a NumPy array")
+        if not (isinstance(a, np.ndarray) or (allow_gpu and is_cupy_array(a))):
+            raise TypeError(f"{who}: array {i} is a {type(a).__name__}, expected a {kinds} array")
         if a.ndim == 0:
             raise ValueError(f"{who}: array {i} is 0-dimensional; the first axis indexes the samples")
-        out.append(a)
-    lengths = [len(a) for a in out]
+    on_gpu = {is_cupy_array(a) for a in arrays}
+    if len(on_gpu) > 1:
+        raise TypeError(f"{who}: the arrays must all be NumPy or all CuPy, not a mix")
+    lengths = [len(a) for a in arrays]
     if len(set(lengths)) != 1:
         raise ValueError(f"{who}: the arrays must have the same length (first axis), got {lengths}")
-    return out
+    return list(arrays)
 
 
 class DataLoader:
-    """Batches of one or more NumPy arrays that share their first axis (e.g. images and labels).
+    """Batches of one or more arrays that share their first axis (e.g. images and labels).
 
     Batch k of an epoch holds samples order[k*B : (k+1)*B] of every array, where order is
     0..n-1 (shuffle=False) or the epoch's seeded permutation (shuffle=True). The last batch is
     smaller when B does not divide n, unless drop_last=True leaves it out.
 
     Args:
-        *arrays: NumPy arrays of equal length n.
+        *arrays: arrays of equal length n, all NumPy or all CuPy. A data set that fits in GPU
+            memory is best put there once (cupy.asarray(x)): every batch is then a gather on the
+            GPU, with no host-to-device copy per step.
         batch_size: B.
         shuffle: a new seeded order every epoch.
         seed: non-negative int, or None for a random one (then not reproducible across runs).
         drop_last: leave out the last batch when it has fewer than B samples.
         transform: called as transform(batch_of_first_array, rng) -> new batch, e.g. an
-            augmentation from fastnn.data.augment; rng is the epoch's augmentation generator.
-        device: None or "cpu" for NumPy batches; "cuda" copies each batch to the GPU (CuPy).
+            augmentation from fastnn.data.augment (those take NumPy batches); rng is the epoch's
+            augmentation generator. It runs before the batch moves to `device`.
+        device: None leaves batches where the arrays are; "cpu" gives NumPy batches; "cuda"
+            copies each batch to the current GPU (CuPy).
 
     Iterating yields a tuple of batches, one per array, or the batch alone when there is one
     array. Without shuffle the batches are views of the arrays (no copy); with it, copies.
@@ -69,7 +76,7 @@ class DataLoader:
 
     def __init__(self, *arrays, batch_size=64, shuffle=False, seed=None, drop_last=False, transform=None,
                  device=None):
-        self.arrays = _same_length_arrays(arrays, "DataLoader")
+        self.arrays = _same_length_arrays(arrays, "DataLoader", allow_gpu=True)
         self.batch_size = positive_int("batch_size", batch_size)
         self.shuffle = bool(shuffle)
         self.seed = _check_seed(seed)
@@ -104,6 +111,10 @@ class DataLoader:
         epoch = self.epoch
         self.epoch += 1
         order = self.order(epoch) if self.shuffle else None
+        if order is not None and is_cupy_array(self.arrays[0]):
+            import cupy
+
+            order = cupy.asarray(order)  # one copy per epoch; each batch's gather then stays on the GPU
         augment_rng = np.random.default_rng([self.seed, epoch, _AUGMENT_STREAM])
         n, b = self.num_samples, self.batch_size
         for k in range(len(self)):

@@ -176,6 +176,8 @@ def locate(name, split="train", path=None):
             return files
         if folder.is_dir():
             status = "missing " + ", ".join(f"{m}[.gz]" for m in missing)
+        elif folder.exists():
+            status = "not a folder"
         else:
             status = "no such folder"
         report.append(f"  - {description}: {folder} ({status})")

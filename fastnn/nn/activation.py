@@ -80,7 +80,7 @@ class PReLU(Module):
         x, positive = self._pop_cache()
         xp = _backend.array_module(dout)
         a = self._slope(x)
-        contribution = xp.where(positive, 0, dout * x)
+        contribution = dout * x * ~positive  # dy * x where x <= 0
         if self.num_parameters == 1:
             self.weight.grad += contribution.sum()
         else:

@@ -53,8 +53,7 @@ class MultiHeadAttention(Module):
         scores = (q @ k.transpose(0, 1, 3, 2)) * x.dtype.type(1.0 / math.sqrt(self.head_dim))
         if self.causal:
             t = x.shape[1]
-            future = xp.triu(xp.ones((t, t), dtype=bool), k=1)
-            scores = xp.where(future, -xp.inf, scores).astype(x.dtype, copy=False)
+            scores += xp.asarray(np.triu(np.full((t, t), -np.inf), k=1), dtype=x.dtype)  # M_ij = -inf, j > i
         e = xp.exp(scores - scores.max(axis=-1, keepdims=True))
         attn = e / e.sum(axis=-1, keepdims=True)
         out = self._join_heads(attn @ v)

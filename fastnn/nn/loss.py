@@ -7,9 +7,20 @@
 backward() differentiates the most recent forward() (a loss is the end of the graph, so it keeps
 one cache, not a stack). TripletLoss takes three inputs and returns three gradients.
 """
+import math
+
 from .. import _backend
 from .. import functional as F
 from . import _checks
+
+
+def _finite(loss, value):
+    """The loss as a float; a NaN or infinite loss (NaN or inf in the inputs) is a clear error, not a
+    silent NaN that poisons every parameter at the next step."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{loss}: the loss is {value}: the predictions or targets contain NaN or inf")
+    return value
 
 
 class Loss:
@@ -44,7 +55,7 @@ class MSELoss(Loss):
         _pred_and_target("MSELoss", pred, target)
         diff = pred - target
         self._cache = diff
-        return float((diff * diff).mean())
+        return _finite("MSELoss", (diff * diff).mean())
 
     def backward(self):
         diff = self._take_cache()
@@ -58,7 +69,7 @@ class L1Loss(Loss):
         _pred_and_target("L1Loss", pred, target)
         diff = pred - target
         self._cache = diff
-        return float(abs(diff).mean())
+        return _finite("L1Loss", abs(diff).mean())
 
     def backward(self):
         diff = self._take_cache()
@@ -82,7 +93,7 @@ class HuberLoss(Loss):
         self._cache = diff
         a = abs(diff)
         per_element = xp.where(a <= self.delta, 0.5 * diff * diff, self.delta * (a - 0.5 * self.delta))
-        return float(per_element.mean())
+        return _finite("HuberLoss", per_element.mean())
 
     def backward(self):
         diff = self._take_cache()
@@ -102,7 +113,7 @@ class BCEWithLogitsLoss(Loss):
         xp = _backend.array_module(pred)
         self._cache = (pred, target)
         per_element = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-abs(pred)))
-        return float(per_element.mean())
+        return _finite("BCEWithLogitsLoss", per_element.mean())
 
     def backward(self):
         z, t = self._take_cache()
@@ -147,7 +158,7 @@ class MultiClassHingeLoss(Loss):
         margins = xp.maximum(0, pred - correct + 1)
         margins[rows, target] = 0
         self._cache = (margins > 0, target, pred.dtype)
-        return float(margins.sum() / n)
+        return _finite("MultiClassHingeLoss", margins.sum() / n)
 
     def backward(self):
         active, target, dtype = self._take_cache()
@@ -191,7 +202,7 @@ class TripletLoss(Loss):
         bracket = (d_pos * d_pos).sum(axis=1) - (d_neg * d_neg).sum(axis=1) + self.margin
         active = (bracket > 0)[:, None]
         self._cache = (d_pos, d_neg, active)
-        return float(xp.maximum(bracket, 0).mean())
+        return _finite("TripletLoss", xp.maximum(bracket, 0).mean())
 
     def backward(self):
         d_pos, d_neg, active = self._take_cache()

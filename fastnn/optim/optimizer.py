@@ -150,7 +150,8 @@ class Optimizer:
                 raise KeyError(f"optimizer load_state_dict: unexpected key {key!r} for {type(self).__name__}")
             i = int(parts[1])
             if i >= len(self.params):
-                raise ValueError(f"optimizer load_state_dict: {key} but the optimizer has {len(self.params)} parameters")
+                raise ValueError(f"optimizer load_state_dict: {key} but the optimizer has "
+                                 f"{len(self.params)} parameters")
             p = self.params[i].data
             if tuple(a.shape) != tuple(p.shape):
                 raise ValueError(f"optimizer load_state_dict: {key} has shape {tuple(a.shape)}, "

@@ -1,0 +1,146 @@
+"""The same layers, losses and optimizers on CuPy arrays give what they give on NumPy arrays
+(skipped unless fastnn.cuda_available())."""
+import copy
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn, optim
+from fastnn.testing import assert_close
+
+pytestmark = pytest.mark.cuda
+
+# One case per layer (the CPU versions are gradient-checked in test_nn_layers.py).
+CASES = {
+    "Linear": (lambda: nn.Linear(4, 3), (2, 4)),
+    "Maxout": (lambda: nn.Maxout(4, 3, pieces=3), (3, 4)),
+    "Flatten": (lambda: nn.Flatten(), (2, 3, 2)),
+    "ReLU": (lambda: nn.ReLU(), (3, 5)),
+    "LeakyReLU": (lambda: nn.LeakyReLU(0.1), (3, 5)),
+    "PReLU": (lambda: nn.PReLU(3), (2, 3, 2, 2)),
+    "ELU": (lambda: nn.ELU(0.7), (3, 5)),
+    "SELU": (lambda: nn.SELU(), (3, 5)),
+    "GELU": (lambda: nn.GELU(), (3, 5)),
+    "Sigmoid": (lambda: nn.Sigmoid(), (3, 5)),
+    "Tanh": (lambda: nn.Tanh(), (3, 5)),
+    "Softmax": (lambda: nn.Softmax(axis=1), (2, 4, 3)),
+    "Dropout_eval": (lambda: nn.Dropout(0.5).eval(), (3, 4)),
+    "LayerNorm": (lambda: nn.LayerNorm(5), (2, 3, 5)),
+    "BatchNorm1d": (lambda: nn.BatchNorm1d(3), (4, 3)),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(2), (3, 2, 3, 3)),
+    "Conv2d": (lambda: nn.Conv2d(3, 2, (3, 2), stride=2, padding=1), (1, 3, 7, 7)),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1), (2, 2, 3, 3)),
+    "MaxPool2d": (lambda: nn.MaxPool2d(3, stride=2, padding=1), (1, 2, 7, 7)),
+    "AvgPool2d": (lambda: nn.AvgPool2d((2, 3), stride=(2, 1)), (2, 1, 4, 5)),
+    "RNN": (lambda: nn.RNN(3, 4, num_layers=2), (2, 3, 3)),
+    "GRU": (lambda: nn.GRU(3, 4), (2, 3, 3)),
+    "LSTM": (lambda: nn.LSTM(3, 4, num_layers=2), (2, 3, 3)),
+    "MultiHeadAttention_causal": (lambda: nn.MultiHeadAttention(6, 3, causal=True), (1, 4, 6)),
+    "PositionalEncoding": (lambda: nn.PositionalEncoding(4), (2, 3, 4)),
+    "Concat": (lambda: nn.Concat(nn.Conv2d(2, 3, 1), nn.Sequential(nn.Conv2d(2, 1, 3, padding=1), nn.ReLU())),
+               (1, 2, 4, 4)),
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    fastnn.init.manual_seed(0)
+
+
+def _run(layer, x, dout):
+    out = layer.forward(x)
+    if isinstance(out, tuple):
+        dx = layer.backward(dout, None)
+        out = out[0]
+    else:
+        dx = layer.backward(dout)
+    return out, dx, [p.grad for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_layer_on_cupy_matches_numpy(case, dtype, rng):
+    cp = pytest.importorskip("cupy")
+    make, shape = CASES[case]
+    cpu = make().to(dtype=dtype)
+    gpu = copy.deepcopy(cpu).to("cuda")
+    x = rng.standard_normal(shape).astype(dtype)
+    out_shape = cpu.forward(x)
+    out_shape = (out_shape[0] if isinstance(out_shape, tuple) else out_shape).shape
+    cpu.clear_caches()
+    dout = rng.standard_normal(out_shape).astype(dtype)
+    out_c, dx_c, grads_c = _run(cpu, x, dout)
+    out_g, dx_g, grads_g = _run(gpu, cp.asarray(x), cp.asarray(dout))
+    assert isinstance(out_g, cp.ndarray) and out_g.dtype == dtype
+    rtol, atol = (1e-9, 1e-11) if dtype == np.float64 else (2e-4, 2e-5)
+    assert_close(out_g, out_c, rtol, atol, f"{case} forward")
+    assert_close(dx_g, dx_c, rtol, atol, f"{case} dx")
+    for gg, gc in zip(grads_g, grads_c):
+        assert_close(gg, gc, rtol, atol, f"{case} parameter grad")
+    for name, buf in gpu.named_buffers():
+        assert_close(buf, dict(cpu.named_buffers())[name], rtol, atol, name)
+
+
+def test_gradcheck_on_cupy(rng):
+    cp = pytest.importorskip("cupy")
+    layer = nn.Sequential(nn.Linear(3, 4), nn.Tanh()).to("cuda")
+    assert fastnn.gradcheck(layer, cp.asarray(rng.standard_normal((2, 3))))
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: optim.SGD(ps, lr=0.1, weight_decay=0.01, l1=0.01),
+    lambda ps: optim.Momentum(ps, lr=0.1),
+    lambda ps: optim.Nesterov(ps, lr=0.1, max_norm=1.0),
+    lambda ps: optim.Adagrad(ps, lr=0.1),
+    lambda ps: optim.RMSProp(ps, lr=0.01),
+    lambda ps: optim.Adam(ps, lr=0.01, weight_decay=0.1),
+    lambda ps: optim.AdamW(ps, lr=0.01),
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_optimizer_kernels_match_numpy(make, dtype, rng):
+    cp = pytest.importorskip("cupy")
+    cpu_params = [nn.Parameter(rng.standard_normal(s).astype(dtype)) for s in [(5, 4), (4,), (3, 2, 2, 2)]]
+    gpu_params = [nn.Parameter(cp.asarray(p.data)) for p in cpu_params]
+    opt_c, opt_g = make(cpu_params), make(gpu_params)
+    for _ in range(3):
+        for pc, pg in zip(cpu_params, gpu_params):
+            pc.grad[...] = rng.standard_normal(pc.data.shape)
+            pg.grad[...] = cp.asarray(pc.grad)
+        opt_c.step()
+        opt_g.step()
+    rtol, atol = (1e-12, 1e-14) if dtype == np.float64 else (1e-5, 1e-6)
+    for pc, pg in zip(cpu_params, gpu_params):
+        assert_close(pg.data, pc.data, rtol, atol, "parameter after 3 steps")
+    state_c, state_g = opt_c.state_dict(), opt_g.state_dict()
+    assert list(state_c) == list(state_g)
+
+
+def test_model_round_trip_between_devices(tmp_path, rng):
+    cp = pytest.importorskip("cupy")
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+    x = rng.standard_normal((2, 1, 6, 6)).astype(np.float32)
+    expected = model.eval()(x)
+    model.to("cuda")
+    assert all(isinstance(p.data, cp.ndarray) for p in model.parameters())
+    assert_close(model(cp.asarray(x)), expected, 1e-4, 1e-5, "on the GPU")
+    model.save(tmp_path / "m.npz")
+    cpu_model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(),
+                              nn.Linear(2 * 4 * 4, 3)).load(tmp_path / "m.npz").eval()
+    assert_close(cpu_model(x), expected, 1e-6, 1e-7, "checkpoint written from the GPU")
+    model.to("cpu")
+    assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
+
+
+def test_losses_on_cupy(rng):
+    cp = pytest.importorskip("cupy")
+    pred = rng.standard_normal((5, 4))
+    labels = rng.integers(0, 4, 5)
+    for loss_fn, target in [(nn.MSELoss(), rng.standard_normal((5, 4))), (nn.HuberLoss(), rng.standard_normal((5, 4))),
+                            (nn.BCEWithLogitsLoss(), rng.random((5, 4))), (nn.SoftmaxCrossEntropyLoss(), labels),
+                            (nn.MultiClassHingeLoss(), labels), (nn.L1Loss(), rng.standard_normal((5, 4)))]:
+        loss_c = loss_fn(pred, target)
+        grad_c = loss_fn.backward()
+        loss_g = loss_fn(cp.asarray(pred), cp.asarray(target))
+        assert_close(np.array(loss_g), np.array(loss_c), 1e-10, 1e-12, type(loss_fn).__name__)
+        assert_close(loss_fn.backward(), grad_c, 1e-10, 1e-12, type(loss_fn).__name__)

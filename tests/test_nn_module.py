@@ -1,0 +1,184 @@
+"""The Module contract: parameters, zero_grad, train/eval, to(), state dicts, atomic checkpoints,
+shared modules (Siamese) and the containers."""
+import os
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn
+from fastnn.testing import assert_close, numerical_gradient
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    fastnn.init.manual_seed(0)
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.BatchNorm1d(6), nn.Linear(6, 3))
+
+
+def test_parameters_names_and_buffers():
+    model = _mlp()
+    names = [n for n, _ in model.named_parameters()]
+    assert names == ["layers.0.weight", "layers.0.bias", "layers.2.gamma", "layers.2.beta",
+                     "layers.3.weight", "layers.3.bias"]
+    assert [p.name for p in model.parameters()] == ["weight", "bias", "gamma", "beta", "weight", "bias"]
+    assert [n for n, _ in model.named_buffers()] == ["layers.2.running_mean", "layers.2.running_var"]
+    assert list(model.state_dict()) == names + ["layers.2.running_mean", "layers.2.running_var"]
+
+
+def test_backward_accumulates_and_zero_grad_resets(rng):
+    model = _mlp()
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    model.backward(np.ones_like(model(x)))
+    first = [p.grad.copy() for p in model.parameters()]
+    model.backward(np.ones_like(model(x)))
+    for g1, p in zip(first, model.parameters()):
+        assert_close(p.grad, 2 * g1, 1e-5, 1e-6, p.name)
+    model.zero_grad()
+    assert all(not p.grad.any() for p in model.parameters())
+
+
+def test_train_eval_flags_reach_every_module():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Sequential(nn.Dropout(0.5), nn.BatchNorm1d(2)))
+    model.eval()
+    assert not any(m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+
+
+def test_backward_without_forward_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="more times than forward"):
+        nn.Linear(2, 2).backward(np.zeros((1, 2), np.float32))
+
+
+def test_to_float64_and_back(rng):
+    model = _mlp()
+    model.to(dtype=np.float64)
+    assert all(p.data.dtype == np.float64 and p.grad.dtype == np.float64 for p in model.parameters())
+    assert model.layers[2].running_var.dtype == np.float64
+    assert model(rng.standard_normal((3, 4))).dtype == np.float64
+    with pytest.raises(ValueError, match="device"):
+        model.to("tpu")
+    with pytest.raises(TypeError):
+        model.to(dtype=np.int32)
+
+
+def test_state_dict_round_trip_and_validation(rng):
+    a, b = _mlp(), _mlp()
+    a(rng.standard_normal((8, 4)).astype(np.float32))  # moves the running statistics
+    b.load_state_dict(a.state_dict())
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert_close(y, x, 0, 0, name)
+    state = a.state_dict()
+    state["layers.0.weight"] = state["layers.0.weight"][:2]
+    with pytest.raises(ValueError, match="layers.0.weight"):
+        b.load_state_dict(state)
+    state = a.state_dict()
+    state["layers.3.bias"] = state["layers.3.bias"].astype(np.float64)
+    with pytest.raises(TypeError, match="layers.3.bias"):
+        b.load_state_dict(state)
+    state = a.state_dict()
+    del state["layers.2.running_mean"]
+    state["extra"] = np.zeros(1)
+    with pytest.raises(KeyError, match="running_mean"):
+        b.load_state_dict(state)
+
+
+def test_save_load_npz_atomically(tmp_path, rng):
+    a, b = _mlp(), _mlp()
+    a(rng.standard_normal((8, 4)).astype(np.float32))
+    path = tmp_path / "model.npz"
+    a.save(path)
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]  # no temporary file left behind
+    b.load(path)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    a.eval(), b.eval()
+    assert_close(b(x), a(x), 0, 0, "same predictions after load")
+    with pytest.raises(ValueError, match="shape"):
+        nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.BatchNorm1d(6), nn.Linear(6, 3)).load(path)
+    with pytest.raises(KeyError):
+        nn.Sequential(nn.Linear(4, 6)).load(path)
+
+
+def test_save_failure_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    model = _mlp()
+    path = tmp_path / "model.npz"
+    model.save(path)
+    before = path.read_bytes()
+
+    def broken_savez(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+
+
+def test_shared_module_siamese_gradients(rng):
+    """f is used twice in L = sum(f(a) * f(b)); the backward calls run in reverse order and both add
+    into f's parameter gradients, which must equal the numerical gradient of L."""
+    f = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(dtype=np.float64)
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+
+    def loss():
+        f.clear_caches()
+        return (f(a) * f(b)).sum()
+
+    f.zero_grad()
+    za, zb = f(a), f(b)
+    db_in = f.backward(za)  # dL/dzb = za, popped first (called last)
+    da_in = f.backward(zb)  # dL/dza = zb
+    for p in f.parameters():
+        assert_close(p.grad, numerical_gradient(loss, p.data), 1e-6, 1e-8, p.name)
+    assert_close(da_in, numerical_gradient(loss, a), 1e-6, 1e-8, "dL/da")
+    assert_close(db_in, numerical_gradient(loss, b), 1e-6, 1e-8, "dL/db")
+    assert [n for n, _ in nn.Sequential(f, f).named_parameters()] == [n for n, _ in
+                                                                      nn.Sequential(f).named_parameters()]
+
+
+def test_shared_module_inside_one_sequential(rng):
+    """The same layer twice in one Sequential: its parameters are listed once, gradients add up."""
+    shared = nn.Linear(3, 3).to(dtype=np.float64)
+    model = nn.Sequential(shared, nn.Tanh(), shared)
+    assert len(model.parameters()) == 2
+    assert fastnn.gradcheck(model, rng.standard_normal((2, 3)))
+
+
+def test_triplet_network_with_a_shared_embedding(rng):
+    torch = pytest.importorskip("torch")
+    embed = nn.Linear(4, 3).to(dtype=np.float64)
+    loss_fn = nn.TripletLoss(margin=5.0)
+    a, p, n = (rng.standard_normal((6, 4)) for _ in range(3))
+    loss = loss_fn(embed(a), embed(p), embed(n))
+    da, dp, dn = loss_fn.backward()
+    embed.backward(dn), embed.backward(dp), embed.backward(da)
+
+    w = torch.tensor(embed.weight.data, requires_grad=True)
+    ea, ep, en = (torch.tensor(v) @ w for v in (a, p, n))
+    bracket = ((ea - ep) ** 2).sum(1) - ((ea - en) ** 2).sum(1) + 5.0
+    loss_t = bracket.clamp(min=0).mean()
+    loss_t.backward()
+    assert loss == pytest.approx(loss_t.item(), rel=1e-12)
+    assert_close(embed.weight.grad, w.grad.numpy(), 1e-10, 1e-12, "dW")
+
+
+def test_concat_joins_branches_on_channels(rng):
+    model = nn.Concat(nn.Conv2d(2, 3, 1), nn.MaxPool2d(3, stride=1, padding=1))
+    y = model(rng.standard_normal((1, 2, 5, 5)).astype(np.float32))
+    assert y.shape == (1, 5, 5, 5)
+
+
+def test_eval_forwards_do_not_pile_up_caches(rng):
+    model = _mlp().eval()
+    for _ in range(5):
+        model(rng.standard_normal((2, 4)).astype(np.float32))
+    assert all(len(m._caches) <= 1 for m in model.modules())
+    model.train()
+    model(rng.standard_normal((2, 4)).astype(np.float32))
+    model.zero_grad()
+    assert all(len(m._caches) == 0 for m in model.modules())
