@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import re
 import tempfile
 import time
 from collections import OrderedDict
@@ -62,6 +63,20 @@ def classification_accuracy(scores, targets):
     """Fraction of rows whose largest score is at the label: mean_i [argmax_k s_ik == y_i]."""
     xp = _backend.array_module(scores)
     return float((xp.argmax(scores, axis=1) == targets).mean())
+
+
+_LOSS_VALUE = re.compile(r"loss is (-?inf|nan)\b|loss of row \d+ is not finite", re.IGNORECASE)
+
+
+def _non_finite_loss_value(error, predictions):
+    """The non-finite loss value a loss's ValueError reports (nan when it names none), or None when
+    the error is about something else (shapes, labels) and the predictions are finite."""
+    match = _LOSS_VALUE.search(str(error))
+    if match:
+        return float(match.group(1)) if match.group(1) else math.nan
+    if not bool(_backend.array_module(predictions).isfinite(predictions).all()):
+        return math.nan
+    return None
 
 
 def _split_xy(batch):
@@ -180,11 +195,13 @@ class Trainer:
         try:
             loss = self.loss_fn.forward(predictions, targets)
         except ValueError as e:
-            # Fused losses (softmax cross-entropy) refuse non-finite scores themselves; that is the
-            # same event as a NaN loss, so it gets the same message naming the step.
-            if bool(_backend.array_module(predictions).isfinite(predictions).all()):
+            # fastnn's losses refuse a NaN/inf loss themselves (a ValueError); for training that is
+            # the event this loop reports, so it becomes NonFiniteLossError naming the step. Other
+            # ValueErrors (shapes, labels) pass through unchanged.
+            value = _non_finite_loss_value(e, predictions)
+            if value is None:
                 raise
-            raise NonFiniteLossError(math.nan, self.epoch + 1, step_in_epoch + 1, self.global_step + 1) from e
+            raise NonFiniteLossError(value, self.epoch + 1, step_in_epoch + 1, self.global_step + 1) from e
         if not math.isfinite(loss):
             raise NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
         self.model.backward(self.loss_fn.backward())
