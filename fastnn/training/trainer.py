@@ -14,11 +14,12 @@ An epoch runs that over every training batch, then evaluates the validation batc
 in eval mode, updates the learning-rate schedule, keeps the best weights for early stopping and
 writes a checkpoint. A checkpoint holds everything the next epoch depends on (weights, optimizer
 moments, schedule, the epoch counter, the random generators, the history and the early-stopping
-record), so a resumed run produces bit-identical weights to an uninterrupted one on the CPU.
+record), so a resumed run produces bit-identical weights to an uninterrupted one on the CPU. A run
+stopped in the middle of an epoch resumes from the start of that epoch.
 
-    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters(), 1e-3),
-                      scheduler=optim.StepLR(opt, 2, 0.5), clip_grad_norm=5.0,
-                      checkpoint_path="run/checkpoint.npz", patience=3)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 2, 0.5),
+                      clip_grad_norm=5.0, checkpoint_path="run/checkpoint.npz", patience=3)
     history = trainer.fit(train_loader, val_loader, epochs=10)
     trainer.evaluate(test_loader)        # {"loss": ..., "accuracy": ...}
 """
