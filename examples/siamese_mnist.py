@@ -5,10 +5,14 @@ a, a positive p of the same digit and a negative n of another digit; the triplet
 
     L = (1/N) sum_i max(0, ||f(a_i) - f(p_i)||^2 - ||f(a_i) - f(n_i)||^2 + margin)
 
-pulls same-digit images together and pushes other digits at least `margin` further away. The
-network is called three times before one backward, so the three gradients go back through it in
-the reverse order of the calls (f.backward(dn); f.backward(dp); f.backward(da)), which adds the
-three contributions into the same p.grad.
+pulls same-digit images together and pushes other digits at least `margin` further away.
+
+Random negatives are soon too easy (their bracket is negative and they teach nothing), so the
+negatives are mined in the batch, as in FaceNet: for anchor i, among the batch's positives p_j of
+another digit, the closest one still farther than p_i ("semi-hard"), else the closest one. Then
+n = f(p)[j], so the network runs twice (anchors, positives) and the negatives' gradient is added
+into the positives' rows before backpropagating: f.backward(dp + scatter(dn)); f.backward(da),
+in the reverse order of the two forward calls, both adding into the same p.grad.
 
 Afterwards each test image is labelled with the digit of its nearest training image in embedding
 space (1-NN), and the same 1-NN on raw pixels is the baseline.
@@ -26,6 +30,17 @@ from fastnn.training import seed_everything
 
 def embedding_net(dim):
     return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, dim))
+
+
+def semi_hard_negatives(za, zp, labels):
+    """For each anchor i, the index j of its negative among the positives zp (labels[j] != labels[i]):
+    the closest one with ||za_i - zp_j||^2 > ||za_i - zp_i||^2 (semi-hard), else the closest one."""
+    d = (za * za).sum(axis=1)[:, None] - 2.0 * (za @ zp.T) + (zp * zp).sum(axis=1)[None, :]
+    d[labels[:, None] == labels[None, :]] = np.inf  # same digit: not a negative
+    d_positive = ((za - zp) ** 2).sum(axis=1)
+    semi_hard = np.where(d > d_positive[:, None], d, np.inf)
+    has_semi_hard = np.isfinite(semi_hard).any(axis=1)
+    return np.where(has_semi_hard, semi_hard.argmin(axis=1), d.argmin(axis=1))
 
 
 def nearest_neighbour_accuracy(gallery, gallery_labels, queries, query_labels, chunk=500):
@@ -76,14 +91,13 @@ def main(argv=None):
         for a_idx in anchors:
             labels = y_train[a_idx]
             p_idx = np.array([rng.choice(by_class[k]) for k in labels])
-            other = (labels + rng.integers(1, 10, len(labels))) % 10  # a uniformly drawn other digit
-            n_idx = np.array([rng.choice(by_class[k]) for k in other])
             net.zero_grad()
-            za, zp, zn = net.forward(x_train[a_idx]), net.forward(x_train[p_idx]), net.forward(x_train[n_idx])
-            total += loss_fn.forward(za, zp, zn)
+            za, zp = net.forward(x_train[a_idx]), net.forward(x_train[p_idx])
+            neg = semi_hard_negatives(za, zp, labels)
+            total += loss_fn.forward(za, zp, zp[neg])
             batches += 1
             d_anchor, d_positive, d_negative = loss_fn.backward()
-            net.backward(d_negative)
+            np.add.at(d_positive, neg, d_negative)  # zn = zp[neg]: its gradient lands on those rows
             net.backward(d_positive)
             net.backward(d_anchor)
             optimizer.step()

@@ -16,6 +16,7 @@ from ._backend import (
 )
 from . import data, functional, reference
 from . import init, nn, optim
+from . import training
 from .gradcheck import gradcheck
 
 __version__ = "0.1.0"
@@ -32,4 +33,5 @@ __all__ = [
     "reference",
     "set_num_threads",
     "simd",
+    "training",
 ]

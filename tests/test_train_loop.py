@@ -139,11 +139,20 @@ def test_nan_loss_stops_with_the_step_named():
     assert trainer.global_step == 2  # the bad batch took no optimizer step
 
 
+def test_other_loss_errors_are_not_reported_as_nan():
+    x, y = blobs(64)
+    y[5] = 7  # a label outside the 3 classes: a data error, not a diverging loss
+    trainer = make_trainer(0, dropout=False)
+    with pytest.raises(ValueError) as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert not isinstance(info.value, NonFiniteLossError)
+
+
 def test_inf_loss_is_caught_too():
     trainer = Trainer(nn.Linear(1, 1), nn.MSELoss(), optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1),
                       progress=False, log=None)
     x = np.array([[1.0], [3e38]], dtype=np.float32)
-    with pytest.raises(NonFiniteLossError, match="loss is inf at epoch 1, step 1"):
+    with np.errstate(over="ignore"), pytest.raises(NonFiniteLossError, match="loss is inf at epoch 1, step 1"):
         trainer.fit(data.DataLoader(x, x, batch_size=2), epochs=1)
 
 

@@ -67,6 +67,7 @@ class History:
 
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
+            from matplotlib.ticker import MaxNLocator
         except ImportError as e:
             raise ImportError("plotting the history needs matplotlib: pip install 'fastnn[plot]' "
                               "(or pip install matplotlib)") from e
@@ -83,6 +84,7 @@ class History:
             for name in names:
                 ax.plot(epochs, self[name], marker="o", label=name.replace("_", " "))
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(title)
             ax.grid(alpha=0.3)
             ax.legend()

@@ -1,7 +1,8 @@
 """Complete training runs shared by the `fastnn train` command and the examples/ scripts.
 
     train_lenet5(epochs=5)        LeNet-5 on MNIST: 55,000 training / 5,000 validation images,
-                                  Adam (lr 2e-3, x0.1 every 3 epochs: ExponentialLR tau=3), batch 64;
+                                  Adam (lr 2e-3, x0.1 every 3 epochs: ExponentialLR tau=3), batch 64,
+                                  random shifts of up to 1 pixel, standardised pixels;
                                   reports the test accuracy and the training images/second.
     train_charlstm(epochs=3)      character LSTM on Shakespeare (90% / 10% contiguous split),
                                   Adam + gradient clipping; reports validation loss and perplexity
@@ -77,8 +78,15 @@ def train_lenet5(epochs=5, batch_size=64, lr=2e-3, device="cpu", threads=None, o
     train_idx = train_idx[:_limit(len(train_idx), limit_train)]
     val_idx = val_idx[:_limit(len(val_idx), limit_eval)]
     n_test = _limit(len(x_test), limit_eval)
+    # Standardise with the training images' pixel mean and standard deviation (about 0.13 and 0.31):
+    # inputs centred at 0 with unit spread make the first layer's gradients better scaled.
+    mean, std = float(x_train[train_idx].mean()), float(x_train[train_idx].std())
+    x_train = (x_train - np.float32(mean)) / np.float32(std)
+    x_test = (x_test - np.float32(mean)) / np.float32(std)
+    # Each training image moved by up to one pixel in each direction: LeNet-5 fits the 55k images
+    # (99.7% training accuracy in 5 epochs) faster than it generalises, and the shifts are new images.
     train_loader = data.DataLoader(x_train[train_idx], y_train[train_idx], batch_size=batch_size, shuffle=True,
-                                   seed=seed, device=device)
+                                   seed=seed, transform=data.RandomShift(1, fill=-mean / std), device=device)
     val_loader = data.DataLoader(x_train[val_idx], y_train[val_idx], batch_size=1000, device=device)
     test_loader = data.DataLoader(x_test[:n_test], y_test[:n_test], batch_size=1000, device=device)
 

@@ -14,11 +14,12 @@ An epoch runs that over every training batch, then evaluates the validation batc
 in eval mode, updates the learning-rate schedule, keeps the best weights for early stopping and
 writes a checkpoint. A checkpoint holds everything the next epoch depends on (weights, optimizer
 moments, schedule, the epoch counter, the random generators, the history and the early-stopping
-record), so a resumed run produces bit-identical weights to an uninterrupted one on the CPU.
+record), so a resumed run produces bit-identical weights to an uninterrupted one on the CPU. A run
+stopped in the middle of an epoch resumes from the start of that epoch.
 
-    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters(), 1e-3),
-                      scheduler=optim.StepLR(opt, 2, 0.5), clip_grad_norm=5.0,
-                      checkpoint_path="run/checkpoint.npz", patience=3)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 2, 0.5),
+                      clip_grad_norm=5.0, checkpoint_path="run/checkpoint.npz", patience=3)
     history = trainer.fit(train_loader, val_loader, epochs=10)
     trainer.evaluate(test_loader)        # {"loss": ..., "accuracy": ...}
 """
@@ -26,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import tempfile
 import time
 from collections import OrderedDict
@@ -62,6 +64,20 @@ def classification_accuracy(scores, targets):
     """Fraction of rows whose largest score is at the label: mean_i [argmax_k s_ik == y_i]."""
     xp = _backend.array_module(scores)
     return float((xp.argmax(scores, axis=1) == targets).mean())
+
+
+_LOSS_VALUE = re.compile(r"loss is (-?inf|nan)\b|loss of row \d+ is not finite", re.IGNORECASE)
+
+
+def _non_finite_loss_value(error, predictions):
+    """The non-finite loss value a loss's ValueError reports (nan when it names none), or None when
+    the error is about something else (shapes, labels) and the predictions are finite."""
+    match = _LOSS_VALUE.search(str(error))
+    if match:
+        return float(match.group(1)) if match.group(1) else math.nan
+    if not bool(_backend.array_module(predictions).isfinite(predictions).all()):
+        return math.nan
+    return None
 
 
 def _split_xy(batch):
@@ -180,11 +196,13 @@ class Trainer:
         try:
             loss = self.loss_fn.forward(predictions, targets)
         except ValueError as e:
-            # Fused losses (softmax cross-entropy) refuse non-finite scores themselves; that is the
-            # same event as a NaN loss, so it gets the same message naming the step.
-            if bool(_backend.array_module(predictions).isfinite(predictions).all()):
+            # fastnn's losses refuse a NaN/inf loss themselves (a ValueError); for training that is
+            # the event this loop reports, so it becomes NonFiniteLossError naming the step. Other
+            # ValueErrors (shapes, labels) pass through unchanged.
+            value = _non_finite_loss_value(e, predictions)
+            if value is None:
                 raise
-            raise NonFiniteLossError(math.nan, self.epoch + 1, step_in_epoch + 1, self.global_step + 1) from e
+            raise NonFiniteLossError(value, self.epoch + 1, step_in_epoch + 1, self.global_step + 1) from e
         if not math.isfinite(loss):
             raise NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
         self.model.backward(self.loss_fn.backward())
@@ -218,24 +236,27 @@ class Trainer:
         start = time.perf_counter()
         bar = self._bar(loader, f"epoch {self.epoch + 1}")
         postfix = OrderedDict()
-        for step, batch in enumerate(loader):
-            inputs, targets = self.prepare_batch(batch)
-            loss, acc = self.train_step(inputs, targets, step)
-            n = len(targets)
-            count += n
-            total_loss += loss * n
-            if acc is not None:
-                total_correct += acc * n
+        try:
+            for step, batch in enumerate(loader):
+                inputs, targets = self.prepare_batch(batch)
+                loss, acc = self.train_step(inputs, targets, step)
+                n = len(targets)
+                count += n
+                total_loss += loss * n
+                if acc is not None:
+                    total_correct += acc * n
+                if bar is not None:
+                    postfix["loss"] = f"{total_loss / count:.4f}"
+                    if self.accuracy:
+                        postfix["acc"] = f"{total_correct / count:.4f}"
+                    postfix[f"{self.unit}/s"] = f"{count / (time.perf_counter() - start):.0f}"
+                    bar.set_postfix(postfix, refresh=False)
+                    bar.update(1)
             if bar is not None:
-                postfix["loss"] = f"{total_loss / count:.4f}"
-                if self.accuracy:
-                    postfix["acc"] = f"{total_correct / count:.4f}"
-                postfix[f"{self.unit}/s"] = f"{count / (time.perf_counter() - start):.0f}"
-                bar.set_postfix(postfix, refresh=False)
-                bar.update(1)
-        if bar is not None:
-            bar.set_postfix(postfix)  # draws the epoch's final figures before the bar is cleared
-            bar.close()
+                bar.set_postfix(postfix)  # draws the epoch's final figures before the bar is cleared
+        finally:
+            if bar is not None:
+                bar.close()  # also when a step raises (NonFiniteLossError), so the terminal is left clean
         if count == 0:
             raise ValueError("Trainer: the training loader yielded no batches")
         elapsed = time.perf_counter() - start
