@@ -28,13 +28,13 @@ import math
 import os
 import random
 import re
-import tempfile
 import time
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import _backend, init
+from .._io import atomic_savez
 from .. import nn, optim
 from .history import History
 
@@ -99,23 +99,6 @@ def _generators(model):
             if isinstance(value, np.random.Generator):
                 found.append((prefix + attr, value))
     return found
-
-
-def _atomic_savez(path, arrays):
-    """np.savez into a temporary file in the target folder, then os.replace: a crash mid-write leaves
-    the previous checkpoint intact, never a truncated one."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class Trainer:
@@ -384,7 +367,7 @@ class Trainer:
             for name, a in self.best_state.items():
                 arrays[f"best.{name}"] = _to_cpu(a)
         arrays["meta"] = np.array(json.dumps(self._meta()))
-        _atomic_savez(path, arrays)
+        atomic_savez(path, arrays)
 
     def load_checkpoint(self, path):
         """Restores everything save_checkpoint wrote; the next fit() continues with the next epoch."""
