@@ -27,7 +27,8 @@ class LRScheduler:
         self.t = 0
 
     def lr_at(self, t):
-        raise NotImplementedError
+        """The learning rate after t steps; each schedule defines it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define lr_at(t)")
 
     def step(self):
         self.t += 1

@@ -42,5 +42,5 @@ done
 cpps=()
 for u in "${units[@]}"; do cpps+=("$out/src/$u.cpp"); done
 ${CXX:-g++} "${flags[@]}" ${CXXFLAGS:-} -I"$here" -I"$src" -I"$cuda_inc" \
-    "${cpps[@]}" "$here/api.cpp" "$here/stubs.cpp" -o "$lib"
+    "${cpps[@]}" "$here/api.cpp" "$here/runtime.cpp" -o "$lib"
 echo "built $lib"
