@@ -12,43 +12,67 @@
 
 namespace fastnn {
 
-void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                       bool accumulate, const float* row_bias) {
+// The float 6 x 16 register block every float kernel below shares. For reduction step p, b_at(p)
+// gives the address of B's row p (16 floats; `AlignedB`: a packed panel, 32-byte aligned) and
+// a_at(p, i) the address of A[i][p]. The twelve accumulators stay in registers for the whole
+// reduction and are handed to the caller's epilogue in acc.
+template <bool AlignedB, class AAt, class BAt>
+static inline __attribute__((always_inline)) void sgemm_block_6x16(int64_t kc, AAt a_at, BAt b_at,
+                                                                   __m256 acc[6][2]) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; ++p) {
+        const float* b = b_at(p);
+        const __m256 b0 = AlignedB ? _mm256_load_ps(b) : _mm256_loadu_ps(b);
+        const __m256 b1 = AlignedB ? _mm256_load_ps(b + 8) : _mm256_loadu_ps(b + 8);
+        __m256 ai = _mm256_broadcast_ss(a_at(p, 0));
+        c00 = _mm256_fmadd_ps(ai, b0, c00);
+        c01 = _mm256_fmadd_ps(ai, b1, c01);
+        ai = _mm256_broadcast_ss(a_at(p, 1));
+        c10 = _mm256_fmadd_ps(ai, b0, c10);
+        c11 = _mm256_fmadd_ps(ai, b1, c11);
+        ai = _mm256_broadcast_ss(a_at(p, 2));
+        c20 = _mm256_fmadd_ps(ai, b0, c20);
+        c21 = _mm256_fmadd_ps(ai, b1, c21);
+        ai = _mm256_broadcast_ss(a_at(p, 3));
+        c30 = _mm256_fmadd_ps(ai, b0, c30);
+        c31 = _mm256_fmadd_ps(ai, b1, c31);
+        ai = _mm256_broadcast_ss(a_at(p, 4));
+        c40 = _mm256_fmadd_ps(ai, b0, c40);
+        c41 = _mm256_fmadd_ps(ai, b1, c41);
+        ai = _mm256_broadcast_ss(a_at(p, 5));
+        c50 = _mm256_fmadd_ps(ai, b0, c50);
+        c51 = _mm256_fmadd_ps(ai, b1, c51);
+    }
+    acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+    acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
+    acc[4][0] = c40, acc[4][1] = c41, acc[5][0] = c50, acc[5][1] = c51;
+}
+
+// Epilogue of the tile kernels: the 6 x 16 block to a contiguous tile (ldc 16).
+static inline __attribute__((always_inline)) void store_tile_6x16(const __m256 acc[6][2], float* tile) {
+    for (int i = 0; i < 6; ++i) {
+        _mm256_storeu_ps(tile + 16 * i, acc[i][0]);
+        _mm256_storeu_ps(tile + 16 * i + 8, acc[i][1]);
+    }
+}
+
+void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                       bool accumulate, const float* row_bias) {
     // C is touched only after the reduction: start fetching its rows now so the final
     // load/store does not wait on memory.
     for (int i = 0; i < 6; ++i) {
         _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
     }
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; ++p, a += 6, b += 16) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 ai = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
-    }
-    const __m256 acc[6][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 acc[6][2];
+    sgemm_block_6x16<true>(
+        kc, [a](int64_t p, int i) { return a + 6 * p + i; }, [b](int64_t p) { return b + 16 * p; }, acc);
     for (int i = 0; i < 6; ++i) {
         float* row = c + i * ldc;
         __m256 start0, start1;
@@ -113,82 +137,22 @@ void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, 
 // the unfolded matrix is read in place instead of being packed. Writes the 6 x 16 tile (ldc 16).
 void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, const int64_t* offsets,
                                 float* tile) {
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; ++p, a += 6) {
-        const float* b = base + offsets[p];
-        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-        __m256 ai = _mm256_broadcast_ss(a + 0);
-        c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1);
-        c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2);
-        c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3);
-        c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4);
-        c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5);
-        c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
-    }
-    _mm256_storeu_ps(tile + 0, c00), _mm256_storeu_ps(tile + 8, c01);
-    _mm256_storeu_ps(tile + 16, c10), _mm256_storeu_ps(tile + 24, c11);
-    _mm256_storeu_ps(tile + 32, c20), _mm256_storeu_ps(tile + 40, c21);
-    _mm256_storeu_ps(tile + 48, c30), _mm256_storeu_ps(tile + 56, c31);
-    _mm256_storeu_ps(tile + 64, c40), _mm256_storeu_ps(tile + 72, c41);
-    _mm256_storeu_ps(tile + 80, c50), _mm256_storeu_ps(tile + 88, c51);
+    __m256 acc[6][2];
+    sgemm_block_6x16<false>(
+        kc, [a](int64_t p, int i) { return a + 6 * p + i; },
+        [base, offsets](int64_t p) { return base + offsets[p]; }, acc);
+    store_tile_6x16(acc, tile);
 }
 
 // Row-pointer variant (no packed A): A's six rows are read in place from rows[0..5] (one broadcast
 // each per step, which costs the same as broadcasting from a packed panel). For the weight gradient
 // of a stride-1 convolution those rows are windows of the padded image. Writes the 6 x 16 tile.
 void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* tile) {
-    const float *a0 = rows[0], *a1 = rows[1], *a2 = rows[2], *a3 = rows[3], *a4 = rows[4], *a5 = rows[5];
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; ++p, b += 16) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 ai = _mm256_broadcast_ss(a0 + p);
-        c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a1 + p);
-        c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a2 + p);
-        c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a3 + p);
-        c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a4 + p);
-        c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a5 + p);
-        c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
-    }
-    _mm256_storeu_ps(tile + 0, c00), _mm256_storeu_ps(tile + 8, c01);
-    _mm256_storeu_ps(tile + 16, c10), _mm256_storeu_ps(tile + 24, c11);
-    _mm256_storeu_ps(tile + 32, c20), _mm256_storeu_ps(tile + 40, c21);
-    _mm256_storeu_ps(tile + 48, c30), _mm256_storeu_ps(tile + 56, c31);
-    _mm256_storeu_ps(tile + 64, c40), _mm256_storeu_ps(tile + 72, c41);
-    _mm256_storeu_ps(tile + 80, c50), _mm256_storeu_ps(tile + 88, c51);
+    const float* const a[6] = {rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]};
+    __m256 acc[6][2];
+    sgemm_block_6x16<true>(
+        kc, [&a](int64_t p, int i) { return a[i] + p; }, [b](int64_t p) { return b + 16 * p; }, acc);
+    store_tile_6x16(acc, tile);
 }
 
 // Gathered-A variant: A's six rows are output positions, A[i][p] = base[positions[i] + offsets[p]]
@@ -197,43 +161,13 @@ void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b
 // is only ever broadcast, so no position is computed that is not kept. Writes the 6 x 16 tile.
 void sgemm_kernel_gather_a_avx2(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
                                 const float* b, float* tile) {
-    const float *a0 = base + positions[0], *a1 = base + positions[1], *a2 = base + positions[2];
-    const float *a3 = base + positions[3], *a4 = base + positions[4], *a5 = base + positions[5];
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-#pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; ++p, b += 16) {
-        const int64_t o = offsets[p];
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 ai = _mm256_broadcast_ss(a0 + o);
-        c00 = _mm256_fmadd_ps(ai, b0, c00);
-        c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a1 + o);
-        c10 = _mm256_fmadd_ps(ai, b0, c10);
-        c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a2 + o);
-        c20 = _mm256_fmadd_ps(ai, b0, c20);
-        c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a3 + o);
-        c30 = _mm256_fmadd_ps(ai, b0, c30);
-        c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a4 + o);
-        c40 = _mm256_fmadd_ps(ai, b0, c40);
-        c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a5 + o);
-        c50 = _mm256_fmadd_ps(ai, b0, c50);
-        c51 = _mm256_fmadd_ps(ai, b1, c51);
-    }
-    _mm256_storeu_ps(tile + 0, c00), _mm256_storeu_ps(tile + 8, c01);
-    _mm256_storeu_ps(tile + 16, c10), _mm256_storeu_ps(tile + 24, c11);
-    _mm256_storeu_ps(tile + 32, c20), _mm256_storeu_ps(tile + 40, c21);
-    _mm256_storeu_ps(tile + 48, c30), _mm256_storeu_ps(tile + 56, c31);
-    _mm256_storeu_ps(tile + 64, c40), _mm256_storeu_ps(tile + 72, c41);
-    _mm256_storeu_ps(tile + 80, c50), _mm256_storeu_ps(tile + 88, c51);
+    const float* const a[6] = {base + positions[0], base + positions[1], base + positions[2],
+                               base + positions[3], base + positions[4], base + positions[5]};
+    __m256 acc[6][2];
+    sgemm_block_6x16<true>(
+        kc, [&a, offsets](int64_t p, int i) { return a[i] + offsets[p]; },
+        [b](int64_t p) { return b + 16 * p; }, acc);
+    store_tile_6x16(acc, tile);
 }
 
 // ------------------------------------------------------------------------- transposing pack
