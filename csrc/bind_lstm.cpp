@@ -46,6 +46,69 @@ static py::tuple backward(const py::object& dh, const py::object& dc, const py::
     return py::make_tuple(da, dc_prev, db);
 }
 
+template <typename T>
+static const T* optional_data(const py::object& a, const char* name, std::initializer_list<int64_t> shape) {
+    return a.is_none() ? nullptr : checked_data<T>(a.cast<py::array>(), name, shape);
+}
+
+template <typename T>
+static py::tuple layer_forward(const py::array& xs, const py::array& h0, const py::array& c0, const py::array& Wx,
+                               const py::array& Wh, const py::array& b) {
+    if (xs.ndim() != 3 || h0.ndim() != 2) throw py::value_error("xs: expected (T, B, D) and h0 (B, H)");
+    const LstmLayerShape s{xs.shape(0), xs.shape(1), xs.shape(2), h0.shape(1)};
+    if (s.steps < 1 || s.batch < 1 || s.input < 1 || s.hidden < 1) throw py::value_error("lstm layer: empty dimension");
+    const int64_t G = 4 * s.hidden;
+    const T* xd = checked_data<T>(xs, "xs", {s.steps, s.batch, s.input});
+    const T* h0d = checked_data<T>(h0, "h0", {s.batch, s.hidden});
+    const T* c0d = checked_data<T>(c0, "c0", {s.batch, s.hidden});
+    const T* wxd = checked_data<T>(Wx, "Wx", {s.input, G});
+    const T* whd = checked_data<T>(Wh, "Wh", {s.hidden, G});
+    const T* bd = checked_data<T>(b, "b", {G});
+    py::array_t<T> gates({G, s.steps * s.batch}), c_all({s.steps, s.hidden, s.batch}),
+        tanh_c_all({s.steps, s.hidden, s.batch}), h_all({s.steps, s.hidden, s.batch}),
+        hs({s.steps, s.batch, s.hidden}), c_last({s.batch, s.hidden});
+    T *gd = gates.mutable_data(), *cd = c_all.mutable_data(), *td = tanh_c_all.mutable_data(),
+      *had = h_all.mutable_data(), *hsd = hs.mutable_data(), *cld = c_last.mutable_data();
+    int64_t nan_count;
+    {
+        py::gil_scoped_release release;
+        nan_count = lstm_layer_forward<T>(xd, h0d, c0d, wxd, whd, bd, gd, cd, td, had, hsd, cld, s);
+    }
+    return py::make_tuple(hs, c_last, gates, c_all, tanh_c_all, nan_count);
+}
+
+template <typename T>
+static py::tuple layer_backward(const py::object& dhs, const py::object& dh_last, const py::object& dc_last,
+                                const py::array& xs, const py::array& h0, const py::array& c0, const py::array& Wx,
+                                const py::array& Wh, const py::array& gates, const py::array& c_all,
+                                const py::array& tanh_c_all, const py::array& hs) {
+    if (xs.ndim() != 3 || h0.ndim() != 2) throw py::value_error("xs: expected (T, B, D) and h0 (B, H)");
+    const LstmLayerShape s{xs.shape(0), xs.shape(1), xs.shape(2), h0.shape(1)};
+    if (s.steps < 1 || s.batch < 1 || s.input < 1 || s.hidden < 1) throw py::value_error("lstm layer: empty dimension");
+    const int64_t G = 4 * s.hidden, cols = s.steps * s.batch;
+    const T* dhsd = optional_data<T>(dhs, "dhs", {s.steps, s.batch, s.hidden});
+    const T* dhld = optional_data<T>(dh_last, "dh_last", {s.batch, s.hidden});
+    const T* dcld = optional_data<T>(dc_last, "dc_last", {s.batch, s.hidden});
+    const T* xd = checked_data<T>(xs, "xs", {s.steps, s.batch, s.input});
+    const T* h0d = checked_data<T>(h0, "h0", {s.batch, s.hidden});
+    const T* c0d = checked_data<T>(c0, "c0", {s.batch, s.hidden});
+    const T* wxd = checked_data<T>(Wx, "Wx", {s.input, G});
+    const T* whd = checked_data<T>(Wh, "Wh", {s.hidden, G});
+    const T* gd = checked_data<T>(gates, "gates", {G, cols});
+    const T* cd = checked_data<T>(c_all, "c_all", {s.steps, s.hidden, s.batch});
+    const T* td = checked_data<T>(tanh_c_all, "tanh_c_all", {s.steps, s.hidden, s.batch});
+    const T* hsd = checked_data<T>(hs, "hs", {s.steps, s.batch, s.hidden});
+    py::array_t<T> dgates({G, cols}), dxs({s.steps, s.batch, s.input}), dh0({s.batch, s.hidden}),
+        dc0({s.batch, s.hidden}), dWx({s.input, G}), dWh({s.hidden, G}), db(G);
+    {
+        py::gil_scoped_release release;
+        lstm_layer_backward<T>(dhsd, dhld, dcld, xd, h0d, c0d, wxd, whd, gd, cd, td, hsd, dgates.mutable_data(),
+                               dxs.mutable_data(), dh0.mutable_data(), dc0.mutable_data(), dWx.mutable_data(),
+                               dWh.mutable_data(), db.mutable_data(), s);
+    }
+    return py::make_tuple(dxs, dh0, dc0, dWx, dWh, db);
+}
+
 void bind_lstm(py::module_& m) {
     m.def(
         "lstm_cell_forward_pointwise",
@@ -67,6 +130,33 @@ void bind_lstm(py::module_& m) {
         },
         py::arg("dh").none(true), py::arg("dc").none(true), py::arg("gates"), py::arg("c_prev"), py::arg("tanh_c"),
         "Fused LSTM cell backward through the gates: returns (da (B, 4H), dc_prev, db). dh or dc None: zeros.");
+    m.def(
+        "lstm_layer_forward",
+        [](const py::array& xs, const py::array& h0, const py::array& c0, const py::array& Wx, const py::array& Wh,
+           const py::array& b) {
+            if (has_dtype<float>(xs)) return layer_forward<float>(xs, h0, c0, Wx, Wh, b);
+            if (has_dtype<double>(xs)) return layer_forward<double>(xs, h0, c0, Wx, Wh, b);
+            throw py::type_error("xs: expected float32 or float64");
+        },
+        py::arg("xs"), py::arg("h0"), py::arg("c0"), py::arg("Wx"), py::arg("Wh"), py::arg("b"),
+        "A whole LSTM layer, time-major xs (T, B, D), gate order i, f, o, g. Returns (hs (T, B, H), c_last, "
+        "gates (4H, T*B), c_all (T, H, B), tanh_c_all (T, H, B), NaN count of all h and c).");
+    m.def(
+        "lstm_layer_backward",
+        [](const py::object& dhs, const py::object& dh_last, const py::object& dc_last, const py::array& xs,
+           const py::array& h0, const py::array& c0, const py::array& Wx, const py::array& Wh, const py::array& gates,
+           const py::array& c_all, const py::array& tanh_c_all, const py::array& hs) {
+            if (has_dtype<float>(xs))
+                return layer_backward<float>(dhs, dh_last, dc_last, xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all, hs);
+            if (has_dtype<double>(xs))
+                return layer_backward<double>(dhs, dh_last, dc_last, xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all, hs);
+            throw py::type_error("xs: expected float32 or float64");
+        },
+        py::arg("dhs").none(true), py::arg("dh_last").none(true), py::arg("dc_last").none(true), py::arg("xs"),
+        py::arg("h0"), py::arg("c0"), py::arg("Wx"), py::arg("Wh"), py::arg("gates"), py::arg("c_all"),
+        py::arg("tanh_c_all"), py::arg("hs"),
+        "Backward through a whole LSTM layer from lstm_layer_forward's cache. dhs, dh_last, dc_last None: zeros. "
+        "Returns (dxs, dh0, dc0, dWx, dWh, db).");
 }
 
 }  // namespace fastnn

@@ -140,7 +140,7 @@ template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOperand<T>& B, T* C,
           int64_t ldc, bool accumulate, const T* row_bias, bool parallel) {
     constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
-    constexpr int64_t MC = GemmTraits<T>::MC, KC = GemmTraits<T>::KC, NC = GemmTraits<T>::NC;
+    constexpr int64_t MC = GemmTraits<T>::MC, NC = GemmTraits<T>::NC;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         if (!accumulate)
@@ -149,9 +149,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
         return;
     }
     const MicroKernel<T> kernel = pick_kernel<T>();
-    // Equal reduction blocks (576 = 288 + 288, not 256 + 256 + 64): a short last block would pay the
-    // micro-kernel's C load/store for little work.
-    const int64_t kc_step = ceil_div(ceil_div(K, ceil_div(K, KC)), 8) * 8;
+    // Equal reduction blocks: a short last block would pay the micro-kernel's C load/store for
+    // little work.
+    const int64_t kc_step = gemm_kc_step<T>(K);
     const int64_t kc_max = std::min(kc_step, K);
     // B block width. Each packed B element is used by M rows; when M is small that reuse cannot
     // hide an L3-resident B, so the block is narrowed to stay in L2 (packed, then used at once).
@@ -180,36 +180,51 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 
                 // Each thread packs one contiguous run of panels in a single call (packers amortise
                 // their per-call bookkeeping over the run).
+                const T* bpanels = B.packed_block(pc, kc, jc, NR);
+                if (!bpanels) {
 #pragma omp for schedule(static)
-                for (int64_t part = 0; part < threads; ++part) {
-                    const int64_t t0 = part * b_panels / threads, t1 = (part + 1) * b_panels / threads;
-                    if (t1 > t0)
-                        B.pack(bpack + t0 * kc * NR, pc, kc, jc + t0 * NR, std::min(nc, t1 * NR) - t0 * NR, NR);
+                    for (int64_t part = 0; part < threads; ++part) {
+                        const int64_t t0 = part * b_panels / threads, t1 = (part + 1) * b_panels / threads;
+                        if (t1 > t0)
+                            B.pack(bpack + t0 * kc * NR, pc, kc, jc + t0 * NR, std::min(nc, t1 * NR) - t0 * NR, NR);
+                    }
+                    // (implicit barrier: B is packed before anyone reads it)
+                    bpanels = bpack;
                 }
-                // (implicit barrier: B is packed before anyone reads it)
 
                 // Tasks: (A block, run of B panels). Enough of them to balance the team; a thread's
                 // consecutive tasks share an A block, so it is packed once per thread.
-                const int64_t ic_blocks = ceil_div(M, MC);
+                // A blocks of equal height (M = 128 as 66 + 62 rows, not 96 + 32: the static schedule
+                // below would give one thread three times the other's work). With a single B panel
+                // (N <= NR: a GEMM against a few columns) an A block is used once whatever its
+                // height, so there are at least 4 per thread to balance the team.
+                const int64_t m_panels = ceil_div(M, MR);
+                const int64_t want_blocks = std::min(m_panels, std::max(ceil_div(M, MC), b_panels > 1 ? 1 : 4 * (int64_t)threads));
+                const int64_t mc_step = ceil_div(m_panels, want_blocks) * MR;
+                const int64_t ic_blocks = ceil_div(M, mc_step);
                 // (At least 8 tasks per thread: with 11 A blocks and 2 threads, one task per block
                 // would leave one thread a whole block idle at the end.)
                 const int64_t j_chunks = std::min(b_panels, std::max<int64_t>(1, ceil_div(8 * threads, ic_blocks)));
 #pragma omp for schedule(static)
                 for (int64_t task = 0; task < ic_blocks * j_chunks; ++task) {
-                    const int64_t ic = (task / j_chunks) * MC, chunk = task % j_chunks;
-                    const int64_t mc = std::min(MC, M - ic);
-                    if (ic != packed_ic || pc != packed_pc) {
-                        A.pack(apack, pc, kc, ic, mc, MR);
-                        packed_ic = ic;
-                        packed_pc = pc;
+                    const int64_t ic = (task / j_chunks) * mc_step, chunk = task % j_chunks;
+                    const int64_t mc = std::min(mc_step, M - ic);
+                    const T* apanels = A.packed_block(pc, kc, ic, MR);
+                    if (!apanels) {
+                        if (ic != packed_ic || pc != packed_pc) {
+                            A.pack(apack, pc, kc, ic, mc, MR);
+                            packed_ic = ic;
+                            packed_pc = pc;
+                        }
+                        apanels = apack;
                     }
                     const int64_t jp_begin = chunk * b_panels / j_chunks, jp_end = (chunk + 1) * b_panels / j_chunks;
                     for (int64_t jp = jp_begin; jp < jp_end; ++jp) {
                         const int64_t j = jc + jp * NR, nr = std::min<int64_t>(NR, N - j);
-                        const T* bp = bpack + jp * kc * NR;
+                        const T* bp = bpanels + jp * kc * NR;
                         for (int64_t ip = 0; ip * MR < mc; ++ip) {
                             const int64_t i = ic + ip * MR, mr = std::min<int64_t>(MR, M - i);
-                            const T* ap = apack + ip * kc * MR;
+                            const T* ap = apanels + ip * kc * MR;
                             const T* bias = (first && row_bias) ? row_bias + i : nullptr;
                             if (mr == MR && nr == NR) {
                                 kernel(kc, ap, bp, C + i * ldc + j, ldc, !first, bias);
@@ -233,6 +248,52 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
         }
     }
 }
+
+// ------------------------------------------------------------------------- pre-packed operands
+template <typename T>
+PackedOperand<T>::PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width)
+    : K_(K), Q_(Q), kc_step_(gemm_kc_step<T>(K)), q_padded_(ceil_div(Q, width) * width), width_(width),
+      panels_(nullptr, std::free) {
+    const size_t bytes = ((size_t)(K * q_padded_) * sizeof(T) + 63) / 64 * 64;
+    panels_.reset(static_cast<T*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64))));
+    if (!panels_) throw std::bad_alloc();
+    const int64_t k_blocks = ceil_div(K, kc_step_), q_panels = q_padded_ / width;
+    // One task per (reduction block, run of 16 panels).
+    const int64_t runs = ceil_div(q_panels, 16);
+#pragma omp parallel for schedule(static) if (K * Q > (1 << 16) && !omp_in_parallel())
+    for (int64_t task = 0; task < k_blocks * runs; ++task) {
+        const int64_t pc = (task / runs) * kc_step_, t0 = (task % runs) * 16;
+        const int64_t kc = std::min(kc_step_, K - pc), q0 = t0 * width;
+        source.pack(panels_.get() + pc * q_padded_ + t0 * kc * width, pc, kc, q0, std::min<int64_t>(16 * width, Q - q0),
+                    width);
+    }
+}
+
+template <typename T>
+const T* PackedOperand<T>::packed_block(int64_t p0, int64_t kc, int64_t q0, int width) const {
+    if (width != width_ || p0 % kc_step_ != 0 || kc != std::min(kc_step_, K_ - p0) || q0 % width != 0 || q0 >= Q_)
+        return nullptr;
+    return panels_.get() + p0 * q_padded_ + (q0 / width) * kc * width;
+}
+
+template <typename T>
+void PackedOperand<T>::pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const {
+    // A layout the panels were not packed for: read the values back out of them.
+    for (int64_t t = 0; t * width < nq; ++t)
+        for (int64_t p = 0; p < kc; ++p)
+            for (int l = 0; l < width; ++l) {
+                const int64_t q = q0 + t * width + l, pp = p0 + p;
+                T v = T(0);
+                if (q < q0 + nq) {
+                    const int64_t pc = pp / kc_step_ * kc_step_, block_kc = std::min(kc_step_, K_ - pc);
+                    v = panels_[pc * q_padded_ + (q / width_) * block_kc * width_ + (pp - pc) * width_ + q % width_];
+                }
+                dst[(t * kc + p) * width + l] = v;
+            }
+}
+
+template class PackedOperand<float>;
+template class PackedOperand<double>;
 
 template void gemm<float>(int64_t, int64_t, int64_t, const GemmOperand<float>&, const GemmOperand<float>&,
                           float*, int64_t, bool, const float*, bool);

@@ -20,6 +20,7 @@
 // kernels live in gemm_avx2.cpp; the portable kernels (same panel layout) in gemm.cpp.
 #pragma once
 #include <cstdint>
+#include <memory>
 
 namespace fastnn {
 
@@ -44,6 +45,11 @@ template <typename T>
 struct GemmOperand {
     virtual ~GemmOperand() = default;
     virtual void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const = 0;
+    // An operand that already holds its panels (PackedOperand) returns the block's first panel here
+    // and the driver reads it in place; others return null and are packed.
+    virtual const T* packed_block(int64_t /*p0*/, int64_t /*kc*/, int64_t /*q0*/, int /*width*/) const {
+        return nullptr;
+    }
 };
 
 // A strided matrix: Q(p, q) = data[p * stride_p + q * stride_q]. For row-major A (M x K) with
@@ -56,6 +62,33 @@ struct StridedOperand final : GemmOperand<T> {
     StridedOperand(const T* data_, int64_t stride_p_, int64_t stride_q_)
         : data(data_), stride_p(stride_p_), stride_q(stride_q_) {}
     void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override;
+};
+
+// The reduction block the driver uses for a reduction of length K: blocks of about KC, all equal
+// (576 = 288 + 288, not 256 + 256 + 64), a multiple of 8.
+template <typename T>
+inline int64_t gemm_kc_step(int64_t K) {
+    const int64_t KC = GemmTraits<T>::KC;
+    const int64_t blocks = (K + KC - 1) / KC;
+    return ((K + blocks - 1) / blocks + 7) / 8 * 8;
+}
+
+// An operand packed once, whole, in the driver's panel layout for a reduction of length K, and
+// then used by many GEMMs without repacking (the LSTM's recurrent weights, used once per time
+// step). Block pc (a multiple of gemm_kc_step(K)) starts at pc * ceil(Q / width) * width; panel t
+// of a block follows at t * kc * width. Packing is parallel (an OpenMP team) unless called inside
+// a parallel region.
+template <typename T>
+class PackedOperand final : public GemmOperand<T> {
+   public:
+    PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width);
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override;
+    const T* packed_block(int64_t p0, int64_t kc, int64_t q0, int width) const override;
+
+   private:
+    int64_t K_, Q_, kc_step_, q_padded_;
+    int width_;
+    std::unique_ptr<T[], void (*)(void*)> panels_;
 };
 
 // C = A B (+ C if accumulate, else + row_bias[i] if row_bias is not null). C is row-major with

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <type_traits>
 
 #ifdef _OPENMP
@@ -9,6 +10,7 @@
 #endif
 
 #include "cpu_features.h"
+#include "gemm.h"
 
 namespace fastnn {
 
@@ -32,10 +34,15 @@ static int64_t forward_row(const T* ax, const T* ah, const T* b, const T* c_prev
     int64_t nan_count = 0;
     for (int64_t k = k0; k < k1; ++k) {
         // All four pre-activations are read before any gate is written: gates may alias ax.
-        const T a_i = ax[k] + ah[k] + b[k];
-        const T a_f = ax[hidden + k] + ah[hidden + k] + b[hidden + k];
-        const T a_o = ax[2 * hidden + k] + ah[2 * hidden + k] + b[2 * hidden + k];
-        const T a_g = ax[3 * hidden + k] + ah[3 * hidden + k] + b[3 * hidden + k];
+        // (ah and b may be null: the layer path has added them into ax already.)
+        T a[4];
+        for (int gate = 0; gate < 4; ++gate) {
+            const int64_t at = gate * hidden + k;
+            a[gate] = ax[at];
+            if (ah) a[gate] += ah[at];
+            if (b) a[gate] += b[at];
+        }
+        const T a_i = a[0], a_f = a[1], a_o = a[2], a_g = a[3];
         const T i = sigmoid(a_i), f = sigmoid(a_f), o = sigmoid(a_o), g = std::tanh(a_g);
         const T c_new = f * c_prev[k] + i * g;
         const T tc = std::tanh(c_new);
@@ -73,10 +80,12 @@ static void backward_row(const T* dh, const T* dc, const T* gates, const T* c_pr
         da[2 * hidden + k] = da_o;
         da[3 * hidden + k] = da_g;
         dc_prev[k] = dc_total * f;
-        db[k] += da_i;
-        db[hidden + k] += da_f;
-        db[2 * hidden + k] += da_o;
-        db[3 * hidden + k] += da_g;
+        if (db) {
+            db[k] += da_i;
+            db[hidden + k] += da_f;
+            db[2 * hidden + k] += da_o;
+            db[3 * hidden + k] += da_g;
+        }
     }
 }
 
@@ -124,6 +133,157 @@ void lstm_cell_backward_pointwise(const T* dh, const T* dc, const T* gates, cons
         }
     }
 }
+
+// ------------------------------------------------------------------------- the layer
+// dst (cols, rows) = src (rows, cols)^T, both row-major.
+template <typename T>
+static void transpose(const T* src, int64_t rows, int64_t cols, T* dst) {
+    constexpr int64_t tile = 16;
+    for (int64_t r0 = 0; r0 < rows; r0 += tile)
+        for (int64_t c0 = 0; c0 < cols; c0 += tile)
+            for (int64_t r = r0; r < std::min(rows, r0 + tile); ++r)
+                for (int64_t c = c0; c < std::min(cols, c0 + tile); ++c) dst[c * rows + r] = src[r * cols + c];
+}
+
+// Uninitialised scratch (every element is written before it is read).
+template <typename T>
+static std::unique_ptr<T[]> scratch(int64_t count) {
+    return std::unique_ptr<T[]>(new T[(size_t)std::max<int64_t>(count, 1)]);
+}
+
+// The pointwise passes of one step in the transposed layout: unit k's B values are contiguous, so
+// the row kernels run along the batch with the gates `H * ldg` apart.
+template <typename T>
+static int64_t forward_step(T* g, int64_t ldg, const T* c_prev, T* c, T* tanh_c, T* h, int64_t batch,
+                            int64_t hidden) {
+    int64_t nan_count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nan_count) if (4 * batch * hidden >= kParallelThreshold)
+    for (int64_t k = 0; k < hidden; ++k) {
+        T* gk = g + k * ldg;
+        const int64_t row = k * batch;
+        nan_count += forward_row<T>(gk, nullptr, nullptr, c_prev + row, gk, c + row, h + row, tanh_c + row,
+                                    hidden * ldg, 0, batch);
+    }
+    return nan_count;
+}
+
+template <typename T>
+static void backward_step(const T* dh, T* dc, const T* g, const T* c_prev, const T* tanh_c, T* dg, int64_t ldg,
+                          int64_t batch, int64_t hidden) {
+#pragma omp parallel for schedule(static) if (4 * batch * hidden >= kParallelThreshold)
+    for (int64_t k = 0; k < hidden; ++k) {
+        const int64_t row = k * batch;
+        backward_row<T>(dh + row, dc + row, g + k * ldg, c_prev + row, tanh_c + row, dg + k * ldg, dc + row,
+                        nullptr, hidden * ldg, 0, batch);
+    }
+}
+
+template <typename T>
+int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, const T* Wh, const T* b, T* gates,
+                           T* c_all, T* tanh_c_all, T* h_all, T* hs, T* c_last, const LstmLayerShape& s) {
+    const int64_t steps = s.steps, batch = s.batch, H = s.hidden, G = 4 * H, cols = steps * batch;
+    const int64_t state = H * batch;  // one step's (H, B) block
+    // G (4H, T*B) = Wx^T X^T + b: A = Wx^T, Q(p = d, q = gate row) = Wx[d*4H + row]; B = X^T,
+    // Q(p = d, q = column) = xs[column*D + d].
+    gemm<T>(G, cols, s.input, StridedOperand<T>(Wx, G, 1), StridedOperand<T>(xs, 1, s.input), gates, cols, false, b,
+            true);
+    // A = Wh^T (4H, H): Q(p = k, q = gate row) = Wh[k*4H + row], packed once for all steps.
+    const PackedOperand<T> wh_t(StridedOperand<T>(Wh, G, 1), H, G, GemmTraits<T>::MR);
+    auto c0_t = scratch<T>(state);
+    transpose(c0, batch, H, c0_t.get());
+    int64_t nan_count = 0;
+    for (int64_t t = 0; t < steps; ++t) {
+        // G[:, t] += Wh^T h_{t-1}^T; h_{t-1}^T is h0 read transposed, then the previous (H, B) block.
+        const StridedOperand<T> h_prev = t == 0 ? StridedOperand<T>(h0, 1, H)
+                                                : StridedOperand<T>(h_all + (t - 1) * state, batch, 1);
+        gemm<T>(G, batch, H, wh_t, h_prev, gates + t * batch, cols, true, nullptr, true);
+        const T* c_prev = t == 0 ? c0_t.get() : c_all + (t - 1) * state;
+        nan_count += forward_step(gates + t * batch, cols, c_prev, c_all + t * state, tanh_c_all + t * state,
+                                  h_all + t * state, batch, H);
+    }
+#pragma omp parallel for schedule(static) if (cols * H >= kParallelThreshold)
+    for (int64_t t = 0; t < steps; ++t) transpose(h_all + t * state, H, batch, hs + t * batch * H);
+    transpose(c_all + (steps - 1) * state, H, batch, c_last);
+    return nan_count;
+}
+
+template <typename T>
+void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const T* xs, const T* h0, const T* c0,
+                         const T* Wx, const T* Wh, const T* gates, const T* c_all, const T* tanh_c_all, const T* hs,
+                         T* dgates, T* dxs, T* dh0, T* dc0, T* dWx, T* dWh, T* db, const LstmLayerShape& s) {
+    const int64_t steps = s.steps, batch = s.batch, H = s.hidden, G = 4 * H, cols = steps * batch;
+    const int64_t state = H * batch;
+    // dh_t^T for every step: dhs transposed, plus dh_last at the last step; the recurrent GEMM adds
+    // into block t - 1 as the loop goes back. One more block (index -1 -> dh0^T) at the front.
+    auto dh_t = scratch<T>((steps + 1) * state);
+    T* dh_blocks = dh_t.get() + state;
+#pragma omp parallel for schedule(static) if (cols * H >= kParallelThreshold)
+    for (int64_t t = 0; t < steps; ++t) {
+        T* block = dh_blocks + t * state;
+        if (dhs)
+            transpose(dhs + t * batch * H, batch, H, block);
+        else
+            std::fill(block, block + state, T(0));
+    }
+    auto scratch_state = scratch<T>(2 * state);
+    T* dc = scratch_state.get();       // dc_t^T, updated in place to dc_{t-1}^T
+    T* c0_t = dc + state;
+    if (dc_last)
+        transpose(dc_last, batch, H, dc);
+    else
+        std::fill(dc, dc + state, T(0));
+    if (dh_last) {
+        T* last = dh_blocks + (steps - 1) * state;
+        for (int64_t n = 0; n < batch; ++n)
+            for (int64_t k = 0; k < H; ++k) last[k * batch + n] += dh_last[n * H + k];
+    }
+    transpose(c0, batch, H, c0_t);
+    // A = Wh (H, 4H): Q(p = gate row, q = k) = Wh[k*4H + row], packed once for all steps.
+    const PackedOperand<T> wh(StridedOperand<T>(Wh, 1, G), G, H, GemmTraits<T>::MR);
+    for (int64_t t = steps - 1; t >= 0; --t) {
+        const T* c_prev = t == 0 ? c0_t : c_all + (t - 1) * state;
+        backward_step(dh_blocks + t * state, dc, gates + t * batch, c_prev, tanh_c_all + t * state,
+                      dgates + t * batch, cols, batch, H);
+        // dh_{t-1}^T (+)= Wh dG[:, t]: B = dG[:, t], Q(p = gate row, q = n) = dgates[row*cols + t*B + n].
+        gemm<T>(H, batch, G, wh, StridedOperand<T>(dgates + t * batch, cols, 1), dh_blocks + (t - 1) * state, batch,
+                t > 0, nullptr, true);
+    }
+    transpose(dh_t.get(), H, batch, dh0);
+    transpose(dc, H, batch, dc0);
+#pragma omp parallel for schedule(static) if (G * cols >= kParallelThreshold)
+    for (int64_t row = 0; row < G; ++row) {
+        T sum = 0;
+        for (int64_t j = 0; j < cols; ++j) sum += dgates[row * cols + j];
+        db[row] = sum;
+    }
+    // The weight gradients over all T*B columns at once. B = dG^T: Q(p = column, q = gate row).
+    const StridedOperand<T> dg_t(dgates, 1, cols);
+    // dWx (D, 4H) = X^T dG^T: A = X^T, Q(p = column, q = d) = xs[column*D + d].
+    gemm<T>(s.input, G, cols, StridedOperand<T>(xs, s.input, 1), dg_t, dWx, G, false, nullptr, true);
+    // dWh (H, 4H) = [h0; hs[:-1]]^T dG^T, as h0^T dG^T[0:B] + hs[:-1]^T dG^T[B:].
+    gemm<T>(H, G, batch, StridedOperand<T>(h0, H, 1), dg_t, dWh, G, false, nullptr, true);
+    if (steps > 1)
+        gemm<T>(H, G, cols - batch, StridedOperand<T>(hs, H, 1), StridedOperand<T>(dgates + batch, 1, cols), dWh, G,
+                true, nullptr, true);
+    // dX (T*B, D) = dG^T Wx^T: A = dG^T, Q(p = gate row, q = column); B = Wx^T, Q(p = row, q = d) = Wx[d*4H + row].
+    gemm<T>(cols, s.input, G, StridedOperand<T>(dgates, cols, 1), StridedOperand<T>(Wx, 1, G), dxs, s.input, false,
+            nullptr, true);
+}
+
+template int64_t lstm_layer_forward<float>(const float*, const float*, const float*, const float*, const float*,
+                                           const float*, float*, float*, float*, float*, float*, float*,
+                                           const LstmLayerShape&);
+template int64_t lstm_layer_forward<double>(const double*, const double*, const double*, const double*,
+                                            const double*, const double*, double*, double*, double*, double*,
+                                            double*, double*, const LstmLayerShape&);
+template void lstm_layer_backward<float>(const float*, const float*, const float*, const float*, const float*,
+                                         const float*, const float*, const float*, const float*, const float*,
+                                         const float*, const float*, float*, float*, float*, float*, float*, float*,
+                                         float*, const LstmLayerShape&);
+template void lstm_layer_backward<double>(const double*, const double*, const double*, const double*,
+                                          const double*, const double*, const double*, const double*, const double*,
+                                          const double*, const double*, const double*, double*, double*, double*,
+                                          double*, double*, double*, double*, const LstmLayerShape&);
 
 template int64_t lstm_cell_forward_pointwise<float>(const float*, const float*, const float*, const float*, float*,
                                                     float*, float*, float*, int64_t, int64_t);

@@ -25,17 +25,16 @@ int64_t lstm_forward_row_avx2(const float* ax, const float* ah, const float* b, 
     for (int64_t k = k0; k < k1; k += 8) {
         const bool full = k + 8 <= k1;
         const __m256i mask = avx2::tail_mask(k1 - k);
-        const float* ax_k = ax + k;
-        const float* ah_k = ah + k;
-        const float* b_k = b + k;
         // All four pre-activations are loaded before any gate is stored: gates may alias ax.
-        const __m256 a_i = _mm256_add_ps(_mm256_add_ps(load(ax_k, mask, full), load(ah_k, mask, full)), load(b_k, mask, full));
-        const __m256 a_f = _mm256_add_ps(_mm256_add_ps(load(ax_k + hidden, mask, full), load(ah_k + hidden, mask, full)),
-                                         load(b_k + hidden, mask, full));
-        const __m256 a_o = _mm256_add_ps(_mm256_add_ps(load(ax_k + 2 * hidden, mask, full), load(ah_k + 2 * hidden, mask, full)),
-                                         load(b_k + 2 * hidden, mask, full));
-        const __m256 a_g = _mm256_add_ps(_mm256_add_ps(load(ax_k + 3 * hidden, mask, full), load(ah_k + 3 * hidden, mask, full)),
-                                         load(b_k + 3 * hidden, mask, full));
+        // (ah and b may be null: the layer path has added them into ax already.)
+        __m256 a[4];
+        for (int gate = 0; gate < 4; ++gate) {
+            const int64_t at = gate * hidden + k;
+            a[gate] = load(ax + at, mask, full);
+            if (ah) a[gate] = _mm256_add_ps(a[gate], load(ah + at, mask, full));
+            if (b) a[gate] = _mm256_add_ps(a[gate], load(b + at, mask, full));
+        }
+        const __m256 a_i = a[0], a_f = a[1], a_o = a[2], a_g = a[3];
         const __m256 i = avx2::sigmoid_ps(a_i), f = avx2::sigmoid_ps(a_f), o = avx2::sigmoid_ps(a_o);
         const __m256 g = avx2::tanh_ps(a_g);
         const __m256 c_new = _mm256_fmadd_ps(f, load(c_prev + k, mask, full), _mm256_mul_ps(i, g));
@@ -79,10 +78,12 @@ void lstm_backward_row_avx2(const float* dh, const float* dc, const float* gates
         store(da + 3 * hidden + k, da_g, mask, full);
         store(dc_prev + k, _mm256_mul_ps(dc_total, f), mask, full);
         // Masked-off lanes of da are zero here (their inputs loaded as zero), so db adds nothing there.
-        store(db + k, _mm256_add_ps(load(db + k, mask, full), da_i), mask, full);
-        store(db + hidden + k, _mm256_add_ps(load(db + hidden + k, mask, full), da_f), mask, full);
-        store(db + 2 * hidden + k, _mm256_add_ps(load(db + 2 * hidden + k, mask, full), da_o), mask, full);
-        store(db + 3 * hidden + k, _mm256_add_ps(load(db + 3 * hidden + k, mask, full), da_g), mask, full);
+        if (db) {
+            store(db + k, _mm256_add_ps(load(db + k, mask, full), da_i), mask, full);
+            store(db + hidden + k, _mm256_add_ps(load(db + hidden + k, mask, full), da_f), mask, full);
+            store(db + 2 * hidden + k, _mm256_add_ps(load(db + 2 * hidden + k, mask, full), da_o), mask, full);
+            store(db + 3 * hidden + k, _mm256_add_ps(load(db + 3 * hidden + k, mask, full), da_g), mask, full);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
     numerical_gradient(f, x)        central differences of a scalar function f at x (float64)
     assert_close(actual, expected)  |actual - expected| <= atol + rtol * |expected|, elementwise,
                                     with the worst mismatches printed when it fails
+    to_torch_lstm(Wx, Wh, b, ...)   our LSTM weights copied into PyTorch's parameters
 """
 import numpy as np
 
@@ -48,3 +49,23 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6, name="value"):
             f"{name}: {int(bad.sum())} of {bad.size} elements differ (rtol={rtol}, atol={atol}); "
             f"max abs err {np.nanmax(err):.3g}\n" + "\n".join(lines)
         )
+
+
+def torch_gate_order(hidden):
+    """Indices taking PyTorch's (i, f, g, o) 4H axis from ours (i, f, o, g): theirs = ours[..., order];
+    np.argsort(order) goes back."""
+    return np.concatenate([np.arange(0, 2 * hidden), np.arange(3 * hidden, 4 * hidden), np.arange(2 * hidden, 3 * hidden)])
+
+
+def to_torch_lstm(Wx, Wh, b, weight_ih, weight_hh, bias_ih, bias_hh):
+    """Copies our Wx (D, 4H), Wh (H, 4H), b (4H,) into PyTorch LSTM/LSTMCell parameters: gates
+    reordered, weights transposed to its (4H, in) layout, b into bias_ih and bias_hh zeroed.
+    Returns the gate order (see torch_gate_order) for mapping its gradients back."""
+    import torch
+
+    order = torch_gate_order(Wh.shape[0])
+    with torch.no_grad():
+        for param, value in ((weight_ih, Wx[:, order].T), (weight_hh, Wh[:, order].T), (bias_ih, b[order])):
+            param.copy_(torch.tensor(np.ascontiguousarray(to_numpy(value)), dtype=param.dtype, device=param.device))
+        bias_hh.zero_()
+    return order

@@ -7,7 +7,7 @@ import pytest
 import fastnn
 import fastnn.functional as F
 import fastnn.reference as R
-from fastnn.testing import assert_close, numerical_gradient
+from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm
 
 # (B, D, H): batch 1, odd sizes, hidden sizes around the 8-float vector width, and one large enough
 # for the kernels to split the hidden units over threads (unevenly, with a tail).
@@ -132,20 +132,14 @@ def test_lstm_cell_vs_torch(size):
     dh, dc = rng.standard_normal(h.shape), rng.standard_normal(h.shape)
     dx, dh_prev, dc_prev, dwx, dwh, db = F.lstm_cell_backward(dh, dc, cache)
 
-    # Our 4H axis is (i, f, o, g); PyTorch's is (i, f, g, o): gate k of ours is gate perm[k] of theirs.
-    perm = np.concatenate([np.arange(0, 2 * hid), np.arange(3 * hid, 4 * hid), np.arange(2 * hid, 3 * hid)])
     cell = torch.nn.LSTMCell(d, hid, bias=True).double()
-    with torch.no_grad():
-        cell.weight_ih.copy_(torch.tensor(wx[:, perm].T))
-        cell.weight_hh.copy_(torch.tensor(wh[:, perm].T))
-        cell.bias_ih.copy_(torch.tensor(b[perm]))
-        cell.bias_hh.zero_()
+    order = to_torch_lstm(wx, wh, b, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
     xt = torch.tensor(x, requires_grad=True)
     ht = torch.tensor(h_prev, requires_grad=True)
     ct = torch.tensor(c_prev, requires_grad=True)
     h_t, c_t = cell(xt, (ht, ct))
     ((h_t * torch.tensor(dh)).sum() + (c_t * torch.tensor(dc)).sum()).backward()
-    inv = np.argsort(perm)  # back from PyTorch's gate order to ours
+    inv = np.argsort(order)  # back from PyTorch's gate order to ours
     tol = dict(rtol=1e-9, atol=1e-11)
     assert_close(h, h_t.detach().numpy(), name="h vs torch", **tol)
     assert_close(c, c_t.detach().numpy(), name="c vs torch", **tol)

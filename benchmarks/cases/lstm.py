@@ -1,6 +1,10 @@
-"""The LSTM cell, forward + backward: one step at a large batch, and a layer of T steps that loops
-over the fused cell (forward through time, then backpropagation through time), against the NumPy
-reference and PyTorch (nn.LSTMCell for the step, nn.LSTM for the layer, autograd for backward).
+"""The LSTM cell, forward + backward: one step at a large batch, and a layer of T steps (forward
+through time, then backpropagation through time), against the NumPy reference and PyTorch
+(nn.LSTMCell for the step, nn.LSTM for the layer, autograd for backward).
+
+The layer row times F.lstm_forward/F.lstm_backward: the fused cell per step inside one native call,
+with the input projection and the weight gradients batched over all steps. Its "cell-loop" peer is
+the same layer as a Python loop over F.lstm_cell_forward/backward (what the layer op replaced).
 
 Work counted: the gate GEMMs, 2 B (D + H) 4H flops per step forward and twice that backward
 (dx, dh_prev and dWx, dWh): 6 B (D + H) 4H per step. The pointwise math is noise against it.
@@ -11,6 +15,7 @@ import numpy as np
 
 import fastnn.functional as F
 import fastnn.reference as R
+from fastnn.testing import to_torch_lstm
 from harness import Case
 
 # (B, D, H) for the single step; (T, B, D, H) for the layer.
@@ -24,12 +29,6 @@ def _weights(rng, d, h, dtype):
             rng.uniform(-scale, scale, 4 * h).astype(dtype))
 
 
-def _torch_gate_order(w, h):
-    """Ours (i, f, o, g) along the last axis -> PyTorch's (i, f, g, o), transposed to its (4H, in) layout."""
-    i, f, o, g = (w[..., k * h:(k + 1) * h] for k in range(4))
-    return np.ascontiguousarray(np.concatenate([i, f, g, o], axis=-1).T)
-
-
 def _torch_cell(x, h0, c0, wx, wh, b, dh, dc, device):
     try:
         import torch
@@ -37,13 +36,8 @@ def _torch_cell(x, h0, c0, wx, wh, b, dh, dc, device):
         return None
     if device == "cuda" and not torch.cuda.is_available():
         return None
-    hidden = h0.shape[1]
-    cell = torch.nn.LSTMCell(x.shape[1], hidden).to(device)
-    with torch.no_grad():
-        cell.weight_ih.copy_(torch.tensor(_torch_gate_order(wx, hidden)))
-        cell.weight_hh.copy_(torch.tensor(_torch_gate_order(wh, hidden)))
-        cell.bias_ih.copy_(torch.tensor(_torch_gate_order(b[None], hidden)[:, 0]))
-        cell.bias_hh.zero_()
+    cell = torch.nn.LSTMCell(x.shape[1], h0.shape[1]).to(device)
+    to_torch_lstm(wx, wh, b, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh)
     xt, ht, ct = (torch.tensor(a, device=device, requires_grad=True) for a in (x, h0, c0))
     dht, dct = torch.tensor(dh, device=device), torch.tensor(dc, device=device)
 
@@ -65,13 +59,8 @@ def _torch_layer(xs, wx, wh, b, dhs, device, onednn=True):
         return None
     if device == "cuda" and not torch.cuda.is_available():
         return None
-    hidden = wh.shape[0]
-    lstm = torch.nn.LSTM(xs.shape[2], hidden).to(device)
-    with torch.no_grad():
-        lstm.weight_ih_l0.copy_(torch.tensor(_torch_gate_order(wx, hidden)))
-        lstm.weight_hh_l0.copy_(torch.tensor(_torch_gate_order(wh, hidden)))
-        lstm.bias_ih_l0.copy_(torch.tensor(_torch_gate_order(b[None], hidden)[:, 0]))
-        lstm.bias_hh_l0.zero_()
+    lstm = torch.nn.LSTM(xs.shape[2], wh.shape[0]).to(device)
+    to_torch_lstm(wx, wh, b, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
     xt = torch.tensor(xs, device=device, requires_grad=True)
     dht = torch.tensor(dhs, device=device)
 
@@ -90,9 +79,14 @@ def _cell_step(ops, x, h0, c0, wx, wh, b, dh, dc):
     return ops.lstm_cell_backward(dh, dc, cache)
 
 
-def _layer(ops, xp, xs, wx, wh, b, dhs):
-    """Forward through time from zero state, then backpropagation through time; returns dxs and the
-    summed weight gradients."""
+def _layer(xs, wx, wh, b, dhs):
+    """The layer op from zero state: forward through time, then backpropagation through time."""
+    hs, h, c, cache = F.lstm_forward(xs, None, None, wx, wh, b)
+    return F.lstm_backward(dhs, None, None, cache)
+
+
+def _cell_loop(ops, xp, xs, wx, wh, b, dhs):
+    """The same layer as a loop over the cell op; returns dxs and the summed weight gradients."""
     steps, batch, _ = xs.shape
     hidden = wh.shape[0]
     h = xp.zeros((batch, hidden), dtype=xs.dtype)
@@ -143,8 +137,9 @@ def cases(device="cpu", dtype=np.float32):
     yield Case(
         family="lstm",
         name=f"layer fwd+bwd T={steps} B={batch} D={d} H={hidden}",
-        impls={"fastnn": lambda: _layer(F, xp, *layer_args),
-               "reference": (lambda: _layer(R, np, xs, wx, wh, b, dhs)) if device == "cpu" else None,
+        impls={"fastnn": lambda: _layer(*layer_args),
+               "cell-loop": lambda: _cell_loop(F, xp, *layer_args),
+               "reference": (lambda: _cell_loop(R, np, xs, wx, wh, b, dhs)) if device == "cpu" else None,
                "torch": _torch_layer(xs, wx, wh, b, dhs, device),
                "torch-aten": _torch_layer(xs, wx, wh, b, dhs, device, onednn=False) if device == "cpu" else None},
         flops=steps * 6.0 * batch * (d + hidden) * 4 * hidden,

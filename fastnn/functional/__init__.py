@@ -12,7 +12,14 @@ from .conv import (
     conv2d_backward_weight,
     conv2d_forward,
 )
-from .lstm import LSTMCellCache, lstm_cell_backward, lstm_cell_forward
+from .lstm import (
+    LSTMCache,
+    LSTMCellCache,
+    lstm_backward,
+    lstm_cell_backward,
+    lstm_cell_forward,
+    lstm_forward,
+)
 from .pool import (
     AvgPool2dCache,
     MaxPool2dCache,
@@ -31,6 +38,7 @@ __all__ = [
     "AvgPool2dCache",
     "BatchNormCache",
     "Conv2dCache",
+    "LSTMCache",
     "LSTMCellCache",
     "MaxPool2dCache",
     "SoftmaxCrossEntropyCache",
@@ -42,8 +50,10 @@ __all__ = [
     "conv2d_backward_data",
     "conv2d_backward_weight",
     "conv2d_forward",
+    "lstm_backward",
     "lstm_cell_backward",
     "lstm_cell_forward",
+    "lstm_forward",
     "max_pool2d_backward",
     "max_pool2d_forward",
     "softmax_cross_entropy_backward",

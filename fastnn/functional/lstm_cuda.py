@@ -77,3 +77,30 @@ def lstm_cell_backward_cuda(dh, dc, cache):
     dWh = cp.matmul(h_prev.T, dgates)
     db = dgates.sum(axis=0)
     return dx, dh_prev, dc_prev, dWx, dWh, db
+
+
+def cuda_cell_pointwise():
+    """The cell's fused kernels in the form the layer's step loop takes (see lstm._lstm_forward_steps):
+    forward(a, b, c_prev) -> (h, c, tanh_c) with the gates written over a; backward(dh, dc, gates,
+    c_prev, tanh_c) -> (da, dc_prev). All arguments C-contiguous CuPy arrays of one dtype."""
+    cp = _backend.cupy_module()
+    native = _backend.require_cuda_module()
+
+    def forward(a, b, c_prev):
+        batch, hidden = c_prev.shape
+        c_prev = cp.ascontiguousarray(c_prev)
+        c, h, tanh_c = cp.empty_like(c_prev), cp.empty_like(c_prev), cp.empty_like(c_prev)
+        native.lstm_cell_forward(a.dtype.name, a.data.ptr, b.data.ptr, c_prev.data.ptr, c.data.ptr, h.data.ptr,
+                                 tanh_c.data.ptr, batch, hidden, cp.cuda.get_current_stream().ptr)
+        return h, c, tanh_c
+
+    def backward(dh, dc, gates, c_prev, tanh_c):
+        batch, hidden = c_prev.shape
+        c_prev = cp.ascontiguousarray(c_prev)
+        da, dc_prev = cp.empty_like(gates), cp.empty_like(c_prev)
+        native.lstm_cell_backward(gates.dtype.name, gates.data.ptr, c_prev.data.ptr, tanh_c.data.ptr,
+                                  0 if dh is None else dh.data.ptr, 0 if dc is None else dc.data.ptr, da.data.ptr,
+                                  dc_prev.data.ptr, batch, hidden, cp.cuda.get_current_stream().ptr)
+        return da, dc_prev
+
+    return forward, backward

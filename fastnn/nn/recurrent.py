@@ -137,7 +137,8 @@ class _GRULayer(Module):
 
 
 class _LSTMLayer(Module):
-    """One LSTM layer over the fused cell F.lstm_cell_forward, gates (i, f, o, g) along 4H:
+    """One LSTM layer, gates (i, f, o, g) along 4H, computed by the layer op F.lstm_forward (one
+    input-projection GEMM for all steps, the fused cell per step, weight gradients over all steps):
 
         i, f, o = sigmoid(x Wx + h Wh + b)[i, f, o],  g = tanh(...)[g]
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
@@ -154,28 +155,20 @@ class _LSTMLayer(Module):
     def forward(self, x, state):
         xp = _backend.array_module(x)
         h, c = state
-        n, t_len, _ = x.shape
-        hs = xp.empty((n, t_len, self.hidden_size), dtype=x.dtype)
-        caches = []
-        for t in range(t_len):
-            h, c, cache = F.lstm_cell_forward(x[:, t], h, c, self.Wx.data, self.Wh.data, self.b.data)
-            hs[:, t] = h
-            caches.append(cache)
-        self._push_cache((x.shape, caches))
-        return hs, (h, c)
+        # (N, T, D) batch-first in, time-major for the op, batch-first out.
+        hs, h, c, cache = F.lstm_forward(x.transpose(1, 0, 2), h, c, self.Wx.data, self.Wh.data, self.b.data)
+        self._push_cache(cache)
+        return xp.ascontiguousarray(hs.transpose(1, 0, 2)), (h, c)
 
     def backward(self, dhs, dstate):
-        x_shape, caches = self._pop_cache()
         xp = _backend.array_module(dhs)
+        cache = self._pop_cache()
         dh, dc = dstate
-        dx = xp.empty(x_shape, dtype=dhs.dtype)
-        for t in reversed(range(x_shape[1])):
-            dx_t, dh, dc, dWx, dWh, db = F.lstm_cell_backward(dhs[:, t] + dh, dc, caches[t])
-            self.Wx.grad += dWx
-            self.Wh.grad += dWh
-            self.b.grad += db
-            dx[:, t] = dx_t
-        return dx, (dh, dc)
+        dxs, dh, dc, dWx, dWh, db = F.lstm_backward(dhs.transpose(1, 0, 2), dh, dc, cache)
+        self.Wx.grad += dWx
+        self.Wh.grad += dWh
+        self.b.grad += db
+        return xp.ascontiguousarray(dxs.transpose(1, 0, 2)), (dh, dc)
 
 
 class _Recurrent(Module):

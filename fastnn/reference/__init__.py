@@ -5,7 +5,7 @@ kernels are tested against. They favour clarity over speed.
 """
 from .batch_norm import batch_norm_backward, batch_norm_forward
 from .conv import conv2d_backward, conv2d_forward
-from .lstm import lstm_cell_backward, lstm_cell_forward
+from .lstm import lstm_backward, lstm_cell_backward, lstm_cell_forward, lstm_forward
 from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 from .softmax_xent import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 
@@ -16,8 +16,10 @@ __all__ = [
     "batch_norm_forward",
     "conv2d_backward",
     "conv2d_forward",
+    "lstm_backward",
     "lstm_cell_backward",
     "lstm_cell_forward",
+    "lstm_forward",
     "max_pool2d_backward",
     "max_pool2d_forward",
     "softmax_cross_entropy_backward",

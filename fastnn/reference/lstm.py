@@ -51,3 +51,36 @@ def lstm_cell_backward(dh, dc, cache):
     dWh = h_prev.T @ da
     db = da.sum(axis=0)
     return dx, dh_prev, dc_prev, dWx, dWh, db
+
+
+def lstm_forward(xs, h0, c0, Wx, Wh, b):
+    """A layer: the cell applied over time. xs (T, B, D) time-major; h0, c0 (B, H) or None (zeros).
+    Returns (hs (T, B, H), h_last, c_last, cache)."""
+    hidden = Wh.shape[0]
+    zeros = np.zeros((xs.shape[1], hidden), dtype=xs.dtype)
+    h = zeros if h0 is None else h0
+    c = zeros if c0 is None else c0
+    hs, caches = [], []
+    for x in xs:
+        h, c, cache = lstm_cell_forward(x, h, c, Wx, Wh, b)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs), h, c, caches
+
+
+def lstm_backward(dhs, dh_last, dc_last, caches):
+    """Backpropagation through time: dhs (T, B, H) or None, dh_last and dc_last (B, H) or None.
+    Returns (dxs, dh0, dc0, dWx, dWh, db)."""
+    x, _, c_prev, Wx, Wh = caches[0][:5]
+    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(Wx.shape[1], dtype=Wx.dtype)
+    dxs = np.empty((len(caches),) + x.shape, dtype=x.dtype)
+    dh = np.zeros_like(c_prev) if dh_last is None else dh_last
+    dc = dc_last
+    for t in reversed(range(len(caches))):
+        if dhs is not None:
+            dh = dh + dhs[t]
+        dxs[t], dh, dc, dWx_t, dWh_t, db_t = lstm_cell_backward(dh, dc, caches[t])
+        dWx += dWx_t
+        dWh += dWh_t
+        db += db_t
+    return dxs, dh, dc, dWx, dWh, db
