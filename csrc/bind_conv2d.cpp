@@ -90,22 +90,38 @@ static py::tuple backward_weight(const py::array& dout, const py::array& x, int6
     return py::make_tuple(dw, db, finite);
 }
 
+static bool overlaps(const py::array& x, const py::array& y) {
+    const char* x0 = static_cast<const char*>(x.data());
+    const char* y0 = static_cast<const char*>(y.data());
+    return x0 < y0 + y.nbytes() && y0 < x0 + x.nbytes();
+}
+
 template <typename T>
-static py::array gemm_checked(const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
+static py::array gemm_checked(const py::array& a, const py::array& b, bool trans_a, bool trans_b,
+                              const py::object& out, bool accumulate) {
     if (a.ndim() != 2 || b.ndim() != 2) throw py::value_error("gemm: a and b must be 2-D");
     const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
     const int64_t N = trans_b ? b.shape(0) : b.shape(1), Kb = trans_b ? b.shape(1) : b.shape(0);
     if (K != Kb) throw py::value_error("gemm: inner dimensions differ");
     const T* ad = checked_data<T>(a, "a", {a.shape(0), a.shape(1)});
     const T* bd = checked_data<T>(b, "b", {b.shape(0), b.shape(1)});
-    py::array_t<T> c({M, N});
-    T* cd = c.mutable_data();
+    py::array c;
+    if (out.is_none()) {
+        if (accumulate) throw py::value_error("gemm: accumulate needs out");
+        c = py::array_t<T>({M, N});
+    } else {
+        c = out.cast<py::array>();
+        checked_data<T>(c, "out", {M, N});
+        if (!c.writeable()) throw py::value_error("gemm: out is read-only");
+        if (overlaps(c, a) || overlaps(c, b)) throw py::value_error("gemm: out overlaps a or b");
+    }
+    T* cd = static_cast<T*>(c.mutable_data());
     {
         py::gil_scoped_release release;
         // A (M, K): Q(p, i) = a[i*K + p], or a (K, M) transposed: a[p*M + i]. Likewise for B.
         const StridedOperand<T> A = trans_a ? StridedOperand<T>(ad, M, 1) : StridedOperand<T>(ad, 1, K);
         const StridedOperand<T> B = trans_b ? StridedOperand<T>(bd, 1, K) : StridedOperand<T>(bd, N, 1);
-        gemm<T>(M, N, K, A, B, cd, N, false, nullptr, true);
+        gemm<T>(M, N, K, A, B, cd, N, accumulate, nullptr, true);
     }
     return c;
 }
@@ -147,14 +163,17 @@ void bind_conv2d(py::module_& m) {
         "finite).");
     m.def(
         "gemm",
-        [](const py::array& a, const py::array& b, bool trans_a, bool trans_b) {
-            if (has_dtype<float>(a)) return gemm_checked<float>(a, b, trans_a, trans_b);
-            if (has_dtype<double>(a)) return gemm_checked<double>(a, b, trans_a, trans_b);
+        [](const py::array& a, const py::array& b, bool trans_a, bool trans_b, const py::object& out,
+           bool accumulate) {
+            if (has_dtype<float>(a)) return gemm_checked<float>(a, b, trans_a, trans_b, out, accumulate);
+            if (has_dtype<double>(a)) return gemm_checked<double>(a, b, trans_a, trans_b, out, accumulate);
             throw py::type_error("a: expected float32 or float64");
         },
         py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
-        "Our packed GEMM: op(a) @ op(b) with op = transpose when trans_* is set. C-contiguous 2-D arrays of "
-        "one dtype (float32 runs the AVX2/FMA 6x16 micro-kernel when available).");
+        py::arg("out") = py::none(), py::arg("accumulate") = false,
+        "Our packed GEMM: op(a) @ op(b) with op = transpose when trans_* is set, written to a new array or to "
+        "out (+= with accumulate). C-contiguous 2-D arrays of one dtype (float32 runs the AVX2/FMA 6x16 "
+        "micro-kernel when available); out must not overlap a or b.");
 }
 
 }  // namespace fastnn

@@ -3,7 +3,7 @@
 Arrays must be C-contiguous NumPy arrays of the stated dtype and shape; the bindings check this and
 raise TypeError/ValueError otherwise. Call them through fastnn.functional, which validates and converts.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -32,3 +32,37 @@ def softmax_xent_backward_recompute(
     scale: float,
 ) -> npt.NDArray[np.floating]:
     """scale * (exp(scores - lse) - onehot(labels)), a new (N, C) array."""
+def gemm(
+    a: npt.NDArray[np.floating],
+    b: npt.NDArray[np.floating],
+    trans_a: bool = False,
+    trans_b: bool = False,
+    out: Optional[npt.NDArray[np.floating]] = None,
+    accumulate: bool = False,
+) -> npt.NDArray[np.floating]:
+    """op(a) @ op(b) by our packed GEMM (op = transpose where trans_* is set), into a new array or into
+    out (out += ... with accumulate); out must not overlap a or b."""
+def lstm_layer_forward(
+    xs: npt.NDArray[np.floating],
+    h0: npt.NDArray[np.floating],
+    c0: npt.NDArray[np.floating],
+    Wx: npt.NDArray[np.floating],
+    Wh: npt.NDArray[np.floating],
+    b: npt.NDArray[np.floating],
+) -> Tuple[npt.NDArray[np.floating], ...]:
+    """(hs (T, B, H), c_last (B, H), gates (4H, T*B), c_all (T, H, B), tanh_c_all (T, H, B), NaN count)."""
+def lstm_layer_backward(
+    dhs: Optional[npt.NDArray[np.floating]],
+    dh_last: Optional[npt.NDArray[np.floating]],
+    dc_last: Optional[npt.NDArray[np.floating]],
+    xs: npt.NDArray[np.floating],
+    h0: npt.NDArray[np.floating],
+    c0: npt.NDArray[np.floating],
+    Wx: npt.NDArray[np.floating],
+    Wh: npt.NDArray[np.floating],
+    gates: npt.NDArray[np.floating],
+    c_all: npt.NDArray[np.floating],
+    tanh_c_all: npt.NDArray[np.floating],
+    hs: npt.NDArray[np.floating],
+) -> Tuple[npt.NDArray[np.floating], ...]:
+    """(dxs, dh0, dc0, dWx, dWh, db) from lstm_layer_forward's cache."""

@@ -7,12 +7,15 @@ import os
 
 import numpy as np
 
-# OpenMP threads that spin after a parallel region steal the cores from NumPy's OpenBLAS threads
-# (Linear, LSTM gate GEMMs) and from any other busy process; on 2 cores a LeNet-5 training step
-# measured 16x slower with spinning threads under load. Sleeping waiters cost a few microseconds
-# per parallel region instead. libgomp reads this when fastnn._C loads it, so it is set first;
-# a value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How long idle OpenMP threads spin before they sleep. Sleeping at once (OMP_WAIT_POLICY=PASSIVE)
+# costs a futex wake-up at every parallel region and barrier; libgomp's default spin (300,000) takes
+# the cores from anything else that runs between our kernels. A short spin bridges the gaps between
+# the kernels of one training step. Measured on 2 cores (LeNet-5 b64 / b256 / char-LSTM step, ms):
+# PASSIVE 10.7 / 36.1 / 165, spin 10,000 9.2 / 31.9 / 145; with another process busy on one core
+# PASSIVE 16.8 / 85 / 372, spin 10,000 23.7 / 70 / 546. libgomp reads this when fastnn._C loads it,
+# so it is set first; a value the user set (either variable) is kept.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
 
 try:
     from . import _C
@@ -77,6 +80,26 @@ def cupy_module():
 def array_module(a):
     """numpy for NumPy arrays, cupy for CuPy arrays."""
     return cupy_module() if is_cupy_array(a) else np
+
+
+def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
+    """op(a) @ op(b) for 2-D arrays, op = transpose where trans_* is set; into out (out += ... with
+    accumulate) when given. NumPy float32/float64 runs our packed GEMM (fastnn._C.gemm): the layers'
+    GEMMs then share the kernels' OpenMP threads instead of waking OpenBLAS's, whose idle threads
+    spin and take the cores from the next kernel. CuPy (and anything else) goes to xp.matmul."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.dtype in (
+            np.float32, np.float64) and (out is None or (isinstance(out, np.ndarray) and out.dtype == a.dtype
+                                                         and out.flags.c_contiguous)):
+        return _C.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), trans_a, trans_b, out, accumulate)
+    xp = array_module(a)
+    result = xp.matmul(a.T if trans_a else a, b.T if trans_b else b)
+    if out is None:
+        return result
+    if accumulate:
+        out += result
+    else:
+        out[...] = result
+    return out
 
 
 def require_cuda_module():

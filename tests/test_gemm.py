@@ -67,3 +67,39 @@ def test_gemm_rejects_bad_input():
         C.gemm(np.asfortranarray(np.ones((3, 4), np.float32)), np.ones((4, 2), np.float32))
     with pytest.raises(ValueError, match="2-D"):
         C.gemm(np.ones(4, np.float32), np.ones((4, 2), np.float32))
+    out = np.zeros((3, 2), np.float32)
+    with pytest.raises(ValueError, match="out"):
+        C.gemm(a, np.ones((4, 2), np.float32), out=np.zeros((2, 3), np.float32))
+    buffer = np.ones(8, np.float32)
+    with pytest.raises(ValueError, match="overlaps"):
+        C.gemm(buffer[:4].reshape(2, 2), np.ones((2, 2), np.float32), out=buffer[2:6].reshape(2, 2))
+    with pytest.raises(ValueError, match="accumulate needs out"):
+        C.gemm(a, np.ones((4, 2), np.float32), accumulate=True)
+    out.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):
+        C.gemm(a, np.ones((4, 2), np.float32), out=out)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_into_out_and_accumulate(dtype, simd):
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((37, 20)).astype(dtype), rng.standard_normal((37, 45)).astype(dtype)
+    start = rng.standard_normal((20, 45)).astype(dtype)
+    out = start.copy()
+    assert C.gemm(a, b, True, False, out=out, accumulate=True) is out
+    tol = (1e-5, 1e-5) if dtype == np.float32 else (1e-12, 1e-12)
+    assert_close(out, start + a.T @ b, *tol, name="accumulate")
+    C.gemm(a, b, True, False, out=out)
+    assert_close(out, a.T @ b, *tol, name="overwrite")
+
+
+def test_backend_matmul_falls_back_for_other_inputs():
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
+    # Our GEMM for float arrays (any strides), NumPy for the rest (integers, mixed dtypes).
+    assert_close(fastnn._backend.matmul(a, b[:, ::-1][:, ::-1], trans_b=True), a @ b.T, 1e-12, 1e-12, name="f64")
+    ints = fastnn._backend.matmul(np.arange(6).reshape(2, 3), np.arange(6).reshape(3, 2))
+    assert (ints == np.arange(6).reshape(2, 3) @ np.arange(6).reshape(3, 2)).all()
+    out = np.ones((5, 4), np.float32)
+    fastnn._backend.matmul(a, b, trans_b=True, out=out, accumulate=True)  # float64 operands, float32 out
+    assert_close(out, 1 + a @ b.T, 1e-5, 1e-5, name="mixed out")

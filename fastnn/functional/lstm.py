@@ -76,11 +76,10 @@ def lstm_cell_forward(x, h_prev, c_prev, Wx, Wh, b):
 
         return lstm_cell_forward_cuda(x, h_prev, c_prev, Wx, Wh, b)
 
-    # The GEMMs take any strides (NumPy hands BLAS transposed views as they are); the fused kernel
-    # reads c_prev and b as contiguous rows.
+    # The GEMMs copy strided operands to C order; the fused kernel reads c_prev and b as contiguous rows.
     c_prev = np.ascontiguousarray(c_prev)
-    a_x = np.matmul(x, Wx)  # (B, 4H), fresh and C-contiguous: the kernel writes the gates over it
-    a_h = np.matmul(h_prev, Wh)
+    a_x = _backend.matmul(x, Wx)  # (B, 4H), fresh and C-contiguous: the kernel writes the gates over it
+    a_h = _backend.matmul(h_prev, Wh)
     h, c, tanh_c, nan_count = _backend._C.lstm_cell_forward_pointwise(a_x, a_h, np.ascontiguousarray(b), c_prev)
     if nan_count:
         raise ValueError("lstm_cell_forward: h or c is NaN (NaN or inf in the inputs or weights)")
@@ -119,12 +118,12 @@ def lstm_cell_backward(dh, dc, cache):
     da, dc_prev, db = _backend._C.lstm_cell_backward_pointwise(
         None if dh is None else np.ascontiguousarray(dh), None if dc is None else np.ascontiguousarray(dc),
         gates, c_prev, tanh_c)
-    dx = np.matmul(da, Wx.T)
-    dh_prev = np.matmul(da, Wh.T)
+    dx = _backend.matmul(da, Wx, trans_b=True)
+    dh_prev = _backend.matmul(da, Wh, trans_b=True)
     # [dWx; dWh] = [x, h_prev]^T da as one GEMM (K = B is small, so one call of D + H rows beats
     # two); dWx and dWh are contiguous row blocks of its result.
     in_features = x.shape[1]
-    dW = np.matmul(np.concatenate([x, h_prev], axis=1).T, da)
+    dW = _backend.matmul(np.concatenate([x, h_prev], axis=1), da, trans_a=True)
     return dx, dh_prev, dc_prev, dW[:in_features], dW[in_features:], db
 
 

@@ -26,7 +26,7 @@ class Linear(Module):
         _checks.layer_input("Linear", x, self.weight.data)
         _checks.last_dim("Linear", x, self.in_features)
         x2 = x.reshape(-1, self.in_features)
-        y = x2 @ self.weight.data
+        y = _backend.matmul(x2, self.weight.data)
         if self.bias is not None:
             y += self.bias.data
         self._push_cache((x2, x.shape))
@@ -35,10 +35,10 @@ class Linear(Module):
     def backward(self, dout):
         x2, x_shape = self._pop_cache()
         d2 = dout.reshape(-1, self.out_features)
-        self.weight.grad += x2.T @ d2
+        _backend.matmul(x2, d2, trans_a=True, out=self.weight.grad, accumulate=True)
         if self.bias is not None:
             self.bias.grad += d2.sum(axis=0)
-        return (d2 @ self.weight.data.T).reshape(x_shape)
+        return _backend.matmul(d2, self.weight.data, trans_b=True).reshape(x_shape)
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}"
