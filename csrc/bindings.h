@@ -8,4 +8,5 @@ void bind_conv2d(pybind11::module_& m);
 void bind_pool(pybind11::module_& m);
 void bind_batch_norm(pybind11::module_& m);
 void bind_lstm(pybind11::module_& m);
+void bind_optim(pybind11::module_& m);
 }  // namespace fastnn

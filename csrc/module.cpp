@@ -46,4 +46,5 @@ PYBIND11_MODULE(_C, m) {
     fastnn::bind_pool(m);
     fastnn::bind_batch_norm(m);
     fastnn::bind_lstm(m);
+    fastnn::bind_optim(m);
 }

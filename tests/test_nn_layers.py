@@ -128,6 +128,20 @@ def test_conv2d_vs_torch(rng, kernel, stride, padding):
                                                   (layer.bias, lambda: tl.bias.grad.numpy())])
 
 
+def test_conv2d_without_input_grad_gives_the_same_weight_grads(rng):
+    full = nn.Conv2d(3, 4, 3, padding=1).to(dtype=np.float64)
+    first = nn.Conv2d(3, 4, 3, padding=1, needs_input_grad=False).to(dtype=np.float64)
+    first.load_state_dict(full.state_dict())
+    x, dout = _x(rng, 2, 3, 6, 5), _x(rng, 2, 4, 6, 5)
+    for layer in (full, first):
+        layer.zero_grad()
+        layer.forward(x)
+    assert full.backward(dout) is not None and first.backward(dout) is None
+    assert_close(first.weight.grad, full.weight.grad, 0, 0, "dW")
+    assert_close(first.bias.grad, full.bias.grad, 0, 0, "db")
+    assert "needs_input_grad=False" in repr(first)
+
+
 @pytest.mark.parametrize("stride,padding,output_padding", [(1, 0, 0), (2, 1, 1), (2, 0, 0), (3, 1, 2)])
 def test_conv_transpose2d_vs_torch(rng, stride, padding, output_padding):
     torch = pytest.importorskip("torch")

@@ -51,6 +51,52 @@ def test_optimizer_vs_torch(case, dtype, rng):
             assert_close(p.data, tp.detach().numpy(), rtol, atol, f"{case} step {step + 1} {p.name}")
 
 
+NATIVE_CASES = {
+    "SGD": lambda ps: optim.SGD(ps, lr=0.1),
+    "SGD_l1_wd_decoupled": lambda ps: optim.SGD(ps, lr=0.1, weight_decay=0.01, l1=0.003, decoupled_weight_decay=0.2),
+    "Momentum": lambda ps: optim.Momentum(ps, lr=0.1, beta=0.9, l1=0.01),
+    "Nesterov": lambda ps: optim.Nesterov(ps, lr=0.1, beta=0.8, weight_decay=0.05),
+    "Adagrad": lambda ps: optim.Adagrad(ps, lr=0.1, l1=0.02),
+    "RMSProp": lambda ps: optim.RMSProp(ps, lr=0.01, rho=0.9, weight_decay=0.01),
+    "Adam": lambda ps: optim.Adam(ps, lr=0.01, betas=(0.8, 0.99)),
+    "AdamW_l1": lambda ps: optim.AdamW(ps, lr=0.01, weight_decay=0.1, l1=0.001),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NATIVE_CASES))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_native_update_is_bit_identical_to_numpy(case, dtype, rng, monkeypatch):
+    """The fused CPU update does the NumPy path's arithmetic in the same order: equal bit for bit, on
+    small parameters and on one large enough to be split over threads."""
+    from fastnn.optim import optimizer as optimizer_module
+
+    shapes = [(4, 3), (3,), (70001,)]
+    runs = []
+    for native in (True, False):
+        monkeypatch.setattr(optimizer_module, "_NATIVE_CPU_UPDATE", native)
+        local = np.random.default_rng(5)
+        params = [Parameter(local.standard_normal(s).astype(dtype), f"p{i}") for i, s in enumerate(shapes)]
+        params[0].data[0, 0] = 0.0  # sign(0) in the L1 term
+        opt = NATIVE_CASES[case](params)
+        for _ in range(3):
+            for p in params:
+                p.grad[...] = local.standard_normal(p.data.shape).astype(dtype)
+            opt.step()
+        runs.append([p.data.copy() for p in params] + [a.copy() for st in opt.state for a in st.values()])
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fused_update_leaves_non_contiguous_parameters_to_numpy(rng):
+    base = rng.standard_normal((6, 4))
+    strided = Parameter(base.copy(), "w")
+    strided.data = base.copy()[:, ::2]  # not C-contiguous: the NumPy path updates it in place
+    strided.grad = np.ones_like(strided.data)
+    before = strided.data.copy()
+    optim.Adam([strided], lr=0.1).step()
+    assert_close(strided.data, before - 0.1, 1e-6, 1e-6, "strided Adam step")
+
+
 def test_one_step_hand_formulas():
     w0, g = np.array([1.0, -2.0, 0.5]), np.array([0.5, 0.25, -1.0])
 
@@ -215,3 +261,23 @@ def test_clip_grad_norm_vs_torch(rng):
     assert total == pytest.approx(total_t.item(), rel=1e-12)
     for p, tp in zip(params, tparams):
         assert_close(p.grad, tp.grad.numpy(), 1e-12, 1e-14, "clipped grads")
+
+
+def test_sum_of_squares_is_exact_in_float64_and_thread_independent(rng):
+    import fastnn
+
+    g = rng.standard_normal(300001).astype(np.float32)
+    want = float((g.astype(np.float64) ** 2).sum())
+    before = fastnn.get_num_threads()
+    try:
+        sums = []
+        for threads in (1, 2, 3):
+            fastnn.set_num_threads(threads)
+            sums.append(fastnn._backend._C.sum_squares(g))
+    finally:
+        fastnn.set_num_threads(before)
+    assert sums[0] == sums[1] == sums[2]
+    assert sums[0] == pytest.approx(want, rel=1e-12)
+    strided = Parameter(np.ones((4, 6))[:, ::2], "w")  # non-contiguous: the NumPy path
+    strided.grad = np.full((4, 3), 2.0)[:, :]
+    assert optim.clip_grad_norm([strided], 100.0) == pytest.approx(np.sqrt(48.0))

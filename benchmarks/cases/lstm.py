@@ -81,7 +81,7 @@ def _cell_step(ops, x, h0, c0, wx, wh, b, dh, dc):
 
 def _layer(xs, wx, wh, b, dhs):
     """The layer op from zero state: forward through time, then backpropagation through time."""
-    hs, h, c, cache = F.lstm_forward(xs, None, None, wx, wh, b)
+    *_, cache = F.lstm_forward(xs, None, None, wx, wh, b)
     return F.lstm_backward(dhs, None, None, cache)
 
 

@@ -23,10 +23,16 @@ class Conv2d(Module):
 
     Forward and backward are F.conv2d_forward / F.conv2d_backward. Default init: W He-normal
     (variance 2 / (C kh kw), for ReLU networks), b = 0.
+
+    needs_input_grad=False (for a network's first layer, whose input is data) skips the gradient
+    with respect to x: backward then computes dW and db only and returns None, the work PyTorch
+    skips for inputs that do not require grad. For LeNet-5 that is a third of the first layer's cost.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=np.float32):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=np.float32,
+                 needs_input_grad=True):
         super().__init__()
+        self.needs_input_grad = bool(needs_input_grad)
         kh, kw = _pair("kernel_size", kernel_size)
         self.stride, self.padding = _pair("stride", stride), _pair("padding", padding)
         if min(in_channels, out_channels, kh, kw) < 1:
@@ -44,7 +50,12 @@ class Conv2d(Module):
         return out
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self._pop_cache())
+        cache = self._pop_cache()
+        if self.needs_input_grad:
+            dx, dw, db = F.conv2d_backward(dout, cache)
+        else:
+            dx = None
+            dw, db = F.conv2d_backward_weight(dout, cache)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
@@ -52,7 +63,8 @@ class Conv2d(Module):
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+                f"stride={self.stride}, padding={self.padding}"
+                + ("" if self.needs_input_grad else ", needs_input_grad=False"))
 
 
 class ConvTranspose2d(Module):

@@ -1,7 +1,16 @@
 """Gradient clipping, in place on p.grad (call between backward and step)."""
 import math
 
+import numpy as np
+
 from .. import _backend
+
+
+def _sum_squares(g):
+    """sum(g^2) accumulated in float64: natively (one pass, no float64 copy) for C-contiguous float NumPy arrays."""
+    if isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64) and g.flags.c_contiguous:
+        return _backend._C.sum_squares(g)
+    return float((g.astype("float64", copy=False) ** 2).sum())
 
 
 def clip_grad_value(params, clip_value):
@@ -19,7 +28,7 @@ def clip_grad_norm(params, max_norm, eps=1e-6):
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
     params = list(params)
-    total = math.sqrt(sum(float((p.grad.astype("float64", copy=False) ** 2).sum()) for p in params))
+    total = math.sqrt(sum(_sum_squares(p.grad) for p in params))
     if total > max_norm:
         scale = max_norm / (total + eps)
         for p in params:

@@ -27,14 +27,29 @@ Regularisers every optimizer accepts:
                            <= max_norm: columns of 2-D (fan_in, fan_out) weights, filters (axis 0)
                            of k-D conv weights; 1-D parameters (biases) are left alone.
 
-On NumPy the update runs as in-place ufuncs into per-parameter scratch buffers (no temporaries);
-on CuPy each update is one fused elementwise kernel, compiled the first time CuPy arrays are seen.
+On NumPy the update is one fused native pass per parameter (fastnn._C.sgd_update / adaptive_update,
+OpenMP) doing the same arithmetic in the same order as the step-by-step in-place ufuncs kept below,
+which still run for arrays it does not take (non-contiguous, or with _NATIVE_CPU_UPDATE off: the tests
+compare the two bit for bit); on CuPy each update is one fused elementwise kernel, compiled the first
+time CuPy arrays are seen.
 """
+import math
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import _backend
+
+# The fused native update on C-contiguous float NumPy arrays (off: the NumPy ufunc path everywhere).
+_NATIVE_CPU_UPDATE = True
+
+
+def _native_ok(*arrays):
+    """All NumPy, one float dtype, C-contiguous: what the fused CPU update takes."""
+    first = arrays[0]
+    return _NATIVE_CPU_UPDATE and all(
+        isinstance(a, np.ndarray) and a.dtype == first.dtype and a.flags.c_contiguous for a in arrays
+    ) and first.dtype in (np.float32, np.float64)
 
 
 def _check_param(i, p):
@@ -88,6 +103,8 @@ class Optimizer:
                     state[name] = xp.zeros_like(p.data)
             if _backend.is_cupy_array(p.data):
                 self._update_cuda(i, p, state)
+            elif _native_ok(p.data, p.grad, *state.values()):
+                self._update_native(p, state)
             else:
                 g = self._regularised_grad_cpu(i, p)
                 if self.decoupled_weight_decay:
@@ -116,6 +133,10 @@ class Optimizer:
             sign *= self.l1
             g += sign
         return g
+
+    def _native_regularisers(self):
+        """(wd, l1, keep) for the fused CPU update."""
+        return self.weight_decay, self.l1, 1.0 - self.lr * self.decoupled_weight_decay
 
     def _cuda_scalars(self, p):
         """(weight_decay, l1, keep = 1 - lr * decoupled_weight_decay) in the parameter's dtype."""
@@ -219,6 +240,10 @@ class SGD(Optimizer):
         else:
             p.data -= v
 
+    def _update_native(self, p, state):
+        _backend._C.sgd_update(p.data, p.grad, state.get("velocity"), *self._native_regularisers(), self.lr,
+                               self.momentum, self.nesterov)
+
     def _update_cuda(self, i, p, state):
         wd, l1, keep = self._cuda_scalars(p)
         as_t = p.data.dtype.type
@@ -266,7 +291,7 @@ class _Adaptive(Optimizer):
         """(lr / (1 - b1^t), 1 / sqrt(1 - rho^t)) with bias correction, else (lr, 1)."""
         if not self.bias_correction:
             return self.lr, 1.0
-        return self.lr / (1.0 - self.b1 ** self.t), 1.0 / np.sqrt(1.0 - self.rho ** self.t)
+        return self.lr / (1.0 - self.b1 ** self.t), 1.0 / math.sqrt(1.0 - self.rho ** self.t)
 
     def _update_cpu(self, i, p, state, g):
         step_size, inv_sqrt_bc2 = self._corrections()
@@ -292,6 +317,11 @@ class _Adaptive(Optimizer):
         np.divide(m, tmp, out=tmp)
         tmp *= step_size
         p.data -= tmp
+
+    def _update_native(self, p, state):
+        step_size, inv_sqrt_bc2 = self._corrections()
+        _backend._C.adaptive_update(p.data, p.grad, state.get("m"), state["s"], *self._native_regularisers(),
+                                    self.b1, 1.0 - self.b1, self.rho, self.c, step_size, inv_sqrt_bc2, self.eps)
 
     def _update_cuda(self, i, p, state):
         if self.b1:

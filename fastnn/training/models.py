@@ -19,9 +19,11 @@ from .. import nn
 
 
 def lenet5(num_classes=10, in_channels=1, dtype=np.float32):
-    """LeNet-5 as a Sequential; input (N, in_channels, 28, 28), output scores (N, num_classes)."""
+    """LeNet-5 as a Sequential; input (N, in_channels, 28, 28), output scores (N, num_classes).
+    The first convolution skips the gradient with respect to the images (needs_input_grad=False):
+    model.backward returns None."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, 6, 5, padding=2, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 6, 5, padding=2, dtype=dtype, needs_input_grad=False), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5, dtype=dtype), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
         nn.Linear(16 * 5 * 5, 120, dtype=dtype), nn.ReLU(),
