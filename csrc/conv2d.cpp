@@ -347,15 +347,20 @@ static void direct_forward(const T* x, const T* w, const T* b, T* out, const Con
                     }
                 }
             }
-            for (int64_t k = 0; k < s.K; ++k) {
-                const T* row = acc + k * NR;  // panel k / MR, row k % MR: rows are consecutive
-                const T bias = b ? b[k] : T(0);
-                T* ok = on + k * P;
-                int64_t oh = oh0, ow = ow0;
-                for (int64_t t = 0; t < count; ++t) {
-                    if (ow < s.OW) ok[oh * s.OW + ow] = row[t] + bias;
-                    if (++ow == wp) ow = 0, ++oh;
+            // The tile's columns are runs of one padded row each; the first OW columns of a run
+            // are outputs, the rest fall in the padding. Copy the runs' outputs (rows of acc are
+            // the filters: panel k / MR, row k % MR, consecutive).
+            for (int64_t t = 0, oh = oh0, ow = ow0; t < count;) {
+                const int64_t run = std::min(count - t, wp - ow), valid = std::min(run, s.OW - ow);
+                for (int64_t k = 0; valid > 0 && k < s.K; ++k) {
+                    const T* src = acc + k * NR + t;
+                    const T bias = b ? b[k] : T(0);
+                    T* dst = on + k * P + oh * s.OW + ow;
+                    for (int64_t u = 0; u < valid; ++u) dst[u] = src[u] + bias;
                 }
+                t += run;
+                ow += run;
+                if (ow == wp) ow = 0, ++oh;
             }
         }
     };
@@ -583,7 +588,7 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
     const int64_t image_bytes = s.C * hp * wp * (int64_t)sizeof(T);
     const int64_t cols = (s.OH - 1) * wp + s.OW;  // padded-width columns (discarded ones included)
-    const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 12 && s.K <= 64 &&
+    const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 4 && s.K <= 64 &&
                         (image_bytes <= kDirectMaxSmallImageBytes ||
                          (image_bytes <= kDirectMaxImageBytes && cols * 100 <= P * kDirectMaxWastePercent));
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)

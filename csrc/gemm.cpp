@@ -136,6 +136,26 @@ static constexpr double kParallelFlops = 4e6;
 // A B block this size stays in a 512 KB L2 next to the A block.
 static constexpr int64_t kL2BlockBytes = 256 * 1024;
 
+// One MR x NR block of C from packed panels: the micro-kernel in place, or through a local tile for
+// the edge blocks (rows i + mr, columns j + nr that exist). `first`: C is written (from bias, or
+// zero), else accumulated.
+template <typename T>
+static inline void block(MicroKernel<T> kernel, int64_t kc, const T* ap, const T* bp, T* C, int64_t ldc, int64_t i,
+                         int64_t j, int64_t mr, int64_t nr, bool first, const T* bias) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    if (mr == MR && nr == NR) {
+        kernel(kc, ap, bp, C + i * ldc + j, ldc, !first, bias);
+        return;
+    }
+    alignas(64) T tile[MR * NR];
+    kernel(kc, ap, bp, tile, NR, false, nullptr);
+    for (int64_t r = 0; r < mr; ++r) {
+        T* row = C + (i + r) * ldc + j;
+        const T start = bias ? bias[r] : T(0);
+        for (int64_t s = 0; s < nr; ++s) row[s] = (first ? start : row[s]) + tile[r * NR + s];
+    }
+}
+
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOperand<T>& B, T* C,
           int64_t ldc, bool accumulate, const T* row_bias, bool parallel) {
@@ -153,12 +173,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
     // little work.
     const int64_t kc_step = gemm_kc_step<T>(K);
     const int64_t kc_max = std::min(kc_step, K);
-    // B block width. Each packed B element is used by M rows; when M is small that reuse cannot
-    // hide an L3-resident B, so the block is narrowed to stay in L2 (packed, then used at once).
-    const int64_t nc_step = M <= 2 * MC ? std::max<int64_t>(NR, (kL2BlockBytes / (int64_t)sizeof(T) / kc_step) / NR * NR) : NC;
-    const int64_t nc_max = std::min(nc_step, ceil_div(N, NR) * NR);
-    // The packed B block is shared by the team: the calling thread's buffer.
-    T* bpack = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
+    const int64_t m_panels = ceil_div(M, MR);
 
     int threads = 1;
 #ifdef _OPENMP
@@ -166,6 +181,59 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 #else
     (void)parallel;
 #endif
+
+    if (N <= NR) {
+        // A GEMM against a few columns (the LSTM's per-step products): all of B is one panel, packed
+        // whole first (block pc at bpack + pc * NR), then each thread runs whole reductions over its
+        // A blocks with no barrier between reduction blocks. An A block is used once whatever its
+        // height, so there are 4 per thread to balance the team.
+        T* bpack = thread_scratch<T>(kScratchPackB, K * NR);
+        const int64_t mc_step = ceil_div(m_panels, std::min(m_panels, std::max(ceil_div(M, MC), 4 * (int64_t)threads))) * MR;
+        const int64_t k_blocks = ceil_div(K, kc_step);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+#pragma omp for schedule(static)
+            for (int64_t kb = 0; kb < k_blocks; ++kb) {
+                const int64_t pc = kb * kc_step, kc = std::min(kc_step, K - pc);
+                if (const T* pre = B.packed_block(pc, kc, 0, NR))
+                    std::memcpy(bpack + pc * NR, pre, (size_t)(kc * NR) * sizeof(T));
+                else
+                    B.pack(bpack + pc * NR, pc, kc, 0, N, NR);
+            }
+            // (implicit barrier: B is packed before anyone reads it)
+            T* apack = thread_scratch<T>(kScratchPackA, mc_step * kc_max);
+#pragma omp for schedule(static)
+            for (int64_t ic = 0; ic < M; ic += mc_step) {
+                const int64_t mc = std::min(mc_step, M - ic);
+                for (int64_t pc = 0; pc < K; pc += kc_step) {
+                    const int64_t kc = std::min(kc_step, K - pc);
+                    const bool first = pc == 0 && !accumulate;
+                    const T* apanels = A.packed_block(pc, kc, ic, MR);
+                    if (!apanels) {
+                        A.pack(apack, pc, kc, ic, mc, MR);
+                        apanels = apack;
+                    }
+                    for (int64_t ip = 0; ip * MR < mc; ++ip) {
+                        const int64_t i = ic + ip * MR;
+                        block(kernel, kc, apanels + ip * kc * MR, bpack + pc * NR, C, ldc, i, 0,
+                              std::min<int64_t>(MR, M - i), N, first, (first && row_bias) ? row_bias + i : nullptr);
+                    }
+                }
+            }
+        }
+        return;
+    }
+
+    // B block width. Each packed B element is used by M rows; when M is small that reuse cannot
+    // hide an L3-resident B, so the block is narrowed to stay in L2 (packed, then used at once).
+    const int64_t nc_step = M <= 2 * MC ? std::max<int64_t>(NR, (kL2BlockBytes / (int64_t)sizeof(T) / kc_step) / NR * NR) : NC;
+    const int64_t nc_max = std::min(nc_step, ceil_div(N, NR) * NR);
+    // The packed B block is shared by the team: the calling thread's buffer.
+    T* bpack = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
+    // A blocks of equal height (M = 128 as 66 + 62 rows, not 96 + 32: the static schedule below
+    // would give one thread three times the other's work).
+    const int64_t mc_step = ceil_div(m_panels, ceil_div(M, MC)) * MR;
+    const int64_t ic_blocks = ceil_div(M, mc_step);
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -194,14 +262,6 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 
                 // Tasks: (A block, run of B panels). Enough of them to balance the team; a thread's
                 // consecutive tasks share an A block, so it is packed once per thread.
-                // A blocks of equal height (M = 128 as 66 + 62 rows, not 96 + 32: the static schedule
-                // below would give one thread three times the other's work). With a single B panel
-                // (N <= NR: a GEMM against a few columns) an A block is used once whatever its
-                // height, so there are at least 4 per thread to balance the team.
-                const int64_t m_panels = ceil_div(M, MR);
-                const int64_t want_blocks = std::min(m_panels, std::max(ceil_div(M, MC), b_panels > 1 ? 1 : 4 * (int64_t)threads));
-                const int64_t mc_step = ceil_div(m_panels, want_blocks) * MR;
-                const int64_t ic_blocks = ceil_div(M, mc_step);
                 // (At least 8 tasks per thread: with 11 A blocks and 2 threads, one task per block
                 // would leave one thread a whole block idle at the end.)
                 const int64_t j_chunks = std::min(b_panels, std::max<int64_t>(1, ceil_div(8 * threads, ic_blocks)));
@@ -223,23 +283,9 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                         const int64_t j = jc + jp * NR, nr = std::min<int64_t>(NR, N - j);
                         const T* bp = bpanels + jp * kc * NR;
                         for (int64_t ip = 0; ip * MR < mc; ++ip) {
-                            const int64_t i = ic + ip * MR, mr = std::min<int64_t>(MR, M - i);
-                            const T* ap = apanels + ip * kc * MR;
-                            const T* bias = (first && row_bias) ? row_bias + i : nullptr;
-                            if (mr == MR && nr == NR) {
-                                kernel(kc, ap, bp, C + i * ldc + j, ldc, !first, bias);
-                            } else {
-                                // Edge tile: compute the full register block into a local tile and
-                                // copy out only the rows and columns that exist.
-                                alignas(64) T tile[MR * NR];
-                                kernel(kc, ap, bp, tile, NR, false, nullptr);
-                                for (int64_t r = 0; r < mr; ++r) {
-                                    T* row = C + (i + r) * ldc + j;
-                                    const T start = bias ? bias[r] : T(0);
-                                    for (int64_t s = 0; s < nr; ++s)
-                                        row[s] = (first ? start : row[s]) + tile[r * NR + s];
-                                }
-                            }
+                            const int64_t i = ic + ip * MR;
+                            block(kernel, kc, apanels + ip * kc * MR, bp, C, ldc, i, j, std::min<int64_t>(MR, M - i),
+                                  nr, first, (first && row_bias) ? row_bias + i : nullptr);
                         }
                     }
                 }

@@ -24,6 +24,7 @@ SHAPES = [
     (2, 8, 9, 7, 16, 3, 3, 1, 1),
     (1, 8, 10, 9, 32, 3, 3, 2, 1),
     (3, 16, 7, 6, 8, 3, 3, 1, 1),
+    (4, 1, 28, 28, 6, 5, 5, 1, 2),  # LeNet-5's first layer (direct forward, direct weight gradient)
 ]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 

@@ -10,7 +10,7 @@ C = fastnn._backend._C
 
 # (M, N, K): single elements, edge tiles, and blocks larger than MC = 96, KC = 256 (float) or
 # 128 (double), NC = 2048.
-SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 2050, 40), (200, 70, 600)]
+SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 2050, 40), (200, 70, 600), (50, 9, 700)]
 
 
 @pytest.fixture(params=["avx2", "portable"])
