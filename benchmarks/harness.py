@@ -6,8 +6,9 @@ A Case names a piece of work and gives zero-argument callables that each do it o
          impls={"fastnn": ..., "reference": ..., "torch": ...},   # None = peer not available
          bytes=..., flops=...)                                     # minimal traffic / work, or None
 
-Every callable is timed the same way: warm-up calls, then `repeats` timed calls (each one a batch
-of calls long enough to be measured), and the median is kept. GPU work is synchronised before each
+Every callable is timed the same way: warm-up calls, then `repeats` timed batches of calls (each
+batch long enough to be measured), interleaved with the other implementations' batches round by
+round, and the median is kept. GPU work is synchronised before each
 clock read. Ratios are what to compare across machines: speedup = other's median / fastnn's median.
 """
 import dataclasses
@@ -48,33 +49,39 @@ def _sync(device):
             pass
 
 
-def time_callable(fn, device="cpu", repeats=15, warmup=3, min_batch_seconds=0.02):
-    """Median and minimum seconds per call of fn over `repeats` batches."""
+def _prepare(fn, device, warmup, min_batch_seconds):
+    """Warm-up calls, then the number of calls per timed batch: enough that one batch lasts
+    min_batch_seconds (clock resolution, launch noise)."""
     for _ in range(warmup):
         fn()
     _sync(device)
-    # Calls per batch: enough that one batch lasts min_batch_seconds (clock resolution, launch noise).
     t0 = time.perf_counter()
     fn()
     _sync(device)
     once = max(time.perf_counter() - t0, 1e-7)
-    calls = max(1, min(1000, int(min_batch_seconds / once)))
-    samples = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        _sync(device)
-        samples.append((time.perf_counter() - t0) / calls)
-    return statistics.median(samples), min(samples)
+    return max(1, min(1000, int(min_batch_seconds / once)))
 
 
-def run_case(case, device="cpu", repeats=15):
-    timings = {}
-    for impl, fn in case.impls.items():
-        if fn is None:
-            continue
-        median_s, min_s = time_callable(fn, device=device, repeats=repeats)
-        timings[impl] = Timing(impl, median_s, min_s, repeats)
-    return timings
+def _batch(fn, calls, device):
+    """Seconds per call over one batch of `calls` calls."""
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / calls
+
+
+def run_case(case, device="cpu", repeats=15, warmup=3, min_batch_seconds=0.02):
+    """Times every available implementation: `repeats` rounds, each timing one batch of every
+    implementation in turn (the order rotating from round to round), so that a machine whose speed
+    drifts over seconds -- a shared VM -- slows all of them alike and the ratios stay fair. Keeps the
+    median and minimum seconds per call of each."""
+    impls = [(name, fn) for name, fn in case.impls.items() if fn is not None]
+    calls = {name: _prepare(fn, device, warmup, min_batch_seconds) for name, fn in impls}
+    samples = {name: [] for name, _ in impls}
+    for round_ in range(repeats):
+        shift = round_ % len(impls)
+        for name, fn in impls[shift:] + impls[:shift]:
+            samples[name].append(_batch(fn, calls[name], device))
+    return {name: Timing(name, statistics.median(samples[name]), min(samples[name]), repeats) for name, _ in impls}

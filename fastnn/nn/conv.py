@@ -78,8 +78,8 @@ class ConvTranspose2d(Module):
 
     So forward is conv2d's backward-data path and backward is a plain convolution:
         dx = conv2d(dy, W)   and   dW = the convolution's weight gradient with input dy and upstream x.
-    The functional contract computes a convolution's input and weight gradients in one call, so each
-    direction also computes a gradient it does not need (about one extra GEMM per pass).
+    Each direction asks for the one gradient it needs (F.conv2d_backward_data / _weight; on the GPU
+    these run the fused CUDA backward and drop the other gradient).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
@@ -115,10 +115,10 @@ class ConvTranspose2d(Module):
             raise ValueError(f"ConvTranspose2d: input {tuple(x.shape)} gives an empty output {out_shape}")
         xp = _backend.array_module(x)
         # The convolution z -> x whose data gradient is this layer's output; z's values never
-        # enter dz, only its shape does (the weight gradient it also yields is discarded).
+        # enter dz, only its shape does.
         conv_cache = F.Conv2dCache(xp.zeros(out_shape, dtype=x.dtype), xp.ascontiguousarray(self.weight.data),
                                    False, self.stride, self.padding)
-        y, _, _ = F.conv2d_backward(xp.ascontiguousarray(x), conv_cache)
+        y = F.conv2d_backward_data(xp.ascontiguousarray(x), conv_cache)
         if self.bias is not None:
             y += self.bias.data.reshape(1, -1, 1, 1)
         self._push_cache(x)
@@ -127,7 +127,7 @@ class ConvTranspose2d(Module):
     def backward(self, dout):
         x = self._pop_cache()
         dx, conv_cache = F.conv2d_forward(dout, self.weight.data, None, self.stride, self.padding)
-        _, dw, _ = F.conv2d_backward(x, conv_cache)
+        dw, _ = F.conv2d_backward_weight(x, conv_cache)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=(0, 2, 3))
