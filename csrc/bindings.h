@@ -9,4 +9,5 @@ void bind_pool(pybind11::module_& m);
 void bind_batch_norm(pybind11::module_& m);
 void bind_lstm(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);
+void bind_activation(pybind11::module_& m);
 }  // namespace fastnn

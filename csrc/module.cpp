@@ -47,4 +47,5 @@ PYBIND11_MODULE(_C, m) {
     fastnn::bind_batch_norm(m);
     fastnn::bind_lstm(m);
     fastnn::bind_optim(m);
+    fastnn::bind_activation(m);
 }

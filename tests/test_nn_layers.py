@@ -218,6 +218,26 @@ def test_activation_vs_torch(rng, ours, theirs):
     _torch_check(ours(), eval(theirs, {"torch": torch}), _x(rng, 3, 4, 5) * 3, [])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_native_path_edges(dtype):
+    """The CPU kernel: max(x, 0) with NaN kept, -inf to 0, the gradient masked by y > 0; a large
+    array (threads), a non-contiguous one (the NumPy path) and a 1-element one agree with NumPy."""
+    x = np.array([-np.inf, -2.0, -0.0, 0.0, 1e-30, 3.0, np.inf, np.nan], dtype=dtype)
+    layer = nn.ReLU()
+    y = layer.forward(x)
+    np.testing.assert_array_equal(y, np.array([0, 0, 0, 0, 1e-30, 3, np.inf, np.nan], dtype=dtype))
+    dx = layer.backward(np.arange(8, dtype=dtype))
+    np.testing.assert_array_equal(dx, np.array([0, 0, 0, 0, 4, 5, 6, 0], dtype=dtype))
+    rng = np.random.default_rng(3)
+    for a in (rng.standard_normal((3, 70000)).astype(dtype), rng.standard_normal((6, 8)).astype(dtype)[:, ::2],
+              np.array([[-1.0]], dtype)):
+        d = rng.standard_normal(a.shape).astype(dtype)
+        out = layer.forward(a)
+        assert out.shape == a.shape and out.dtype == dtype
+        np.testing.assert_array_equal(out, np.maximum(a, 0))
+        np.testing.assert_array_equal(layer.backward(d), d * (a > 0))
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_prelu_vs_torch(rng, channels):
     torch = pytest.importorskip("torch")

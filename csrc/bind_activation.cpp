@@ -1,0 +1,51 @@
+#include "activation.h"
+#include "binding_utils.h"
+#include "bindings.h"
+
+namespace fastnn {
+
+template <typename T>
+static py::array forward(const py::array& x) {
+    const T* xd = checked_data<T>(x, "x", {-1});
+    py::array_t<T> y(x.size());
+    T* yd = y.mutable_data();
+    {
+        py::gil_scoped_release release;
+        relu_forward<T>(xd, yd, x.size());
+    }
+    return y;
+}
+
+template <typename T>
+static py::array backward(const py::array& dy, const py::array& y) {
+    const T* dyd = checked_data<T>(dy, "dy", {-1});
+    const T* yd = checked_data<T>(y, "y", {dy.size()});
+    py::array_t<T> dx(dy.size());
+    T* dxd = dx.mutable_data();
+    {
+        py::gil_scoped_release release;
+        relu_backward<T>(dyd, yd, dxd, dy.size());
+    }
+    return dx;
+}
+
+void bind_activation(py::module_& m) {
+    m.def(
+        "relu_forward",
+        [](const py::array& x) {
+            if (has_dtype<float>(x)) return forward<float>(x);
+            if (has_dtype<double>(x)) return forward<double>(x);
+            throw py::type_error("x: expected float32 or float64");
+        },
+        py::arg("x"), "y = max(x, 0) (NaN stays NaN) over a 1-D C-contiguous array; returns y (1-D).");
+    m.def(
+        "relu_backward",
+        [](const py::array& dy, const py::array& y) {
+            if (has_dtype<float>(dy)) return backward<float>(dy, y);
+            if (has_dtype<double>(dy)) return backward<double>(dy, y);
+            throw py::type_error("dy: expected float32 or float64");
+        },
+        py::arg("dy"), py::arg("y"), "dx = dy where y > 0, else 0 (1-D C-contiguous arrays of one dtype and size).");
+}
+
+}  // namespace fastnn
