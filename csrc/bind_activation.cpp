@@ -7,7 +7,7 @@ namespace fastnn {
 template <typename T>
 static py::array forward(const py::array& x) {
     const T* xd = checked_data<T>(x, "x", {-1});
-    py::array_t<T> y(x.size());
+    py::array_t<T> y = output_array<T>({x.size()});
     T* yd = y.mutable_data();
     {
         py::gil_scoped_release release;
@@ -20,7 +20,7 @@ template <typename T>
 static py::array backward(const py::array& dy, const py::array& y) {
     const T* dyd = checked_data<T>(dy, "dy", {-1});
     const T* yd = checked_data<T>(y, "y", {dy.size()});
-    py::array_t<T> dx(dy.size());
+    py::array_t<T> dx = output_array<T>({dy.size()});
     T* dxd = dx.mutable_data();
     {
         py::gil_scoped_release release;

@@ -59,7 +59,8 @@ static py::tuple forward(const py::array& x, const py::array& gamma, const py::a
     check_finite(b, c, "beta", false);
     check_finite(rm, c, "running_mean", false);
     check_finite(rv, c, "running_var", true);
-    py::array_t<T> out(dims(x)), mean(c), inv_std(c);
+    py::array_t<T> out = output_array<T>(dims(x));
+    py::array_t<T> mean(c), inv_std(c);
     T* od = out.mutable_data();
     T* md = mean.mutable_data();
     T* id = inv_std.mutable_data();
@@ -87,7 +88,8 @@ static py::tuple backward(const py::array& x, const py::array& dy, const py::arr
     const T* gm = checked_data<T>(gamma, "gamma", {c});
     const T* md = checked_data<T>(mean, "mean", {c});
     const T* id = checked_data<T>(inv_std, "inv_std", {c});
-    py::array_t<T> dx(dims(x)), dgamma(c), dbeta(c);
+    py::array_t<T> dx = output_array<T>(dims(x));
+    py::array_t<T> dgamma(c), dbeta(c);
     T* dxd = dx.mutable_data();
     T* dgd = dgamma.mutable_data();
     T* dbd = dbeta.mutable_data();

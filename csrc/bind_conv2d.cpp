@@ -36,7 +36,7 @@ static py::tuple forward(const py::array& x, const py::array& w, const py::objec
     const T* xd = checked_data<T>(x, "x", {s.N, s.C, s.H, s.W});
     const T* wd = checked_data<T>(w, "w", {s.K, s.C, s.kh, s.kw});
     const T* bd = b.is_none() ? nullptr : checked_data<T>(b.cast<py::array>(), "b", {s.K});
-    py::array_t<T> out({s.N, s.K, s.OH, s.OW});
+    py::array_t<T> out = output_array<T>({s.N, s.K, s.OH, s.OW});
     T* od = out.mutable_data();
     bool finite;
     {
@@ -55,7 +55,7 @@ static py::array backward_data(const py::array& dout, const py::array& w, int64_
         make_shape(dout.shape(0), w.shape(1), H, W, w.shape(0), w.shape(2), w.shape(3), sh, sw, ph, pw);
     const T* gd = checked_data<T>(dout, "dout", {s.N, s.K, s.OH, s.OW});
     const T* wd = checked_data<T>(w, "w", {s.K, s.C, s.kh, s.kw});
-    py::array_t<T> dx({s.N, s.C, s.H, s.W});
+    py::array_t<T> dx = output_array<T>({s.N, s.C, s.H, s.W});
     T* dxd = dx.mutable_data();
     {
         py::gil_scoped_release release;
@@ -108,7 +108,7 @@ static py::array gemm_checked(const py::array& a, const py::array& b, bool trans
     py::array c;
     if (out.is_none()) {
         if (accumulate) throw py::value_error("gemm: accumulate needs out");
-        c = py::array_t<T>({M, N});
+        c = output_array<T>({M, N});
     } else {
         c = out.cast<py::array>();
         checked_data<T>(c, "out", {M, N});

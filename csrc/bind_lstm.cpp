@@ -64,9 +64,11 @@ static py::tuple layer_forward(const py::array& xs, const py::array& h0, const p
     const T* wxd = checked_data<T>(Wx, "Wx", {s.input, G});
     const T* whd = checked_data<T>(Wh, "Wh", {s.hidden, G});
     const T* bd = checked_data<T>(b, "b", {G});
-    py::array_t<T> gates({G, s.steps * s.batch}), c_all({s.steps, s.hidden, s.batch}),
-        tanh_c_all({s.steps, s.hidden, s.batch}), h_all({s.steps, s.hidden, s.batch}),
-        hs({s.steps, s.batch, s.hidden}), c_last({s.batch, s.hidden});
+    py::array_t<T> gates = output_array<T>({G, s.steps * s.batch}),
+                   c_all = output_array<T>({s.steps, s.hidden, s.batch}),
+                   tanh_c_all = output_array<T>({s.steps, s.hidden, s.batch}),
+                   h_all = output_array<T>({s.steps, s.hidden, s.batch}), hs = output_array<T>({s.steps, s.batch, s.hidden}),
+                   c_last({s.batch, s.hidden});
     T *gd = gates.mutable_data(), *cd = c_all.mutable_data(), *td = tanh_c_all.mutable_data(),
       *had = h_all.mutable_data(), *hsd = hs.mutable_data(), *cld = c_last.mutable_data();
     int64_t nan_count;
@@ -98,7 +100,8 @@ static py::tuple layer_backward(const py::object& dhs, const py::object& dh_last
     const T* cd = checked_data<T>(c_all, "c_all", {s.steps, s.hidden, s.batch});
     const T* td = checked_data<T>(tanh_c_all, "tanh_c_all", {s.steps, s.hidden, s.batch});
     const T* hsd = checked_data<T>(hs, "hs", {s.steps, s.batch, s.hidden});
-    py::array_t<T> dgates({G, cols}), dxs({s.steps, s.batch, s.input}), dh0({s.batch, s.hidden}),
+    py::array_t<T> dgates = output_array<T>({G, cols}), dxs = output_array<T>({s.steps, s.batch, s.input}),
+                   dh0({s.batch, s.hidden}),
         dc0({s.batch, s.hidden}), dWx({s.input, G}), dWh({s.hidden, G}), db(G);
     {
         py::gil_scoped_release release;

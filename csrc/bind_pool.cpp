@@ -34,8 +34,8 @@ static py::tuple max_forward(const py::array& x, Pair kernel, Pair stride, Pair 
     const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), w = x.shape(3);
     const T* xd = checked_data<T>(x, "x", {n, c, h, w});
     const Pool2dShape s = pool_shape(n, c, h, w, kernel, stride, pad);
-    py::array_t<T> out({n, c, s.out_height, s.out_width});
-    py::array_t<int32_t> argmax({n, c, s.out_height, s.out_width});
+    py::array_t<T> out = output_array<T>({n, c, s.out_height, s.out_width});
+    py::array_t<int32_t> argmax = output_array<int32_t>({n, c, s.out_height, s.out_width});
     T* od = out.mutable_data();
     int32_t* ad = argmax.mutable_data();
     int64_t nan_count;
@@ -54,7 +54,7 @@ static py::array max_backward(const py::array& dout, const py::array& argmax, in
     const Pool2dShape s = pool_shape(n, c, h, w, kernel, stride, pad);
     const T* gd = checked_data<T>(dout, "dout", {n, c, s.out_height, s.out_width});
     const int32_t* ad = checked_data<int32_t>(argmax, "argmax", {n, c, s.out_height, s.out_width});
-    py::array_t<T> dx({n, c, h, w});
+    py::array_t<T> dx = output_array<T>({n, c, h, w});
     T* dd = dx.mutable_data();
     int64_t bad;
     {
@@ -71,7 +71,7 @@ static py::tuple avg_forward(const py::array& x, Pair kernel, Pair stride, Pair 
     const int64_t n = x.shape(0), c = x.shape(1), h = x.shape(2), w = x.shape(3);
     const T* xd = checked_data<T>(x, "x", {n, c, h, w});
     const Pool2dShape s = pool_shape(n, c, h, w, kernel, stride, pad);
-    py::array_t<T> out({n, c, s.out_height, s.out_width});
+    py::array_t<T> out = output_array<T>({n, c, s.out_height, s.out_width});
     T* od = out.mutable_data();
     int64_t nan_count;
     {
@@ -87,7 +87,7 @@ static py::array avg_backward(const py::array& dout, int64_t h, int64_t w, Pair 
     const int64_t n = dout.shape(0), c = dout.shape(1);
     const Pool2dShape s = pool_shape(n, c, h, w, kernel, stride, pad);
     const T* gd = checked_data<T>(dout, "dout", {n, c, s.out_height, s.out_width});
-    py::array_t<T> dx({n, c, h, w});
+    py::array_t<T> dx = output_array<T>({n, c, h, w});
     T* dd = dx.mutable_data();
     {
         py::gil_scoped_release release;

@@ -14,7 +14,7 @@ static py::tuple forward(const py::array& scores, const py::array& labels) {
     const T* s = checked_data<T>(scores, "scores", {rows, classes});
     const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
     if (rows == 0 || classes == 0) throw py::value_error("scores: N and C must be at least 1");
-    py::array_t<T> exps({rows, classes});
+    py::array_t<T> exps = output_array<T>({rows, classes});
     py::array_t<T> inv_sum(rows), lse(rows);
     T* exps_data = exps.mutable_data();
     T* inv_sum_data = inv_sum.mutable_data();
@@ -54,7 +54,7 @@ static py::array backward_recompute(const py::array& scores, const py::array& la
     const T* s = checked_data<T>(scores, "scores", {rows, classes});
     const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
     const T* l = checked_data<T>(lse, "lse", {rows});
-    py::array_t<T> dscores({rows, classes});
+    py::array_t<T> dscores = output_array<T>({rows, classes});
     T* d = dscores.mutable_data();
     {
         py::gil_scoped_release release;

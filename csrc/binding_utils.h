@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <vector>
+
+#include "buffer_cache.h"
 
 namespace fastnn {
 namespace py = pybind11;
@@ -38,6 +41,19 @@ inline T* checked_data(const py::array& a, const char* name, std::initializer_li
         ++axis;
     }
     return static_cast<T*>(const_cast<void*>(a.data()));
+}
+
+// A new C-contiguous output array. Large ones (>= kMinCachedBytes) come from the buffer cache and go
+// back to it when NumPy frees the array (buffer_cache.h); small ones are NumPy's own.
+template <typename T>
+inline py::array_t<T> output_array(const std::vector<py::ssize_t>& shape) {
+    size_t count = 1;
+    for (py::ssize_t extent : shape) count *= (size_t)extent;
+    const size_t bytes = count * sizeof(T);
+    if (bytes < kMinCachedBytes) return py::array_t<T>(shape);
+    void* data = cached_alloc(bytes);
+    py::capsule owner(data, [](void* p) { cached_free(p); });
+    return py::array_t<T>(shape, static_cast<T*>(data), owner);
 }
 
 }  // namespace fastnn

@@ -4,6 +4,7 @@
 
 #include "binding_utils.h"
 #include "bindings.h"
+#include "buffer_cache.h"
 #include "ceilings.h"
 #include "cpu_features.h"
 
@@ -40,6 +41,13 @@ PYBIND11_MODULE(_C, m) {
         },
         py::arg("src"), py::arg("dst"),
         "Copies src into dst (1-D float32) on all threads; returns GB/s (read + write bytes).");
+
+    m.def("buffer_cache_bytes", &fastnn::buffer_cache_bytes,
+          "Bytes of freed large output arrays held for reuse (see buffer_cache.h).");
+    m.def("clear_buffer_cache", &fastnn::clear_buffer_cache, "Returns the held buffers to the OS.");
+    m.def("set_buffer_cache_limit", &fastnn::set_buffer_cache_limit, py::arg("bytes"),
+          "Most bytes of freed buffers to hold (0: none); clears the cache.");
+    m.def("buffer_cache_limit", &fastnn::buffer_cache_limit, "The limit (FASTNN_BUFFER_CACHE_MB at import, in bytes).");
 
     fastnn::bind_softmax_xent(m);
     fastnn::bind_conv2d(m);

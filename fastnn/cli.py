@@ -21,6 +21,8 @@ def cmd_info(args):
     print(f"numpy {np.__version__}")
     print(f"CPU kernels: {fastnn.simd()} (CPU has AVX2/FMA: {_C.cpu_supports_avx2_fma()}), "
           f"OpenMP: {_C.openmp_enabled()}, threads: {fastnn.get_num_threads()}")
+    print(f"output buffer cache: up to {_C.buffer_cache_limit() >> 20} MiB of freed large outputs reused "
+          f"(FASTNN_BUFFER_CACHE_MB)")
     print(f"CUDA module built: {fastnn.cuda_module_built()}, GPU available: {fastnn.cuda_available()}")
     return 0
 
