@@ -228,6 +228,52 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
     // hide an L3-resident B, so the block is narrowed to stay in L2 (packed, then used at once).
     const int64_t nc_step = M <= 2 * MC ? std::max<int64_t>(NR, (kL2BlockBytes / (int64_t)sizeof(T) / kc_step) / NR * NR) : NC;
     const int64_t nc_max = std::min(nc_step, ceil_div(N, NR) * NR);
+
+    if (M <= MC && threads > 1 && ceil_div(N, NR) >= 4 * threads) {
+        // One A block and many columns (M = 64 x N = 4096: the LSTM cell's gate GEMMs, Linear layers):
+        // sharing each B block would cost two barriers per (column block, reduction block) for little
+        // work between them. Instead each thread takes its own run of columns and does them alone,
+        // packing its own B blocks and its own copy of A: no barrier at all.
+        const int64_t panels = ceil_div(N, NR);
+#pragma omp parallel num_threads(threads)
+        {
+            int me = 0, team = 1;
+#ifdef _OPENMP
+            me = omp_get_thread_num();
+            team = omp_get_num_threads();
+#endif
+            const int64_t j_begin = panels * me / team * NR, j_end = std::min(N, panels * (me + 1) / team * NR);
+            T* mine = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
+            T* apack = thread_scratch<T>(kScratchPackA, m_panels * MR * kc_max);
+            for (int64_t pc = 0; pc < K; pc += kc_step) {
+                const int64_t kc = std::min(kc_step, K - pc);
+                const bool first = pc == 0 && !accumulate;
+                const T* apanels = A.packed_block(pc, kc, 0, MR);
+                if (!apanels) {
+                    A.pack(apack, pc, kc, 0, M, MR);
+                    apanels = apack;
+                }
+                for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
+                    const int64_t nc = std::min(nc_step, j_end - jc);
+                    const T* bpanels = B.packed_block(pc, kc, jc, NR);
+                    if (!bpanels) {
+                        B.pack(mine, pc, kc, jc, nc, NR);
+                        bpanels = mine;
+                    }
+                    for (int64_t jp = 0; jp * NR < nc; ++jp) {
+                        const int64_t j = jc + jp * NR;
+                        for (int64_t ip = 0; ip < m_panels; ++ip) {
+                            const int64_t i = ip * MR;
+                            block(kernel, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, j,
+                                  std::min<int64_t>(MR, M - i), std::min<int64_t>(NR, N - j), first,
+                                  (first && row_bias) ? row_bias + i : nullptr);
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     // The packed B block is shared by the team: the calling thread's buffer.
     T* bpack = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
     // A blocks of equal height (M = 128 as 66 + 62 rows, not 96 + 32: the static schedule below
