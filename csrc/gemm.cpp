@@ -156,6 +156,15 @@ static inline void block(MicroKernel<T> kernel, int64_t kc, const T* ap, const T
     }
 }
 
+// The operand's panels for a block: in place when it holds them packed, else packed into buffer.
+template <typename T>
+static inline const T* block_panels(const GemmOperand<T>& op, T* buffer, int64_t p0, int64_t kc, int64_t q0,
+                                    int64_t nq, int width) {
+    if (const T* pre = op.packed_block(p0, kc, q0, width)) return pre;
+    op.pack(buffer, p0, kc, q0, nq, width);
+    return buffer;
+}
+
 template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOperand<T>& B, T* C,
           int64_t ldc, bool accumulate, const T* row_bias, bool parallel) {
@@ -208,11 +217,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                 for (int64_t pc = 0; pc < K; pc += kc_step) {
                     const int64_t kc = std::min(kc_step, K - pc);
                     const bool first = pc == 0 && !accumulate;
-                    const T* apanels = A.packed_block(pc, kc, ic, MR);
-                    if (!apanels) {
-                        A.pack(apack, pc, kc, ic, mc, MR);
-                        apanels = apack;
-                    }
+                    const T* apanels = block_panels(A, apack, pc, kc, ic, mc, MR);
                     for (int64_t ip = 0; ip * MR < mc; ++ip) {
                         const int64_t i = ic + ip * MR;
                         block(kernel, kc, apanels + ip * kc * MR, bpack + pc * NR, C, ldc, i, 0,
@@ -248,18 +253,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
             for (int64_t pc = 0; pc < K; pc += kc_step) {
                 const int64_t kc = std::min(kc_step, K - pc);
                 const bool first = pc == 0 && !accumulate;
-                const T* apanels = A.packed_block(pc, kc, 0, MR);
-                if (!apanels) {
-                    A.pack(apack, pc, kc, 0, M, MR);
-                    apanels = apack;
-                }
+                const T* apanels = block_panels(A, apack, pc, kc, 0, M, MR);
                 for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
                     const int64_t nc = std::min(nc_step, j_end - jc);
-                    const T* bpanels = B.packed_block(pc, kc, jc, NR);
-                    if (!bpanels) {
-                        B.pack(mine, pc, kc, jc, nc, NR);
-                        bpanels = mine;
-                    }
+                    const T* bpanels = block_panels(B, mine, pc, kc, jc, nc, NR);
                     for (int64_t jp = 0; jp * NR < nc; ++jp) {
                         const int64_t j = jc + jp * NR;
                         for (int64_t ip = 0; ip < m_panels; ++ip) {
