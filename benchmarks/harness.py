@@ -7,8 +7,8 @@ A Case names a piece of work and gives zero-argument callables that each do it o
          bytes=..., flops=...)                                     # minimal traffic / work, or None
 
 Every callable is timed the same way: warm-up calls, then `repeats` timed batches of calls (each
-batch long enough to be measured), interleaved with the other implementations' batches round by
-round, and the median is kept. GPU work is synchronised before each
+batch long enough to be measured), and the median is kept. fastnn and PyTorch batches alternate round
+by round; the NumPy peers (OpenBLAS) are timed apart from them (see run_case). GPU work is synchronised before each
 clock read. Ratios are what to compare across machines: speedup = other's median / fastnn's median.
 """
 import dataclasses
@@ -72,16 +72,31 @@ def _batch(fn, calls, device):
     return (time.perf_counter() - t0) / calls
 
 
+# Peers that run on NumPy's OpenBLAS. Its idle threads spin for a while after each call and take the
+# cores from whatever runs next: with the NumPy reference in the rotation, PyTorch's LSTM cell step
+# measured 157 ms instead of 85 ms. These are timed first, on their own, and the machine is given
+# time to settle before the interleaved rounds.
+NUMPY_PEERS = ("reference", "numpy")
+SETTLE_SECONDS = 0.5
+
+
 def run_case(case, device="cpu", repeats=15, warmup=3, min_batch_seconds=0.02):
-    """Times every available implementation: `repeats` rounds, each timing one batch of every
-    implementation in turn (the order rotating from round to round), so that a machine whose speed
-    drifts over seconds -- a shared VM -- slows all of them alike and the ratios stay fair. Keeps the
-    median and minimum seconds per call of each."""
+    """Times every available implementation. The NumPy peers first, each on its own; then the rest in
+    `repeats` rounds, each timing one batch of every implementation in turn (the order rotating from
+    round to round), so that a machine whose speed drifts over seconds -- a shared VM -- slows all of
+    them alike and the ratios stay fair. Keeps the median and minimum seconds per call of each."""
     impls = [(name, fn) for name, fn in case.impls.items() if fn is not None]
-    calls = {name: _prepare(fn, device, warmup, min_batch_seconds) for name, fn in impls}
     samples = {name: [] for name, _ in impls}
-    for round_ in range(repeats):
-        shift = round_ % len(impls)
-        for name, fn in impls[shift:] + impls[:shift]:
+    solo = [(name, fn) for name, fn in impls if name in NUMPY_PEERS]
+    rotation = [(name, fn) for name, fn in impls if name not in NUMPY_PEERS]
+    for name, fn in solo:
+        calls = _prepare(fn, device, warmup, min_batch_seconds)
+        samples[name] = [_batch(fn, calls, device) for _ in range(repeats)]
+    if solo and rotation:
+        time.sleep(SETTLE_SECONDS)
+    calls = {name: _prepare(fn, device, warmup, min_batch_seconds) for name, fn in rotation}
+    for round_ in range(repeats if rotation else 0):
+        shift = round_ % len(rotation)
+        for name, fn in rotation[shift:] + rotation[:shift]:
             samples[name].append(_batch(fn, calls[name], device))
     return {name: Timing(name, statistics.median(samples[name]), min(samples[name]), repeats) for name, _ in impls}
