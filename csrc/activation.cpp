@@ -17,7 +17,10 @@ void relu_forward(const T* x, T* y, int64_t n) {
 template <typename T>
 void relu_backward(const T* dy, const T* y, T* dx, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+    for (int64_t i = 0; i < n; ++i) {
+        const T d = dy[i], v = y[i];  // both loaded unconditionally: a select, so the loop vectorises
+        dx[i] = v > T(0) ? d : T(0);
+    }
 }
 
 template void relu_forward<float>(const float*, float*, int64_t);

@@ -11,27 +11,29 @@ namespace fastnn {
 // Below this many elements one thread does the whole parameter.
 static constexpr int64_t kParallelThreshold = 1 << 15;
 
-template <typename T>
+// The loops below are branch-free in the element (the options are template parameters) so the
+// compiler vectorises them, sqrt and division included.
+template <typename T, bool kRegularise>
 static inline T regularised(T w, T g, const Regularisers<T>& reg) {
-    T r = g;
-    if (reg.wd != T(0)) r = w * reg.wd + g;
-    if (reg.l1 != T(0)) r = r + reg.l1 * (T)((w > T(0)) - (w < T(0)));
-    return r;
+    if (!kRegularise) return g;
+    const T sign = (T)((w > T(0)) - (w < T(0)));
+    return (w * reg.wd + g) + reg.l1 * sign;
 }
 
-template <typename T>
-void sgd_update(T* w, const T* g, T* v, int64_t n, Regularisers<T> reg, T lr, T mu, bool nesterov) {
+template <typename T, bool kRegularise, bool kMomentum, bool kNesterov>
+static void sgd_loop(T* __restrict w, const T* __restrict g, T* __restrict v, int64_t n, Regularisers<T> reg, T lr,
+                     T mu) {
 #pragma omp parallel for schedule(static) if (n > kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) {
-        const T r = regularised(w[i], g[i], reg);
+        const T r = regularised<T, kRegularise>(w[i], g[i], reg);
         T wi = w[i] * reg.keep;
         const T step = r * lr;
-        if (!v) {
+        if (!kMomentum) {
             wi -= step;
         } else {
             const T vi = v[i] * mu + step;
             v[i] = vi;
-            if (nesterov) {
+            if (kNesterov) {
                 wi -= step;
                 wi -= vi * mu;
             } else {
@@ -43,13 +45,25 @@ void sgd_update(T* w, const T* g, T* v, int64_t n, Regularisers<T> reg, T lr, T 
 }
 
 template <typename T>
-void adaptive_update(T* w, const T* g, T* m, T* s, int64_t n, Regularisers<T> reg, T b1, T one_minus_b1, T rho, T c,
-                     T step_size, T inv_sqrt_bc2, T eps) {
+void sgd_update(T* w, const T* g, T* v, int64_t n, Regularisers<T> reg, T lr, T mu, bool nesterov) {
+    const bool r = reg.wd != T(0) || reg.l1 != T(0);
+    if (!v) return r ? sgd_loop<T, true, false, false>(w, g, v, n, reg, lr, mu)
+                     : sgd_loop<T, false, false, false>(w, g, v, n, reg, lr, mu);
+    if (nesterov) return r ? sgd_loop<T, true, true, true>(w, g, v, n, reg, lr, mu)
+                           : sgd_loop<T, false, true, true>(w, g, v, n, reg, lr, mu);
+    return r ? sgd_loop<T, true, true, false>(w, g, v, n, reg, lr, mu)
+             : sgd_loop<T, false, true, false>(w, g, v, n, reg, lr, mu);
+}
+
+template <typename T, bool kRegularise, bool kFirstMoment>
+static void adaptive_loop(T* __restrict w, const T* __restrict g, T* __restrict m, T* __restrict s, int64_t n,
+                          Regularisers<T> reg, T b1, T one_minus_b1, T rho, T c, T step_size, T inv_sqrt_bc2,
+                          T eps) {
 #pragma omp parallel for schedule(static) if (n > kParallelThreshold)
     for (int64_t i = 0; i < n; ++i) {
-        const T r = regularised(w[i], g[i], reg);
+        const T r = regularised<T, kRegularise>(w[i], g[i], reg);
         T mi = r;
-        if (m) {
+        if (kFirstMoment) {
             mi = m[i] * b1 + r * one_minus_b1;
             m[i] = mi;
         }
@@ -57,6 +71,17 @@ void adaptive_update(T* w, const T* g, T* m, T* s, int64_t n, Regularisers<T> re
         s[i] = si;
         w[i] = w[i] * reg.keep - (mi / (std::sqrt(si) * inv_sqrt_bc2 + eps)) * step_size;
     }
+}
+
+template <typename T>
+void adaptive_update(T* w, const T* g, T* m, T* s, int64_t n, Regularisers<T> reg, T b1, T one_minus_b1, T rho, T c,
+                     T step_size, T inv_sqrt_bc2, T eps) {
+    const bool r = reg.wd != T(0) || reg.l1 != T(0);
+    auto run = [&](auto loop) { loop(w, g, m, s, n, reg, b1, one_minus_b1, rho, c, step_size, inv_sqrt_bc2, eps); };
+    if (m)
+        r ? run(adaptive_loop<T, true, true>) : run(adaptive_loop<T, false, true>);
+    else
+        r ? run(adaptive_loop<T, true, false>) : run(adaptive_loop<T, false, false>);
 }
 
 template <typename T>
