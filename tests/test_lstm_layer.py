@@ -207,3 +207,29 @@ def test_bad_input():
         F.lstm_backward(None, None, c.astype(np.float64), cache)
     with pytest.raises(TypeError, match="cache"):
         F.lstm_backward(hs, h, c, tuple(cache))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [(1, 1, 1, 1), (5, 3, 4, 7), (6, 17, 9, 33)])
+def test_cuda_layer_matches_reference(size, dtype):
+    """On CuPy arrays the layer runs the step loop around the cell's CUDA kernels."""
+    import cupy as cp
+
+    rng = np.random.default_rng(39)
+    args = _inputs(rng, *size, dtype)
+    hs, h, c, cache = F.lstm_forward(*(cp.asarray(a) for a in args))
+    assert cache.layout == "steps" and all(isinstance(a, cp.ndarray) for a in (hs, h, c))
+    ref_hs, ref_h, ref_c, ref_cache = R.lstm_forward(*(a.astype(np.float64) for a in args))
+    rtol, atol = (2e-4, 2e-5) if dtype == np.float32 else (1e-10, 1e-12)
+    for name, got, want in (("hs", hs, ref_hs), ("h_last", h, ref_h), ("c_last", c, ref_c)):
+        assert got.dtype == dtype
+        assert_close(got, want, rtol, atol, name=name)
+    upstream = _upstream(rng, size[0], size[1], size[3], dtype)
+    for dhs, dh_last, dc_last in [upstream, (upstream[0], None, None), (None, None, upstream[2])]:
+        grads = F.lstm_backward(*(None if u is None else cp.asarray(u) for u in (dhs, dh_last, dc_last)), cache)
+        ref_grads = R.lstm_backward(*(None if u is None else u.astype(np.float64) for u in (dhs, dh_last, dc_last)),
+                                    ref_cache)
+        for name, got, want in zip(NAMES, grads, ref_grads):
+            assert isinstance(got, cp.ndarray) and got.dtype == dtype, name
+            assert_close(got, want, rtol, atol * 10 * size[0], name=name)
