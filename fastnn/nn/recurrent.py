@@ -22,6 +22,9 @@ from . import _checks
 from .module import Module, Parameter
 
 
+# The GEMMs run on fastnn's own kernel and threads on the CPU (see fastnn._backend.matmul).
+_matmul = _backend.matmul
+
 def _sigmoid(xp, a):
     return 0.5 * (1 + xp.tanh(0.5 * a))
 
@@ -47,11 +50,11 @@ class _ElmanLayer(Module):
         xp = _backend.array_module(x)
         n, t_len, d = x.shape
         # The input projections of all steps in one GEMM; only h_{t-1} Wh must wait for the previous step.
-        ax = (x.reshape(-1, d) @ self.Wx.data + self.b.data).reshape(n, t_len, -1)
+        ax = (_matmul(x.reshape(-1, d), self.Wx.data) + self.b.data).reshape(n, t_len, -1)
         hs = xp.empty((n, t_len, self.hidden_size), dtype=x.dtype)
         h_prev = [h]
         for t in range(t_len):
-            h = xp.tanh(ax[:, t] + h @ self.Wh.data)
+            h = xp.tanh(ax[:, t] + _matmul(h, self.Wh.data))
             hs[:, t] = h
             h_prev.append(h)
         self._push_cache((x, h_prev))
@@ -65,13 +68,13 @@ class _ElmanLayer(Module):
         for t in reversed(range(t_len)):
             h = h_prev[t + 1]
             da = (dhs[:, t] + dh) * (1 - h * h)
-            self.Wh.grad += h_prev[t].T @ da
-            dh = da @ self.Wh.data.T
+            _matmul(h_prev[t], da, trans_a=True, out=self.Wh.grad, accumulate=True)
+            dh = _matmul(da, self.Wh.data, trans_b=True)
             da_all[:, t] = da
         da2 = da_all.reshape(-1, self.hidden_size)
-        self.Wx.grad += x.reshape(-1, d).T @ da2
+        _matmul(x.reshape(-1, d), da2, trans_a=True, out=self.Wx.grad, accumulate=True)
         self.b.grad += da2.sum(axis=0)
-        return (da2 @ self.Wx.data.T).reshape(x.shape), dh
+        return _matmul(da2, self.Wx.data, trans_b=True).reshape(x.shape), dh
 
 
 class _GRULayer(Module):
@@ -94,12 +97,12 @@ class _GRULayer(Module):
         xp = _backend.array_module(x)
         n_batch, t_len, d = x.shape
         hid = self.hidden_size
-        gx_all = (x.reshape(-1, d) @ self.Wx.data + self.bx.data).reshape(n_batch, t_len, 3 * hid)
+        gx_all = (_matmul(x.reshape(-1, d), self.Wx.data) + self.bx.data).reshape(n_batch, t_len, 3 * hid)
         hs = xp.empty((n_batch, t_len, hid), dtype=x.dtype)
         steps = []
         for t in range(t_len):
             gx = gx_all[:, t]
-            gh = h @ self.Wh.data + self.bh.data
+            gh = _matmul(h, self.Wh.data) + self.bh.data
             r = _sigmoid(xp, gx[:, :hid] + gh[:, :hid])
             z = _sigmoid(xp, gx[:, hid:2 * hid] + gh[:, hid:2 * hid])
             gh_n = gh[:, 2 * hid:]
@@ -126,14 +129,14 @@ class _GRULayer(Module):
             da_z = dz * z * (1 - z)
             dgx = xp.concatenate([da_r, da_z, da_n], axis=1)
             dgh = xp.concatenate([da_r, da_z, da_n * r], axis=1)
-            self.Wh.grad += h_prev.T @ dgh
+            _matmul(h_prev, dgh, trans_a=True, out=self.Wh.grad, accumulate=True)
             self.bh.grad += dgh.sum(axis=0)
-            dh = dh_next * z + dgh @ self.Wh.data.T
+            dh = dh_next * z + _matmul(dgh, self.Wh.data, trans_b=True)
             dgx_all[:, t] = dgx
         dgx2 = dgx_all.reshape(-1, 3 * hid)
-        self.Wx.grad += x.reshape(-1, d).T @ dgx2
+        _matmul(x.reshape(-1, d), dgx2, trans_a=True, out=self.Wx.grad, accumulate=True)
         self.bx.grad += dgx2.sum(axis=0)
-        return (dgx2 @ self.Wx.data.T).reshape(x.shape), dh
+        return _matmul(dgx2, self.Wx.data, trans_b=True).reshape(x.shape), dh
 
 
 class _LSTMLayer(Module):
