@@ -133,6 +133,8 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Below this many flops a second thread costs more (fork/join, barriers) than it saves.
 static constexpr double kParallelFlops = 4e6;
+// GEMMs with N up to this many panels of B take the barrier-free path that packs all of B first.
+static constexpr int64_t kSkinnyPanels = 4;
 // A B block this size stays in a 512 KB L2 next to the A block.
 static constexpr int64_t kL2BlockBytes = 256 * 1024;
 
@@ -191,12 +193,14 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
     (void)parallel;
 #endif
 
-    if (N <= NR) {
-        // A GEMM against a few columns (the LSTM's per-step products): all of B is one panel, packed
-        // whole first (block pc at bpack + pc * NR), then each thread runs whole reductions over its
-        // A blocks with no barrier between reduction blocks. An A block is used once whatever its
-        // height, so there are 4 per thread to balance the team.
-        T* bpack = thread_scratch<T>(kScratchPackB, K * NR);
+    if (N <= kSkinnyPanels * NR) {
+        // A GEMM against a few columns (the LSTM's per-step products, N = batch): all of B is a few
+        // panels, packed whole first (block pc at bpack + pc * b_panels * NR, its panels kc * NR
+        // apart), then each thread runs whole reductions over its A blocks with no barrier between
+        // reduction blocks. An A block is used once whatever its height, so there are 4 per thread
+        // to balance the team.
+        const int64_t b_panels = ceil_div(N, NR);
+        T* bpack = thread_scratch<T>(kScratchPackB, K * b_panels * NR);
         const int64_t mc_step = ceil_div(m_panels, std::min(m_panels, std::max(ceil_div(M, MC), 4 * (int64_t)threads))) * MR;
         const int64_t k_blocks = ceil_div(K, kc_step);
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -204,10 +208,11 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 #pragma omp for schedule(static)
             for (int64_t kb = 0; kb < k_blocks; ++kb) {
                 const int64_t pc = kb * kc_step, kc = std::min(kc_step, K - pc);
+                T* dst = bpack + pc * b_panels * NR;
                 if (const T* pre = B.packed_block(pc, kc, 0, NR))
-                    std::memcpy(bpack + pc * NR, pre, (size_t)(kc * NR) * sizeof(T));
+                    std::memcpy(dst, pre, (size_t)(kc * b_panels * NR) * sizeof(T));
                 else
-                    B.pack(bpack + pc * NR, pc, kc, 0, N, NR);
+                    B.pack(dst, pc, kc, 0, N, NR);
             }
             // (implicit barrier: B is packed before anyone reads it)
             T* apack = thread_scratch<T>(kScratchPackA, mc_step * kc_max);
@@ -218,10 +223,13 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                     const int64_t kc = std::min(kc_step, K - pc);
                     const bool first = pc == 0 && !accumulate;
                     const T* apanels = block_panels(A, apack, pc, kc, ic, mc, MR);
+                    const T* bpanels = bpack + pc * b_panels * NR;
                     for (int64_t ip = 0; ip * MR < mc; ++ip) {
                         const int64_t i = ic + ip * MR;
-                        block(kernel, kc, apanels + ip * kc * MR, bpack + pc * NR, C, ldc, i, 0,
-                              std::min<int64_t>(MR, M - i), N, first, (first && row_bias) ? row_bias + i : nullptr);
+                        for (int64_t jp = 0; jp < b_panels; ++jp)
+                            block(kernel, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, jp * NR,
+                                  std::min<int64_t>(MR, M - i), std::min<int64_t>(NR, N - jp * NR), first,
+                                  (first && row_bias) ? row_bias + i : nullptr);
                     }
                 }
             }
