@@ -62,9 +62,13 @@ static inline void max_window(const T* plane, int64_t width, int64_t r0, int64_t
     best_index = (int32_t)at;
 }
 
-template <typename T>
-int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShape& s) {
-    const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
+// The forward driver both poolings share: planes in parallel, and in each output row the interior
+// columns [first, last) through the AVX2 row kernel (float, AVX2 CPUs), the rest window by window.
+//   vector_row(plane, p, i, r0, r1, first, last) -> NaN count of that run of outputs
+//   cell(plane, p, i, j, r0, r1, c0, c1)          -> 1 if output (i, j) of plane p is NaN
+template <typename T, typename VectorRow, typename Cell>
+static int64_t pool_forward(const T* x, const Pool2dShape& s, VectorRow vector_row, Cell cell) {
+    const int64_t in_plane = s.height * s.width;
     int64_t first = 0, last = 0;
     interior_columns(s, first, last);
     bool vector_rows = false;
@@ -78,30 +82,44 @@ int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShap
         for (int64_t i = 0; i < s.out_height; ++i) {
             int64_t r0, r1;
             window_span(i, s.stride_h, s.pad_h, s.kernel_h, s.height, r0, r1);
-            T* out_row = out + p * out_plane + i * s.out_width;
-            int32_t* arg_row = argmax + p * out_plane + i * s.out_width;
             // Columns [skip_lo, skip_hi) went to the vector kernel; the scalar loop does the rest.
             int64_t skip_lo = 0, skip_hi = 0;
-#ifdef FASTNN_HAVE_AVX2_KERNELS
-            if constexpr (std::is_same_v<T, float>) {
-                if (vector_rows) {
-                    nan_count += max_pool2d_row_interior_avx2(plane, out_row, arg_row, s, r0, r1, first, last);
-                    skip_lo = first;
-                    skip_hi = last;
-                }
+            if (vector_rows) {
+                nan_count += vector_row(plane, p, i, r0, r1, first, last);
+                skip_lo = first;
+                skip_hi = last;
             }
-#endif
             for (int64_t j = 0; j < s.out_width; ++j) {
                 if (j == skip_lo && skip_hi > skip_lo) j = skip_hi;
                 if (j >= s.out_width) break;
                 int64_t c0, c1;
                 window_span(j, s.stride_w, s.pad_w, s.kernel_w, s.width, c0, c1);
-                max_window(plane, s.width, r0, r1, c0, c1, out_row[j], arg_row[j]);
-                nan_count += out_row[j] != out_row[j];
+                nan_count += cell(plane, p, i, j, r0, r1, c0, c1);
             }
         }
     }
     return nan_count;
+}
+
+template <typename T>
+int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShape& s) {
+    const int64_t out_plane = s.out_height * s.out_width;
+    auto row = [&](const T* plane, int64_t p, int64_t i, int64_t r0, int64_t r1, int64_t first, int64_t last) -> int64_t {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+        if constexpr (std::is_same_v<T, float>)
+            return max_pool2d_row_interior_avx2(plane, out + p * out_plane + i * s.out_width,
+                                                argmax + p * out_plane + i * s.out_width, s, r0, r1, first, last);
+#endif
+        (void)plane, (void)p, (void)i, (void)r0, (void)r1, (void)first, (void)last;
+        return 0;
+    };
+    auto cell = [&](const T* plane, int64_t p, int64_t i, int64_t j, int64_t r0, int64_t r1, int64_t c0,
+                    int64_t c1) -> int64_t {
+        const int64_t at = p * out_plane + i * s.out_width + j;
+        max_window(plane, s.width, r0, r1, c0, c1, out[at], argmax[at]);
+        return out[at] != out[at];
+    };
+    return pool_forward(x, s, row, cell);
 }
 
 template <typename T>
@@ -133,46 +151,26 @@ int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const P
 
 template <typename T>
 int64_t avg_pool2d_forward(const T* x, T* out, const Pool2dShape& s) {
-    const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
+    const int64_t out_plane = s.out_height * s.out_width;
     const T inv_area = (T)1 / (T)(s.kernel_h * s.kernel_w);
-    int64_t first = 0, last = 0;
-    interior_columns(s, first, last);
-    bool vector_rows = false;
+    auto row = [&](const T* plane, int64_t p, int64_t i, int64_t r0, int64_t r1, int64_t first, int64_t last) -> int64_t {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
-    vector_rows = std::is_same_v<T, float> && use_avx2();
+        if constexpr (std::is_same_v<T, float>)
+            return avg_pool2d_row_interior_avx2(plane, out + p * out_plane + i * s.out_width, s, r0, r1, first, last);
 #endif
-    int64_t nan_count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : nan_count) if (s.planes * in_plane > kParallelThreshold)
-    for (int64_t p = 0; p < s.planes; ++p) {
-        const T* plane = x + p * in_plane;
-        for (int64_t i = 0; i < s.out_height; ++i) {
-            int64_t r0, r1;
-            window_span(i, s.stride_h, s.pad_h, s.kernel_h, s.height, r0, r1);
-            T* out_row = out + p * out_plane + i * s.out_width;
-            int64_t skip_lo = 0, skip_hi = 0;
-#ifdef FASTNN_HAVE_AVX2_KERNELS
-            if constexpr (std::is_same_v<T, float>) {
-                if (vector_rows) {
-                    nan_count += avg_pool2d_row_interior_avx2(plane, out_row, s, r0, r1, first, last);
-                    skip_lo = first;
-                    skip_hi = last;
-                }
-            }
-#endif
-            for (int64_t j = 0; j < s.out_width; ++j) {
-                if (j == skip_lo && skip_hi > skip_lo) j = skip_hi;
-                if (j >= s.out_width) break;
-                int64_t c0, c1;
-                window_span(j, s.stride_w, s.pad_w, s.kernel_w, s.width, c0, c1);
-                T sum = 0;
-                for (int64_t r = r0; r < r1; ++r)
-                    for (int64_t c = c0; c < c1; ++c) sum += plane[r * s.width + c];
-                out_row[j] = sum * inv_area;
-                nan_count += out_row[j] != out_row[j];
-            }
-        }
-    }
-    return nan_count;
+        (void)plane, (void)p, (void)i, (void)r0, (void)r1, (void)first, (void)last;
+        return 0;
+    };
+    auto cell = [&](const T* plane, int64_t p, int64_t i, int64_t j, int64_t r0, int64_t r1, int64_t c0,
+                    int64_t c1) -> int64_t {
+        T sum = 0;
+        for (int64_t r = r0; r < r1; ++r)
+            for (int64_t c = c0; c < c1; ++c) sum += plane[r * s.width + c];
+        T& o = out[p * out_plane + i * s.out_width + j];
+        o = sum * inv_area;
+        return o != o;
+    };
+    return pool_forward(x, s, row, cell);
 }
 
 // For every input row q, the windows that hold it: [first[q], last[q]], a contiguous range of
