@@ -48,4 +48,10 @@ void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s
 template <typename T>
 bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2dShape& s);
 
+// Winograd F(2x2, 3x3) forward (conv2d_winograd_avx2.cpp): float, 3x3, stride 1, any padding, with
+// enough channels that its GEMMs dominate (winograd_applies). Call only when use_avx2() is true.
+bool winograd_applies(const Conv2dShape& s);
+void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b, float* out,
+                                  const Conv2dShape& s);
+
 }  // namespace fastnn

@@ -25,6 +25,12 @@ SHAPES = [
     (1, 8, 10, 9, 32, 3, 3, 2, 1),
     (3, 16, 7, 6, 8, 3, 3, 1, 1),
     (4, 1, 28, 28, 6, 5, 5, 1, 2),  # LeNet-5's first layer (direct forward, direct weight gradient)
+    # Winograd F(2x2, 3x3) (float32 on AVX2: 3x3, stride 1, >= 32 channels each side), forward and
+    # backward data (the flipped convolution): padding 0/1/2, odd output sizes, a partial last group
+    # of tiles, more than 256 input channels (two reduction blocks), filters not a multiple of 6.
+    (2, 32, 9, 13, 48, 3, 3, 1, 0),
+    (1, 260, 6, 12, 33, 3, 3, 1, 1),
+    (3, 32, 13, 14, 40, 3, 3, 1, 2),
 ]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -119,7 +125,8 @@ def test_functional_matches_reference(shape, dtype, simd):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-@pytest.mark.parametrize("shape", [(3, 5, 9, 8, 7, 3, 3, 1, 1), (2, 16, 6, 6, 20, 1, 1, 1, 0), (5, 2, 8, 8, 3, 3, 2, 2, 1)])
+@pytest.mark.parametrize("shape", [(3, 5, 9, 8, 7, 3, 3, 1, 1), (2, 16, 6, 6, 20, 1, 1, 1, 0), (5, 2, 8, 8, 3, 3, 2, 2, 1),
+                                   (3, 32, 13, 14, 40, 3, 3, 1, 2)])
 def test_functional_matches_reference_any_thread_count(shape, threads):
     # Covers both schedules: whole images per thread, and one image at a time with threaded GEMMs.
     before = fastnn.get_num_threads()

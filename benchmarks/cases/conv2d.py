@@ -2,7 +2,10 @@
 PyTorch (CPU: its oneDNN/native convolution with the runner's thread count; GPU: cuDNN) and, for the
 small shapes, the NumPy reference.
 
-Each direction is 2 N K C kh kw OH OW flops, judged against the measured FMA peak. The PyTorch peer
+Each direction is counted as 2 N K C kh kw OH OW flops (the direct convolution's) and judged against
+the measured FMA peak. The 3x3 stride-1 shapes with >= 32 channels each side run fastnn's Winograd
+F(2x2, 3x3) path, which does 2.25x fewer multiplications (plus padding of the rows of tiles): its
+GFLOP/s are effective rates and can pass 100% of the peak. The PyTorch peer
 for each direction is aten.convolution_backward with only that direction's gradients requested,
 so neither side computes more than the case names. On the GPU, fastnn's backward is timed as one
 (data + weight) case against PyTorch's full convolution_backward.
