@@ -104,6 +104,26 @@ static int64_t pool_forward(const T* x, const Pool2dShape& s, VectorRow vector_r
 template <typename T>
 int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShape& s) {
     const int64_t out_plane = s.out_height * s.out_width;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    // Narrow unpadded planes (LeNet's 10x10 -> 5x5) have no vector row: window by window they cost
+    // ~50 cycles an output (unpredictable compares); gathers across output rows do 8 at a time.
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2() && s.pad_h == 0 && s.pad_w == 0 && s.out_width < 8 && out_plane >= 8) {
+            const int64_t in_plane = s.height * s.width;
+            std::vector<int32_t> origins((size_t)out_plane), taps;
+            for (int64_t o = 0; o < out_plane; ++o)
+                origins[(size_t)o] = (int32_t)((o / s.out_width) * s.stride_h * s.width + (o % s.out_width) * s.stride_w);
+            for (int64_t r = 0; r < s.kernel_h; ++r)
+                for (int64_t c = 0; c < s.kernel_w; ++c) taps.push_back((int32_t)(r * s.width + c));
+            int64_t nan_count = 0;
+#pragma omp parallel for schedule(static) reduction(+ : nan_count) if (s.planes * in_plane > kParallelThreshold)
+            for (int64_t p = 0; p < s.planes; ++p)
+                nan_count += max_pool2d_plane_gather_avx2(x + p * in_plane, out + p * out_plane, argmax + p * out_plane,
+                                                          origins.data(), out_plane, taps.data(), (int64_t)taps.size());
+            return nan_count;
+        }
+    }
+#endif
     auto row = [&](const T* plane, int64_t p, int64_t i, int64_t r0, int64_t r1, int64_t first, int64_t last) -> int64_t {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
         if constexpr (std::is_same_v<T, float>)

@@ -44,6 +44,12 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s);
 int64_t max_pool2d_row_interior_avx2(const float* plane, float* out_row, int32_t* argmax_row,
                                      const Pool2dShape& s, int64_t row_lo, int64_t row_hi,
                                      int64_t first, int64_t last);
+// Max pooling of one whole plane whose output rows are narrower than a vector (Wo < 8) and which
+// has no padding (every window lies inside the plane): eight outputs at a time in plane order,
+// across output rows; output o's window starts at origins[o], its taps at origins[o] + taps[t]
+// (row-major window order), each read by one gather. count >= 8. Returns the NaN count.
+int64_t max_pool2d_plane_gather_avx2(const float* plane, float* out, int32_t* argmax, const int32_t* origins,
+                                     int64_t count, const int32_t* taps, int64_t tap_count);
 // Copies count floats with streaming (non-temporal) stores: for outputs larger than the last-level
 // cache, which would be evicted before anyone reads them, this skips reading each line in first.
 void stream_copy_avx2(const float* src, float* dst, int64_t count);

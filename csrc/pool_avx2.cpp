@@ -93,6 +93,28 @@ static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s,
     return nan_count;
 }
 
+int64_t max_pool2d_plane_gather_avx2(const float* plane, float* out, int32_t* argmax, const int32_t* origins,
+                                     int64_t count, const int32_t* taps, int64_t tap_count) {
+    int64_t nan_count = 0;
+    for (int64_t block = 0; block < count; block += 8) {
+        const int64_t o = block + 8 <= count ? block : count - 8;  // an overlapping last block, as in max_row
+        const __m256i origin = _mm256_loadu_si256((const __m256i*)(origins + o));
+        __m256 best = _mm256_set1_ps(-INFINITY);
+        __m256i index = origin;
+        for (int64_t t = 0; t < tap_count; ++t) {  // row-major window order: the first maximum wins ties
+            const __m256i here = _mm256_add_epi32(origin, _mm256_set1_epi32(taps[t]));
+            const __m256 v = _mm256_i32gather_ps(plane, here, 4);
+            const __m256 take = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+            best = _mm256_blendv_ps(best, v, take);
+            index = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(index), _mm256_castsi256_ps(here), take));
+        }
+        _mm256_storeu_ps(out + o, best);
+        _mm256_storeu_si256((__m256i*)(argmax + o), index);
+        nan_count += count_nan(block == o ? best : _mm256_blendv_ps(_mm256_setzero_ps(), best, new_lanes(block - o)));
+    }
+    return nan_count;
+}
+
 void stream_copy_avx2(const float* src, float* dst, int64_t count) {
     int64_t j = 0;
     // Plain stores up to the first 32-byte boundary of dst, which streaming stores need.

@@ -24,6 +24,7 @@ GEOMETRIES = [
     ((1, 1, 5, 5), 5, 1, 2),
     ((2, 5, 16, 17), 3, 2, 1),
     ((1, 2, 1, 9), (1, 3), (1, 2), (0, 1)),
+    ((3, 16, 10, 10), 2, None, 0),  # LeNet-5's second pooling: narrow unpadded planes (AVX2 gathers)
 ]
 
 
@@ -78,12 +79,13 @@ def test_matches_reference(simd, kind, geometry, dtype):
 
 def test_max_pool_argmax_is_first_maximum_on_ties(simd):
     # Every window of a constant plane ties; the gradient must go to each window's top-left element.
-    x = np.ones((1, 1, 4, 4), dtype=np.float32)
-    out, cache = F.max_pool2d_forward(x, 2)
-    dx = F.max_pool2d_backward(np.ones_like(out), cache)
-    expected = np.zeros((4, 4), dtype=np.float32)
-    expected[::2, ::2] = 1.0
-    assert_close(dx[0, 0], expected, 0, 0, name="dx")
+    for size in (4, 10):  # 10: outputs narrower than a vector, eight at a time across rows
+        x = np.ones((1, 2, size, size), dtype=np.float32)
+        out, cache = F.max_pool2d_forward(x, 2)
+        dx = F.max_pool2d_backward(np.ones_like(out), cache)
+        expected = np.zeros((size, size), dtype=np.float32)
+        expected[::2, ::2] = 1.0
+        assert_close(dx[0, 1], expected, 0, 0, name="dx")
     # A tie at the last column of one row and the first of the next: row-major order decides.
     x = np.zeros((1, 1, 2, 2), dtype=np.float64)
     x[0, 0, 0, 1] = x[0, 0, 1, 0] = 5.0
