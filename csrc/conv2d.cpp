@@ -372,6 +372,78 @@ static void direct_forward(const T* x, const T* w, const T* b, T* out, const Con
     }
 }
 
+// Row tiles: the same indirect kernel, but each tile is 16 output columns of one output row, and
+// the reduction runs only over the filter rows i that land on real image rows (i in [lo, hi) for
+// output row oh; the others would multiply padding zeros). The taps are ordered (i, c, j), so those
+// of rows [lo, hi) are one contiguous range of the packed filters and of the offsets. It pays when
+// the padding is tall against the image: the stride-1 backward data of LeNet-5's second layer is a
+// full convolution of a 10x10 gradient padded by 4, where half the taps of the flat path above
+// read zeros.
+template <typename T>
+static void direct_forward_rows(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t R = s.C * s.kh * s.kw, taps = s.kh * s.kw, P = s.OH * s.OW, per_row = s.C * s.kw;
+    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+    std::vector<int64_t> offsets((size_t)R);  // tap (i, c, j) at (i * C + c) * kw + j
+    for (int64_t i = 0; i < s.kh; ++i)
+        for (int64_t c = 0; c < s.C; ++c)
+            for (int64_t j = 0; j < s.kw; ++j) offsets[(size_t)((i * s.C + c) * s.kw + j)] = c * plane + i * wp + j;
+    // Filter panels (R x 6, the taps in the same order), one block: any range of taps is contiguous.
+    const int64_t m_panels = ceil_div(s.K, MR);
+    std::vector<T> packed_w((size_t)(m_panels * R * MR), T(0));
+    for (int64_t k = 0; k < s.K; ++k)
+        for (int64_t c = 0; c < s.C; ++c)
+            for (int64_t tap = 0; tap < taps; ++tap) {
+                const int64_t i = tap / s.kw, j = tap - i * s.kw, q = (i * s.C + c) * s.kw + j;
+                packed_w[(size_t)(((k / MR) * R + q) * MR + k % MR)] = w[(k * s.C + c) * taps + tap];
+            }
+    auto one_image = [&](int64_t n) {
+        T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane + NR);  // tiles read past the last row
+        pad_image(x, n, s, xpad, NR);
+        T* on = out + n * s.K * P;
+        alignas(64) T tile[MR * NR];
+        for (int64_t oh = 0; oh < s.OH; ++oh) {
+            const int64_t lo = std::max<int64_t>(0, s.ph - oh), hi = std::min<int64_t>(s.kh, s.ph + s.H - oh);
+            const int64_t p0 = lo * per_row, kc = (hi - lo) * per_row;
+            for (int64_t ow = 0; ow < s.OW; ow += NR) {
+                const int64_t count = std::min<int64_t>(NR, s.OW - ow);
+                for (int64_t ip = 0; ip < m_panels; ++ip) {
+                    if (kc > 0)
+                        indirect_kernel(kc, packed_w.data() + (ip * R + p0) * MR, xpad + oh * wp + ow,
+                                        offsets.data() + p0, tile);
+                    else
+                        std::fill(tile, tile + MR * NR, T(0));
+                    const int64_t ks = std::min<int64_t>(MR, s.K - ip * MR);
+                    for (int64_t l = 0; l < ks; ++l) {
+                        const int64_t k = ip * MR + l;
+                        const T bias = b ? b[k] : T(0);
+                        T* dst = on + (k * s.OH + oh) * s.OW + ow;
+                        for (int64_t u = 0; u < count; ++u) dst[u] = tile[l * NR + u] + bias;
+                    }
+                }
+            }
+        }
+    };
+    if (get_num_threads() > 1 && s.N > 1) {
+#pragma omp parallel for schedule(static)
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    } else {
+        for (int64_t n = 0; n < s.N; ++n) one_image(n);
+    }
+}
+
+// Multiply-adds of the two direct paths (per image and filter panel), to choose between them.
+static bool rows_beat_flat(const Conv2dShape& s) {
+    const int64_t wp = s.W + 2 * s.pw, per_row = s.C * s.kw;
+    const int64_t flat = ceil_div((s.OH - 1) * wp + s.OW, 16) * 16 * s.C * s.kh * s.kw;
+    int64_t rows = 0;
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+        const int64_t lo = std::max<int64_t>(0, s.ph - oh), hi = std::min<int64_t>(s.kh, s.ph + s.H - oh);
+        rows += ceil_div(s.OW, 16) * 16 * std::max<int64_t>(0, hi - lo) * per_row;
+    }
+    return rows * 10 < flat * 9;  // a clear margin: the flat path has the longer, steadier reductions
+}
+
 // ------------------------------------------------------------------------- gathered (any stride)
 // The transposed orientation: tiles of 6 output positions x 16 filters. Position i's window is read
 // in place from the padded image, one broadcast per tap (base[position_i + offset_tap]); the filters
@@ -500,7 +572,10 @@ static bool forward_in_place(const T* x, const T* w, const T* b, T* out, const C
         return true;
     }
     if (direct_applies(s, sizeof(T))) {
-        direct_forward(x, w, b, out, s);
+        if (rows_beat_flat(s))
+            direct_forward_rows(x, w, b, out, s);
+        else
+            direct_forward(x, w, b, out, s);
         return true;
     }
     return false;

@@ -25,6 +25,11 @@ SHAPES = [
     (1, 8, 10, 9, 32, 3, 3, 2, 1),
     (3, 16, 7, 6, 8, 3, 3, 1, 1),
     (4, 1, 28, 28, 6, 5, 5, 1, 2),  # LeNet-5's first layer (direct forward, direct weight gradient)
+    # Row-tiled direct path (tall padding: only the filter rows on real image rows are summed):
+    # LeNet-5's second layer backward data (a full convolution of the 10x10 gradient), and a forward
+    # with two filter panels, two column tiles per row and rows that see no image at all.
+    (4, 6, 14, 14, 16, 5, 5, 1, 0),
+    (2, 3, 6, 20, 7, 5, 5, 1, (5, 2)),
     # Winograd F(2x2, 3x3) (float32 on AVX2: 3x3, stride 1, >= 32 channels each side), forward and
     # backward data (the flipped convolution): padding 0/1/2, odd output sizes, a partial last group
     # of tiles, more than 256 input channels (two reduction blocks), filters not a multiple of 6.
