@@ -251,10 +251,12 @@ static void rows_kernel(int64_t kc, const T* const* rows, const T* b, T* tile) {
         for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
 }
 
-// Zero-pads image n into xpad (C, H + 2ph, W + 2pw), followed by `slack` zeros.
+// Zero-pads image n into xpad (C, H + 2ph, wp), followed by `slack` zeros; rows of wp >= W + 2pw
+// columns (the image at column pw), by default W + 2pw.
 template <typename T>
-static void pad_image(const T* x, int64_t n, const Conv2dShape& s, T* xpad, int64_t slack) {
-    const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, plane = hp * wp;
+static void pad_image(const T* x, int64_t n, const Conv2dShape& s, T* xpad, int64_t slack, int64_t wp = 0) {
+    if (wp == 0) wp = s.W + 2 * s.pw;
+    const int64_t hp = s.H + 2 * s.ph, plane = hp * wp;
     std::fill(xpad, xpad + s.C * plane + slack, T(0));
     for (int64_t c = 0; c < s.C; ++c)
         for (int64_t y = 0; y < s.H; ++y)
@@ -685,8 +687,29 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 4 && s.K <= 64 &&
                         (image_bytes <= kDirectMaxSmallImageBytes ||
                          (image_bytes <= kDirectMaxImageBytes && cols * 100 <= P * kDirectMaxWastePercent));
+    // Fewer filters than fill a vector: the AVX2 kernel that vectorises along the output width.
+    bool small_k = false;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    small_k = std::is_same_v<T, float> && use_avx2() && !pointwise && conv2d_weight_grad_small_k_applies(s);
+#endif
+    const int64_t gw = ceil_div(s.OW, 8) * 8, xw = std::max(wp, gw + s.kw - 1);
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
     auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+        if constexpr (std::is_same_v<T, float>) {
+            if (small_k) {
+                T* g = thread_scratch<T>(kScratchConvRow, s.K * s.OH * gw);
+                for (int64_t row = 0; row < s.K * s.OH; ++row) {
+                    std::copy_n(dout + n * s.K * P + row * s.OW, s.OW, g + row * gw);
+                    std::fill(g + row * gw + s.OW, g + (row + 1) * gw, T(0));
+                }
+                T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * hp * xw);
+                pad_image(x, n, s, xpad, 0, xw);
+                if (!accumulate) std::fill(target, target + weights, T(0));
+                return conv2d_weight_grad_small_k_avx2(g, gw, xpad, hp, xw, s, target);
+            }
+        }
+#endif
         if (direct) return direct_weight_gradient_image(dout, x, n, target, accumulate, s);
         const StridedOperand<T> grads(dout + n * s.K * P, 1, P);  // Q(p = column, q = k) = dout_n[k*P + column]
         const T* xn = x + n * image;

@@ -48,6 +48,16 @@ void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s
 template <typename T>
 bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2dShape& s);
 
+// Weight gradient of a stride-1 convolution with few filters, vectorised along the output width
+// (conv2d_weight_avx2.cpp; call only when use_avx2() is true). One image: g (K, OH, gw) is dout_n
+// with its rows zero-padded to gw columns (a multiple of 8) and 32-byte aligned; xpad (C, hp, xw) is
+// the zero-padded image, hp = H + 2 ph, with rows of xw >= max(W + 2 pw, gw + kw - 1) columns (the
+// image at column pw, zeros elsewhere). Adds the image's dw (K, C, kh, kw) into dw.
+constexpr int64_t kSmallKMaxFilters = 11, kSmallKMaxWidth = 6;
+bool conv2d_weight_grad_small_k_applies(const Conv2dShape& s);
+void conv2d_weight_grad_small_k_avx2(const float* g, int64_t gw, const float* xpad, int64_t hp, int64_t xw,
+                                     const Conv2dShape& s, float* dw);
+
 // Winograd F(2x2, 3x3) forward (conv2d_winograd_avx2.cpp): float, 3x3, stride 1, any padding, with
 // enough channels that its GEMMs dominate (winograd_applies). Call only when use_avx2() is true.
 bool winograd_applies(const Conv2dShape& s);
