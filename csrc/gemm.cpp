@@ -7,6 +7,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "buffer_cache.h"
 #include "cpu_features.h"
 
 #ifdef _OPENMP
@@ -350,10 +351,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 template <typename T>
 PackedOperand<T>::PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width)
     : K_(K), Q_(Q), kc_step_(gemm_kc_step<T>(K)), q_padded_(ceil_div(Q, width) * width), width_(width),
-      panels_(nullptr, std::free) {
+      panels_(nullptr, cached_free) {
+    // From the buffer cache: the LSTM layer packs its 4 MB of recurrent weights on every call.
     const size_t bytes = ((size_t)(K * q_padded_) * sizeof(T) + 63) / 64 * 64;
-    panels_.reset(static_cast<T*>(std::aligned_alloc(64, std::max<size_t>(bytes, 64))));
-    if (!panels_) throw std::bad_alloc();
+    panels_.reset(static_cast<T*>(cached_alloc(std::max<size_t>(bytes, 64))));
     const int64_t k_blocks = ceil_div(K, kc_step_), q_panels = q_padded_ / width;
     // One task per (reduction block, run of 16 panels).
     const int64_t runs = ceil_div(q_panels, 16);

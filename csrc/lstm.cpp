@@ -9,6 +9,7 @@
 #include <omp.h>
 #endif
 
+#include "buffer_cache.h"
 #include "cpu_features.h"
 #include "gemm.h"
 
@@ -145,20 +146,65 @@ static void transpose(const T* src, int64_t rows, int64_t cols, T* dst) {
                 for (int64_t c = c0; c < std::min(cols, c0 + tile); ++c) dst[c * rows + r] = src[r * cols + c];
 }
 
-// Uninitialised scratch (every element is written before it is read).
+// True when every element is +0 or -0. A zero initial state contributes nothing to the recurrent
+// products (0 * w = 0 for every finite weight; the forward refuses non-finite results anyway), so
+// those GEMMs are skipped.
 template <typename T>
-static std::unique_ptr<T[]> scratch(int64_t count) {
-    return std::unique_ptr<T[]>(new T[(size_t)std::max<int64_t>(count, 1)]);
+static bool all_zero(const T* v, int64_t count) {
+    bool zero = true;
+    for (int64_t k = 0; k < count; ++k) zero &= v[k] == T(0);
+    return zero;
+}
+
+// Uninitialised scratch (every element is written before it is read), from the buffer cache: the
+// backward's 2 MB of per-step dh blocks would otherwise arrive as fresh pages, faulted in and
+// zeroed by the OS on every call.
+struct CachedFree {
+    void operator()(void* p) const { cached_free(p); }
+};
+template <typename T>
+static std::unique_ptr<T[], CachedFree> scratch(int64_t count) {
+    return std::unique_ptr<T[], CachedFree>(static_cast<T*>(cached_alloc((size_t)std::max<int64_t>(count, 1) * sizeof(T))));
+}
+
+// Rows [offset, offset + ...) of another operand: Q(p, q) = base Q(p, q + offset). With offset a
+// multiple of the panel width, a PackedOperand's panels are still read in place.
+template <typename T>
+struct RowRange final : GemmOperand<T> {
+    const GemmOperand<T>& base;
+    int64_t offset;
+    RowRange(const GemmOperand<T>& base_, int64_t offset_) : base(base_), offset(offset_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        base.pack(dst, p0, kc, q0 + offset, nq, width);
+    }
+    const T* packed_block(int64_t p0, int64_t kc, int64_t q0, int width) const override {
+        return base.packed_block(p0, kc, q0 + offset, width);
+    }
+};
+
+// The time loops run in one parallel region per direction, each thread owning the hidden units
+// [k0, k1) (a multiple of the GEMM's 6-row panels): the rows of the per-step GEMMs that produce
+// its units' values, and the pointwise pass over them, with one barrier per step. (One GEMM over
+// all 4H rows split its rows by gate quarters, so a thread's pointwise pass read three quarters of
+// its gates from the other core's cache, and each step paid three fork/joins.)
+static void unit_range(int64_t hidden, int64_t& k0, int64_t& k1) {
+    int thread = 0, threads = 1;
+#ifdef _OPENMP
+    thread = omp_get_thread_num();
+    threads = omp_get_num_threads();
+#endif
+    const int64_t width = ((hidden + threads - 1) / threads + 5) / 6 * 6;
+    k0 = std::min<int64_t>(thread * width, hidden);
+    k1 = std::min<int64_t>(k0 + width, hidden);
 }
 
 // The pointwise passes of one step in the transposed layout: unit k's B values are contiguous, so
 // the row kernels run along the batch with the gates `H * ldg` apart.
 template <typename T>
 static int64_t forward_step(T* g, int64_t ldg, const T* c_prev, T* c, T* tanh_c, T* h, int64_t batch,
-                            int64_t hidden) {
+                            int64_t hidden, int64_t k0, int64_t k1) {
     int64_t nan_count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : nan_count) if (4 * batch * hidden >= kParallelThreshold)
-    for (int64_t k = 0; k < hidden; ++k) {
+    for (int64_t k = k0; k < k1; ++k) {
         T* gk = g + k * ldg;
         const int64_t row = k * batch;
         nan_count += forward_row<T>(gk, nullptr, nullptr, c_prev + row, gk, c + row, h + row, tanh_c + row,
@@ -169,9 +215,8 @@ static int64_t forward_step(T* g, int64_t ldg, const T* c_prev, T* c, T* tanh_c,
 
 template <typename T>
 static void backward_step(const T* dh, T* dc, const T* g, const T* c_prev, const T* tanh_c, T* dg, int64_t ldg,
-                          int64_t batch, int64_t hidden) {
-#pragma omp parallel for schedule(static) if (4 * batch * hidden >= kParallelThreshold)
-    for (int64_t k = 0; k < hidden; ++k) {
+                          int64_t batch, int64_t hidden, int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
         const int64_t row = k * batch;
         backward_row<T>(dh + row, dc + row, g + k * ldg, c_prev + row, tanh_c + row, dg + k * ldg, dc + row,
                         nullptr, hidden * ldg, 0, batch);
@@ -187,19 +232,34 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
     // Q(p = d, q = column) = xs[column*D + d].
     gemm<T>(G, cols, s.input, StridedOperand<T>(Wx, G, 1), StridedOperand<T>(xs, 1, s.input), gates, cols, false, b,
             true);
-    // A = Wh^T (4H, H): Q(p = k, q = gate row) = Wh[k*4H + row], packed once for all steps.
-    const PackedOperand<T> wh_t(StridedOperand<T>(Wh, G, 1), H, G, GemmTraits<T>::MR);
+    // A = Wh^T, one operand per gate q (H, H): Q(p = k, q = unit) = Wh[k*4H + q*H + unit], packed
+    // once for all steps.
+    std::unique_ptr<PackedOperand<T>> wh_t[4];
+    for (int q = 0; q < 4; ++q)
+        wh_t[q] = std::make_unique<PackedOperand<T>>(StridedOperand<T>(Wh + q * H, G, 1), H, H, GemmTraits<T>::MR);
     auto c0_t = scratch<T>(state);
     transpose(c0, batch, H, c0_t.get());
     int64_t nan_count = 0;
-    for (int64_t t = 0; t < steps; ++t) {
-        // G[:, t] += Wh^T h_{t-1}^T; h_{t-1}^T is h0 read transposed, then the previous (H, B) block.
-        const StridedOperand<T> h_prev = t == 0 ? StridedOperand<T>(h0, 1, H)
-                                                : StridedOperand<T>(h_all + (t - 1) * state, batch, 1);
-        gemm<T>(G, batch, H, wh_t, h_prev, gates + t * batch, cols, true, nullptr, true);
-        const T* c_prev = t == 0 ? c0_t.get() : c_all + (t - 1) * state;
-        nan_count += forward_step(gates + t * batch, cols, c_prev, c_all + t * state, tanh_c_all + t * state,
-                                  h_all + t * state, batch, H);
+    const bool h0_zero = all_zero(h0, state);  // then step 0 has no recurrent term
+    const int threads = get_num_threads();
+#pragma omp parallel num_threads(threads) reduction(+ : nan_count) if (threads > 1 && 4 * state * H >= kParallelThreshold)
+    {
+        int64_t k0, k1;
+        unit_range(H, k0, k1);
+        for (int64_t t = 0; t < steps; ++t) {
+            // G[q*H + k, t] += (Wh^T h_{t-1}^T)[q*H + k] for this thread's units k; h_{t-1}^T is h0 read
+            // transposed, then the previous (H, B) block.
+            const StridedOperand<T> h_prev = t == 0 ? StridedOperand<T>(h0, 1, H)
+                                                    : StridedOperand<T>(h_all + (t - 1) * state, batch, 1);
+            if (k0 < k1 && (t > 0 || !h0_zero))
+                for (int q = 0; q < 4; ++q)
+                    gemm<T>(k1 - k0, batch, H, RowRange<T>(*wh_t[q], k0), h_prev, gates + (q * H + k0) * cols + t * batch,
+                            cols, true, nullptr, false);
+            const T* c_prev = t == 0 ? c0_t.get() : c_all + (t - 1) * state;
+            nan_count += forward_step(gates + t * batch, cols, c_prev, c_all + t * state, tanh_c_all + t * state,
+                                      h_all + t * state, batch, H, k0, k1);
+#pragma omp barrier
+        }
     }
 #pragma omp parallel for schedule(static) if (cols * H >= kParallelThreshold)
     for (int64_t t = 0; t < steps; ++t) transpose(h_all + t * state, H, batch, hs + t * batch * H);
@@ -240,31 +300,51 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
     transpose(c0, batch, H, c0_t);
     // A = Wh (H, 4H): Q(p = gate row, q = k) = Wh[k*4H + row], packed once for all steps.
     const PackedOperand<T> wh(StridedOperand<T>(Wh, 1, G), G, H, GemmTraits<T>::MR);
-    for (int64_t t = steps - 1; t >= 0; --t) {
-        const T* c_prev = t == 0 ? c0_t : c_all + (t - 1) * state;
-        backward_step(dh_blocks + t * state, dc, gates + t * batch, c_prev, tanh_c_all + t * state,
-                      dgates + t * batch, cols, batch, H);
-        // dh_{t-1}^T (+)= Wh dG[:, t]: B = dG[:, t], Q(p = gate row, q = n) = dgates[row*cols + t*B + n].
-        gemm<T>(H, batch, G, wh, StridedOperand<T>(dgates + t * batch, cols, 1), dh_blocks + (t - 1) * state, batch,
-                t > 0, nullptr, true);
+    const int threads = get_num_threads();
+#pragma omp parallel num_threads(threads) if (threads > 1 && 4 * state * H >= kParallelThreshold)
+    {
+        int64_t k0, k1;
+        unit_range(H, k0, k1);
+        for (int64_t t = steps - 1; t >= 0; --t) {
+            const T* c_prev = t == 0 ? c0_t : c_all + (t - 1) * state;
+            backward_step(dh_blocks + t * state, dc, gates + t * batch, c_prev, tanh_c_all + t * state,
+                          dgates + t * batch, cols, batch, H, k0, k1);
+#pragma omp barrier
+            // dh_{t-1}^T (+)= Wh dG[:, t] for this thread's units (rows k0..k1), which only it reads
+            // next: B = dG[:, t], Q(p = gate row, q = n) = dgates[row*cols + t*B + n].
+            if (k0 < k1)
+                gemm<T>(k1 - k0, batch, G, RowRange<T>(wh, k0), StridedOperand<T>(dgates + t * batch, cols, 1),
+                        dh_blocks + (t - 1) * state + k0 * batch, batch, t > 0, nullptr, false);
+        }
     }
     transpose(dh_t.get(), H, batch, dh0);
     transpose(dc, H, batch, dc0);
 #pragma omp parallel for schedule(static) if (G * cols >= kParallelThreshold)
     for (int64_t row = 0; row < G; ++row) {
-        T sum = 0;
-        for (int64_t j = 0; j < cols; ++j) sum += dgates[row * cols + j];
-        db[row] = sum;
+        // Eight interleaved partial sums (one vector add per 8 columns; a single running sum waits
+        // on the add latency at every element: ~1 ms of a char-LSTM step).
+        const T* g = dgates + row * cols;
+        T part[8] = {};
+        int64_t j = 0;
+        for (; j + 8 <= cols; j += 8)
+            for (int u = 0; u < 8; ++u) part[u] += g[j + u];
+        for (; j < cols; ++j) part[j & 7] += g[j];
+        db[row] = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
     }
     // The weight gradients over all T*B columns at once. B = dG^T: Q(p = column, q = gate row).
     const StridedOperand<T> dg_t(dgates, 1, cols);
     // dWx (D, 4H) = X^T dG^T: A = X^T, Q(p = column, q = d) = xs[column*D + d].
     gemm<T>(s.input, G, cols, StridedOperand<T>(xs, s.input, 1), dg_t, dWx, G, false, nullptr, true);
-    // dWh (H, 4H) = [h0; hs[:-1]]^T dG^T, as h0^T dG^T[0:B] + hs[:-1]^T dG^T[B:].
-    gemm<T>(H, G, batch, StridedOperand<T>(h0, H, 1), dg_t, dWh, G, false, nullptr, true);
+    // dWh (H, 4H) = [h0; hs[:-1]]^T dG^T, as h0^T dG^T[0:B] + hs[:-1]^T dG^T[B:] (the first term
+    // skipped when h0 is zero, the usual start of a sequence).
+    const bool h0_zero = all_zero(h0, state);
+    if (!h0_zero)
+        gemm<T>(H, G, batch, StridedOperand<T>(h0, H, 1), dg_t, dWh, G, false, nullptr, true);
     if (steps > 1)
         gemm<T>(H, G, cols - batch, StridedOperand<T>(hs, H, 1), StridedOperand<T>(dgates + batch, 1, cols), dWh, G,
-                true, nullptr, true);
+                !h0_zero, nullptr, true);
+    else if (h0_zero)
+        std::fill(dWh, dWh + H * G, T(0));
     // dX (T*B, D) = dG^T Wx^T: A = dG^T, Q(p = gate row, q = column); B = Wx^T, Q(p = row, q = d) = Wx[d*4H + row].
     gemm<T>(cols, s.input, G, StridedOperand<T>(dgates, cols, 1), StridedOperand<T>(Wx, 1, G), dxs, s.input, false,
             nullptr, true);

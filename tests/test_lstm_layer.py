@@ -43,11 +43,15 @@ def test_reference_layer_gradient():
         assert_close(grad, numerical_gradient(loss, arg), 1e-6, 1e-8, name=name)
 
 
+@pytest.mark.parametrize("zero_h0", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", SIZES)
-def test_matches_reference(simd_path, size, dtype):
+def test_matches_reference(simd_path, size, dtype, zero_h0):
+    # zero_h0: the kernel skips step 0's recurrent GEMM and h0's share of dWh (all of it when T = 1).
     rng = np.random.default_rng(31)
     args = _inputs(rng, *size, dtype)
+    if zero_h0:
+        args[1] = np.zeros_like(args[1])
     hs, h, c, cache = F.lstm_forward(*args)
     ref_hs, ref_h, ref_c, ref_cache = R.lstm_forward(*(a.astype(np.float64) for a in args))
     rtol, atol = (2e-4, 2e-5) if dtype == np.float32 else (1e-10, 1e-12)
