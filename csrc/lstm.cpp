@@ -90,14 +90,15 @@ static void backward_row(const T* dh, const T* dc, const T* gates, const T* c_pr
     }
 }
 
-// This thread's hidden units: a contiguous range, a multiple of 8 wide.
-static void hidden_range(int64_t hidden, int64_t& begin, int64_t& end) {
+// This thread's hidden units: a contiguous range, a multiple of `multiple` wide (8: the row
+// kernels' vectors; 6: the GEMM's row panels).
+static void hidden_range(int64_t hidden, int64_t& begin, int64_t& end, int64_t multiple = 8) {
     int thread = 0, threads = 1;
 #ifdef _OPENMP
     thread = omp_get_thread_num();
     threads = omp_get_num_threads();
 #endif
-    const int64_t width = ((hidden + threads - 1) / threads + 7) / 8 * 8;
+    const int64_t width = ((hidden + threads - 1) / threads + multiple - 1) / multiple * multiple;
     begin = std::min<int64_t>(thread * width, hidden);
     end = std::min<int64_t>(begin + width, hidden);
 }
@@ -182,21 +183,11 @@ struct RowRange final : GemmOperand<T> {
     }
 };
 
-// The time loops run in one parallel region per direction, each thread owning the hidden units
-// [k0, k1) (a multiple of the GEMM's 6-row panels): the rows of the per-step GEMMs that produce
+// The layer's time loops run in one parallel region per direction, each thread owning the hidden
+// units [k0, k1) (hidden_range, in whole 6-row GEMM panels): the rows of the per-step GEMMs that produce
 // its units' values, and the pointwise pass over them, with one barrier per step. (One GEMM over
 // all 4H rows split its rows by gate quarters, so a thread's pointwise pass read three quarters of
 // its gates from the other core's cache, and each step paid three fork/joins.)
-static void unit_range(int64_t hidden, int64_t& k0, int64_t& k1) {
-    int thread = 0, threads = 1;
-#ifdef _OPENMP
-    thread = omp_get_thread_num();
-    threads = omp_get_num_threads();
-#endif
-    const int64_t width = ((hidden + threads - 1) / threads + 5) / 6 * 6;
-    k0 = std::min<int64_t>(thread * width, hidden);
-    k1 = std::min<int64_t>(k0 + width, hidden);
-}
 
 // The pointwise passes of one step in the transposed layout: unit k's B values are contiguous, so
 // the row kernels run along the batch with the gates `H * ldg` apart.
@@ -245,7 +236,7 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
 #pragma omp parallel num_threads(threads) reduction(+ : nan_count) if (threads > 1 && 4 * state * H >= kParallelThreshold)
     {
         int64_t k0, k1;
-        unit_range(H, k0, k1);
+        hidden_range(H, k0, k1, GemmTraits<T>::MR);
         for (int64_t t = 0; t < steps; ++t) {
             // G[q*H + k, t] += (Wh^T h_{t-1}^T)[q*H + k] for this thread's units k; h_{t-1}^T is h0 read
             // transposed, then the previous (H, B) block.
@@ -304,7 +295,7 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
 #pragma omp parallel num_threads(threads) if (threads > 1 && 4 * state * H >= kParallelThreshold)
     {
         int64_t k0, k1;
-        unit_range(H, k0, k1);
+        hidden_range(H, k0, k1, GemmTraits<T>::MR);
         for (int64_t t = steps - 1; t >= 0; --t) {
             const T* c_prev = t == 0 ? c0_t : c_all + (t - 1) * state;
             backward_step(dh_blocks + t * state, dc, gates + t * batch, c_prev, tanh_c_all + t * state,
