@@ -64,37 +64,56 @@ static inline void max_window(const T* plane, int64_t width, int64_t r0, int64_t
 
 // The forward driver both poolings share: planes in parallel, and in each output row the interior
 // columns [first, last) through the AVX2 row kernel (float, AVX2 CPUs), the rest window by window.
-//   vector_row(plane, p, i, r0, r1, first, last) -> NaN count of that run of outputs
-//   cell(plane, p, i, j, r0, r1, c0, c1)          -> 1 if output (i, j) of plane p is NaN
+// Both write one plane's outputs at `dst` (and argmaxes at `arg`, max pooling only):
+//   vector_row(plane, dst, arg, i, r0, r1, first, last) -> NaN count of that run of outputs
+//   cell(plane, dst, arg, i, j, r0, r1, c0, c1)          -> 1 if output (i, j) is NaN
+// Outputs larger than the last-level cache are built plane by plane in a cache-resident scratch
+// plane and copied out with streaming stores: written in place, every output line would first be
+// read from memory (the store's read-for-ownership), 25-33% more traffic for the forward.
 template <typename T, typename VectorRow, typename Cell>
-static int64_t pool_forward(const T* x, const Pool2dShape& s, VectorRow vector_row, Cell cell) {
-    const int64_t in_plane = s.height * s.width;
+static int64_t pool_forward(const T* x, T* out, int32_t* argmax, const Pool2dShape& s, VectorRow vector_row,
+                            Cell cell) {
+    const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
     int64_t first = 0, last = 0;
     interior_columns(s, first, last);
     bool vector_rows = false;
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     vector_rows = std::is_same_v<T, float> && use_avx2();
 #endif
+    const bool stream = vector_rows && s.planes * out_plane * (int64_t)sizeof(T) >= kStreamBytes;
     int64_t nan_count = 0;
-#pragma omp parallel for schedule(static) reduction(+ : nan_count) if (s.planes * in_plane > kParallelThreshold)
-    for (int64_t p = 0; p < s.planes; ++p) {
-        const T* plane = x + p * in_plane;
-        for (int64_t i = 0; i < s.out_height; ++i) {
-            int64_t r0, r1;
-            window_span(i, s.stride_h, s.pad_h, s.kernel_h, s.height, r0, r1);
-            // Columns [skip_lo, skip_hi) went to the vector kernel; the scalar loop does the rest.
-            int64_t skip_lo = 0, skip_hi = 0;
-            if (vector_rows) {
-                nan_count += vector_row(plane, p, i, r0, r1, first, last);
-                skip_lo = first;
-                skip_hi = last;
+#pragma omp parallel reduction(+ : nan_count) if (s.planes * in_plane > kParallelThreshold)
+    {
+        std::vector<T> scratch_out(stream ? (size_t)out_plane : 0);
+        std::vector<int32_t> scratch_arg(stream && argmax ? (size_t)out_plane : 0);
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < s.planes; ++p) {
+            const T* plane = x + p * in_plane;
+            T* dst = stream ? scratch_out.data() : out + p * out_plane;
+            int32_t* arg = argmax ? (stream ? scratch_arg.data() : argmax + p * out_plane) : nullptr;
+            for (int64_t i = 0; i < s.out_height; ++i) {
+                int64_t r0, r1;
+                window_span(i, s.stride_h, s.pad_h, s.kernel_h, s.height, r0, r1);
+                // Columns [skip_lo, skip_hi) went to the vector kernel; the scalar loop does the rest.
+                int64_t skip_lo = 0, skip_hi = 0;
+                if (vector_rows) {
+                    nan_count += vector_row(plane, dst, arg, i, r0, r1, first, last);
+                    skip_lo = first;
+                    skip_hi = last;
+                }
+                for (int64_t j = 0; j < s.out_width; ++j) {
+                    if (j == skip_lo && skip_hi > skip_lo) j = skip_hi;
+                    if (j >= s.out_width) break;
+                    int64_t c0, c1;
+                    window_span(j, s.stride_w, s.pad_w, s.kernel_w, s.width, c0, c1);
+                    nan_count += cell(plane, dst, arg, i, j, r0, r1, c0, c1);
+                }
             }
-            for (int64_t j = 0; j < s.out_width; ++j) {
-                if (j == skip_lo && skip_hi > skip_lo) j = skip_hi;
-                if (j >= s.out_width) break;
-                int64_t c0, c1;
-                window_span(j, s.stride_w, s.pad_w, s.kernel_w, s.width, c0, c1);
-                nan_count += cell(plane, p, i, j, r0, r1, c0, c1);
+            if (stream) {
+                store_plane(scratch_out.data(), out + p * out_plane, out_plane, true);
+                if (argmax)  // int32 lanes moved as float bit patterns (a copy, no arithmetic)
+                    store_plane(reinterpret_cast<const float*>(scratch_arg.data()),
+                                reinterpret_cast<float*>(argmax + p * out_plane), out_plane, true);
             }
         }
     }
@@ -124,22 +143,23 @@ int64_t max_pool2d_forward(const T* x, T* out, int32_t* argmax, const Pool2dShap
         }
     }
 #endif
-    auto row = [&](const T* plane, int64_t p, int64_t i, int64_t r0, int64_t r1, int64_t first, int64_t last) -> int64_t {
+    auto row = [&](const T* plane, T* dst, int32_t* arg, int64_t i, int64_t r0, int64_t r1, int64_t first,
+                   int64_t last) -> int64_t {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
         if constexpr (std::is_same_v<T, float>)
-            return max_pool2d_row_interior_avx2(plane, out + p * out_plane + i * s.out_width,
-                                                argmax + p * out_plane + i * s.out_width, s, r0, r1, first, last);
+            return max_pool2d_row_interior_avx2(plane, dst + i * s.out_width, arg + i * s.out_width, s, r0, r1, first,
+                                                last);
 #endif
-        (void)plane, (void)p, (void)i, (void)r0, (void)r1, (void)first, (void)last;
+        (void)plane, (void)dst, (void)arg, (void)i, (void)r0, (void)r1, (void)first, (void)last;
         return 0;
     };
-    auto cell = [&](const T* plane, int64_t p, int64_t i, int64_t j, int64_t r0, int64_t r1, int64_t c0,
+    auto cell = [&](const T* plane, T* dst, int32_t* arg, int64_t i, int64_t j, int64_t r0, int64_t r1, int64_t c0,
                     int64_t c1) -> int64_t {
-        const int64_t at = p * out_plane + i * s.out_width + j;
-        max_window(plane, s.width, r0, r1, c0, c1, out[at], argmax[at]);
-        return out[at] != out[at];
+        const int64_t at = i * s.out_width + j;
+        max_window(plane, s.width, r0, r1, c0, c1, dst[at], arg[at]);
+        return dst[at] != dst[at];
     };
-    return pool_forward(x, s, row, cell);
+    return pool_forward(x, out, argmax, s, row, cell);
 }
 
 template <typename T>
@@ -171,26 +191,26 @@ int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const P
 
 template <typename T>
 int64_t avg_pool2d_forward(const T* x, T* out, const Pool2dShape& s) {
-    const int64_t out_plane = s.out_height * s.out_width;
     const T inv_area = (T)1 / (T)(s.kernel_h * s.kernel_w);
-    auto row = [&](const T* plane, int64_t p, int64_t i, int64_t r0, int64_t r1, int64_t first, int64_t last) -> int64_t {
+    auto row = [&](const T* plane, T* dst, int32_t*, int64_t i, int64_t r0, int64_t r1, int64_t first,
+                   int64_t last) -> int64_t {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
         if constexpr (std::is_same_v<T, float>)
-            return avg_pool2d_row_interior_avx2(plane, out + p * out_plane + i * s.out_width, s, r0, r1, first, last);
+            return avg_pool2d_row_interior_avx2(plane, dst + i * s.out_width, s, r0, r1, first, last);
 #endif
-        (void)plane, (void)p, (void)i, (void)r0, (void)r1, (void)first, (void)last;
+        (void)plane, (void)dst, (void)i, (void)r0, (void)r1, (void)first, (void)last;
         return 0;
     };
-    auto cell = [&](const T* plane, int64_t p, int64_t i, int64_t j, int64_t r0, int64_t r1, int64_t c0,
+    auto cell = [&](const T* plane, T* dst, int32_t*, int64_t i, int64_t j, int64_t r0, int64_t r1, int64_t c0,
                     int64_t c1) -> int64_t {
         T sum = 0;
         for (int64_t r = r0; r < r1; ++r)
             for (int64_t c = c0; c < c1; ++c) sum += plane[r * s.width + c];
-        T& o = out[p * out_plane + i * s.out_width + j];
+        T& o = dst[i * s.out_width + j];
         o = sum * inv_area;
         return o != o;
     };
-    return pool_forward(x, s, row, cell);
+    return pool_forward(x, out, static_cast<int32_t*>(nullptr), s, row, cell);
 }
 
 // For every input row q, the windows that hold it: [first[q], last[q]], a contiguous range of

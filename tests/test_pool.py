@@ -93,6 +93,24 @@ def test_max_pool_argmax_is_first_maximum_on_ties(simd):
     assert int(cache.argmax[0, 0, 0, 0]) == 1
 
 
+def test_outputs_larger_than_the_cache(simd):
+    # Outputs of 8 MB and more are built plane by plane in a scratch plane and copied out with
+    # streaming stores: check every value (and argmax) of such a call against sliding windows.
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = np.random.default_rng(7).standard_normal((1, 8, 514, 514)).astype(np.float32)
+    out, cache = F.max_pool2d_forward(x, 2, 1, 0)  # (1, 8, 513, 513): 8.4 MB
+    assert out.nbytes >= 8 << 20
+    assert_close(out, sliding_window_view(x, (2, 2), axis=(2, 3)).max(axis=(-2, -1)), 0, 0, name="max out")
+    flat = x.reshape(8, -1)
+    picked = np.take_along_axis(flat, np.asarray(cache.argmax).reshape(8, -1).astype(np.int64), axis=1)
+    assert_close(picked.reshape(out.shape), out, 0, 0, name="x at argmax")
+    out, _ = F.avg_pool2d_forward(x, 3, 1, 1)  # (1, 8, 514, 514), zero padding counted
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).astype(np.float64)
+    want = sliding_window_view(padded, (3, 3), axis=(2, 3)).sum(axis=(-2, -1)) / 9
+    assert_close(out, want, 1e-5, 1e-6, name="avg out")
+
+
 def test_max_pool_padding_never_wins(simd):
     x = -np.arange(1, 50, dtype=np.float32).reshape(1, 1, 7, 7)  # all negative: a padded 0 would win
     out, _ = F.max_pool2d_forward(x, 3, 2, 1)
