@@ -33,17 +33,13 @@ void bind_activation(py::module_& m) {
     m.def(
         "relu_forward",
         [](const py::array& x) {
-            if (has_dtype<float>(x)) return forward<float>(x);
-            if (has_dtype<double>(x)) return forward<double>(x);
-            throw py::type_error("x: expected float32 or float64");
+            return dispatch_float(x, "x", [&](auto t) { return forward<decltype(t)>(x); });
         },
         py::arg("x"), "y = max(x, 0) (NaN stays NaN) over a 1-D C-contiguous array; returns y (1-D).");
     m.def(
         "relu_backward",
         [](const py::array& dy, const py::array& y) {
-            if (has_dtype<float>(dy)) return backward<float>(dy, y);
-            if (has_dtype<double>(dy)) return backward<double>(dy, y);
-            throw py::type_error("dy: expected float32 or float64");
+            return dispatch_float(dy, "dy", [&](auto t) { return backward<decltype(t)>(dy, y); });
         },
         py::arg("dy"), py::arg("y"), "dx = dy where y > 0, else 0 (1-D C-contiguous arrays of one dtype and size).");
 }

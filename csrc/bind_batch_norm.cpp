@@ -105,11 +105,9 @@ void bind_batch_norm(py::module_& m) {
         "batch_norm_forward",
         [](const py::array& x, const py::array& gamma, const py::array& beta, py::array& running_mean,
            py::array& running_var, bool training, double momentum, double eps) {
-            if (has_dtype<float>(x))
-                return forward<float>(x, gamma, beta, running_mean, running_var, training, momentum, eps);
-            if (has_dtype<double>(x))
-                return forward<double>(x, gamma, beta, running_mean, running_var, training, momentum, eps);
-            throw py::type_error("x: expected float32 or float64");
+            return dispatch_float(x, "x", [&](auto t) {
+                return forward<decltype(t)>(x, gamma, beta, running_mean, running_var, training, momentum, eps);
+            });
         },
         py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("running_mean"), py::arg("running_var"),
         py::arg("training"), py::arg("momentum"), py::arg("eps"),
@@ -120,9 +118,9 @@ void bind_batch_norm(py::module_& m) {
         "batch_norm_backward",
         [](const py::array& x, const py::array& dy, const py::array& gamma, const py::array& mean,
            const py::array& inv_std, bool training) {
-            if (has_dtype<float>(x)) return backward<float>(x, dy, gamma, mean, inv_std, training);
-            if (has_dtype<double>(x)) return backward<double>(x, dy, gamma, mean, inv_std, training);
-            throw py::type_error("x: expected float32 or float64");
+            return dispatch_float(x, "x", [&](auto t) {
+                return backward<decltype(t)>(x, dy, gamma, mean, inv_std, training);
+            });
         },
         py::arg("x"), py::arg("dout"), py::arg("gamma"), py::arg("mean"), py::arg("inv_std"), py::arg("training"),
         "Batch norm backward, fused closed form. Returns (dx, dgamma, dbeta).");

@@ -131,9 +131,7 @@ void bind_conv2d(py::module_& m) {
         "conv2d_forward",
         [](const py::array& x, const py::array& w, const py::object& b, int64_t sh, int64_t sw, int64_t ph,
            int64_t pw) {
-            if (has_dtype<float>(x)) return forward<float>(x, w, b, sh, sw, ph, pw);
-            if (has_dtype<double>(x)) return forward<double>(x, w, b, sh, sw, ph, pw);
-            throw py::type_error("x: expected float32 or float64");
+            return dispatch_float(x, "x", [&](auto t) { return forward<decltype(t)>(x, w, b, sh, sw, ph, pw); });
         },
         py::arg("x"), py::arg("w"), py::arg("b"), py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"),
         py::arg("pad_w"),
@@ -143,9 +141,9 @@ void bind_conv2d(py::module_& m) {
         "conv2d_backward_data",
         [](const py::array& dout, const py::array& w, int64_t H, int64_t W, int64_t sh, int64_t sw, int64_t ph,
            int64_t pw) {
-            if (has_dtype<float>(dout)) return backward_data<float>(dout, w, H, W, sh, sw, ph, pw);
-            if (has_dtype<double>(dout)) return backward_data<double>(dout, w, H, W, sh, sw, ph, pw);
-            throw py::type_error("dout: expected float32 or float64");
+            return dispatch_float(dout, "dout", [&](auto t) {
+                return backward_data<decltype(t)>(dout, w, H, W, sh, sw, ph, pw);
+            });
         },
         py::arg("dout"), py::arg("w"), py::arg("H"), py::arg("W"), py::arg("stride_h"), py::arg("stride_w"),
         py::arg("pad_h"), py::arg("pad_w"), "conv2d gradient with respect to x: returns dx (N,C,H,W).");
@@ -153,9 +151,9 @@ void bind_conv2d(py::module_& m) {
         "conv2d_backward_weight",
         [](const py::array& dout, const py::array& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t ph,
            int64_t pw, bool with_bias) {
-            if (has_dtype<float>(dout)) return backward_weight<float>(dout, x, kh, kw, sh, sw, ph, pw, with_bias);
-            if (has_dtype<double>(dout)) return backward_weight<double>(dout, x, kh, kw, sh, sw, ph, pw, with_bias);
-            throw py::type_error("dout: expected float32 or float64");
+            return dispatch_float(dout, "dout", [&](auto t) {
+                return backward_weight<decltype(t)>(dout, x, kh, kw, sh, sw, ph, pw, with_bias);
+            });
         },
         py::arg("dout"), py::arg("x"), py::arg("kh"), py::arg("kw"), py::arg("stride_h"), py::arg("stride_w"),
         py::arg("pad_h"), py::arg("pad_w"), py::arg("with_bias"),
@@ -165,9 +163,9 @@ void bind_conv2d(py::module_& m) {
         "gemm",
         [](const py::array& a, const py::array& b, bool trans_a, bool trans_b, const py::object& out,
            bool accumulate) {
-            if (has_dtype<float>(a)) return gemm_checked<float>(a, b, trans_a, trans_b, out, accumulate);
-            if (has_dtype<double>(a)) return gemm_checked<double>(a, b, trans_a, trans_b, out, accumulate);
-            throw py::type_error("a: expected float32 or float64");
+            return dispatch_float(a, "a", [&](auto t) {
+                return gemm_checked<decltype(t)>(a, b, trans_a, trans_b, out, accumulate);
+            });
         },
         py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false,
         py::arg("out") = py::none(), py::arg("accumulate") = false,

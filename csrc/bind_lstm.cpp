@@ -67,7 +67,8 @@ static py::tuple layer_forward(const py::array& xs, const py::array& h0, const p
     py::array_t<T> gates = output_array<T>({G, s.steps * s.batch}),
                    c_all = output_array<T>({s.steps, s.hidden, s.batch}),
                    tanh_c_all = output_array<T>({s.steps, s.hidden, s.batch}),
-                   h_all = output_array<T>({s.steps, s.hidden, s.batch}), hs = output_array<T>({s.steps, s.batch, s.hidden}),
+                   h_all = output_array<T>({s.steps, s.hidden, s.batch}),
+                   hs = output_array<T>({s.steps, s.batch, s.hidden}),
                    c_last({s.batch, s.hidden});
     T *gd = gates.mutable_data(), *cd = c_all.mutable_data(), *td = tanh_c_all.mutable_data(),
       *had = h_all.mutable_data(), *hsd = hs.mutable_data(), *cld = c_last.mutable_data();
@@ -116,9 +117,7 @@ void bind_lstm(py::module_& m) {
     m.def(
         "lstm_cell_forward_pointwise",
         [](py::array& ax, const py::array& ah, const py::array& b, const py::array& c_prev) {
-            if (has_dtype<float>(c_prev)) return forward<float>(ax, ah, b, c_prev);
-            if (has_dtype<double>(c_prev)) return forward<double>(ax, ah, b, c_prev);
-            throw py::type_error("c_prev: expected float32 or float64");
+            return dispatch_float(c_prev, "c_prev", [&](auto t) { return forward<decltype(t)>(ax, ah, b, c_prev); });
         },
         py::arg("ax"), py::arg("ah"), py::arg("b"), py::arg("c_prev"),
         "Fused LSTM gates and cell update from the projections ax = x Wx and ah = h_prev Wh (B, 4H), "
@@ -127,9 +126,9 @@ void bind_lstm(py::module_& m) {
         "lstm_cell_backward_pointwise",
         [](const py::object& dh, const py::object& dc, const py::array& gates, const py::array& c_prev,
            const py::array& tanh_c) {
-            if (has_dtype<float>(c_prev)) return backward<float>(dh, dc, gates, c_prev, tanh_c);
-            if (has_dtype<double>(c_prev)) return backward<double>(dh, dc, gates, c_prev, tanh_c);
-            throw py::type_error("c_prev: expected float32 or float64");
+            return dispatch_float(c_prev, "c_prev", [&](auto t) {
+                return backward<decltype(t)>(dh, dc, gates, c_prev, tanh_c);
+            });
         },
         py::arg("dh").none(true), py::arg("dc").none(true), py::arg("gates"), py::arg("c_prev"), py::arg("tanh_c"),
         "Fused LSTM cell backward through the gates: returns (da (B, 4H), dc_prev, db). dh or dc None: zeros.");
@@ -137,9 +136,9 @@ void bind_lstm(py::module_& m) {
         "lstm_layer_forward",
         [](const py::array& xs, const py::array& h0, const py::array& c0, const py::array& Wx, const py::array& Wh,
            const py::array& b) {
-            if (has_dtype<float>(xs)) return layer_forward<float>(xs, h0, c0, Wx, Wh, b);
-            if (has_dtype<double>(xs)) return layer_forward<double>(xs, h0, c0, Wx, Wh, b);
-            throw py::type_error("xs: expected float32 or float64");
+            return dispatch_float(xs, "xs", [&](auto t) {
+                return layer_forward<decltype(t)>(xs, h0, c0, Wx, Wh, b);
+            });
         },
         py::arg("xs"), py::arg("h0"), py::arg("c0"), py::arg("Wx"), py::arg("Wh"), py::arg("b"),
         "A whole LSTM layer, time-major xs (T, B, D), gate order i, f, o, g. Returns (hs (T, B, H), c_last, "
@@ -149,11 +148,10 @@ void bind_lstm(py::module_& m) {
         [](const py::object& dhs, const py::object& dh_last, const py::object& dc_last, const py::array& xs,
            const py::array& h0, const py::array& c0, const py::array& Wx, const py::array& Wh, const py::array& gates,
            const py::array& c_all, const py::array& tanh_c_all, const py::array& hs) {
-            if (has_dtype<float>(xs))
-                return layer_backward<float>(dhs, dh_last, dc_last, xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all, hs);
-            if (has_dtype<double>(xs))
-                return layer_backward<double>(dhs, dh_last, dc_last, xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all, hs);
-            throw py::type_error("xs: expected float32 or float64");
+            return dispatch_float(xs, "xs", [&](auto t) {
+                return layer_backward<decltype(t)>(dhs, dh_last, dc_last, xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all,
+                                                   hs);
+            });
         },
         py::arg("dhs").none(true), py::arg("dh_last").none(true), py::arg("dc_last").none(true), py::arg("xs"),
         py::arg("h0"), py::arg("c0"), py::arg("Wx"), py::arg("Wh"), py::arg("gates"), py::arg("c_all"),

@@ -57,9 +57,9 @@ void bind_optim(py::module_& m) {
         "sgd_update",
         [](py::array& w, const py::array& g, const py::object& v, double wd, double l1, double keep, double lr,
            double mu, bool nesterov) {
-            if (has_dtype<float>(w)) return sgd<float>(w, g, v, wd, l1, keep, lr, mu, nesterov);
-            if (has_dtype<double>(w)) return sgd<double>(w, g, v, wd, l1, keep, lr, mu, nesterov);
-            throw py::type_error("w: expected float32 or float64");
+            return dispatch_float(w, "w", [&](auto t) {
+                return sgd<decltype(t)>(w, g, v, wd, l1, keep, lr, mu, nesterov);
+            });
         },
         py::arg("w"), py::arg("g"), py::arg("v").none(true), py::arg("wd"), py::arg("l1"), py::arg("keep"),
         py::arg("lr"), py::arg("mu"), py::arg("nesterov"),
@@ -68,13 +68,10 @@ void bind_optim(py::module_& m) {
         "adaptive_update",
         [](py::array& w, const py::array& g, const py::object& mo, py::array& s, double wd, double l1, double keep,
            double b1, double one_minus_b1, double rho, double c, double step_size, double inv_sqrt_bc2, double eps) {
-            if (has_dtype<float>(w))
-                return adaptive<float>(w, g, mo, s, wd, l1, keep, b1, one_minus_b1, rho, c, step_size, inv_sqrt_bc2,
-                                       eps);
-            if (has_dtype<double>(w))
-                return adaptive<double>(w, g, mo, s, wd, l1, keep, b1, one_minus_b1, rho, c, step_size, inv_sqrt_bc2,
-                                        eps);
-            throw py::type_error("w: expected float32 or float64");
+            return dispatch_float(w, "w", [&](auto t) {
+                return adaptive<decltype(t)>(w, g, mo, s, wd, l1, keep, b1, one_minus_b1, rho, c, step_size,
+                                             inv_sqrt_bc2, eps);
+            });
         },
         py::arg("w"), py::arg("g"), py::arg("m").none(true), py::arg("s"), py::arg("wd"), py::arg("l1"),
         py::arg("keep"), py::arg("b1"), py::arg("one_minus_b1"), py::arg("rho"), py::arg("c"), py::arg("step_size"),
@@ -83,9 +80,7 @@ void bind_optim(py::module_& m) {
     m.def(
         "sum_squares",
         [](const py::array& g) {
-            if (has_dtype<float>(g)) return squares<float>(g);
-            if (has_dtype<double>(g)) return squares<double>(g);
-            throw py::type_error("g: expected float32 or float64");
+            return dispatch_float(g, "g", [&](auto t) { return squares<decltype(t)>(g); });
         },
         py::arg("g"), "Sum of squares of a C-contiguous float array, accumulated in double, independent of threads.");
 }

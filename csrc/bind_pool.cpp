@@ -100,9 +100,7 @@ void bind_pool(py::module_& m) {
     m.def(
         "max_pool2d_forward",
         [](const py::array& x, Pair kernel, Pair stride, Pair pad) {
-            if (has_dtype<float>(x)) return max_forward<float>(x, kernel, stride, pad);
-            if (has_dtype<double>(x)) return max_forward<double>(x, kernel, stride, pad);
-            throw py::type_error("x: expected float32 or float64");
+            return dispatch_float(x, "x", [&](auto t) { return max_forward<decltype(t)>(x, kernel, stride, pad); });
         },
         py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
         "Max pooling of x (N, C, H, W), C-contiguous. Returns (out, argmax int32 flat index into each "
@@ -111,27 +109,25 @@ void bind_pool(py::module_& m) {
         "max_pool2d_backward",
         [](const py::array& dout, const py::array& argmax, int64_t h, int64_t w, Pair kernel, Pair stride,
            Pair pad) {
-            if (has_dtype<float>(dout)) return max_backward<float>(dout, argmax, h, w, kernel, stride, pad);
-            if (has_dtype<double>(dout)) return max_backward<double>(dout, argmax, h, w, kernel, stride, pad);
-            throw py::type_error("dout: expected float32 or float64");
+            return dispatch_float(dout, "dout", [&](auto t) {
+                return max_backward<decltype(t)>(dout, argmax, h, w, kernel, stride, pad);
+            });
         },
         py::arg("dout"), py::arg("argmax"), py::arg("height"), py::arg("width"), py::arg("kernel_size"),
         py::arg("stride"), py::arg("padding"), "Max pooling backward: dx (N, C, H, W) from dout and argmax.");
     m.def(
         "avg_pool2d_forward",
         [](const py::array& x, Pair kernel, Pair stride, Pair pad) {
-            if (has_dtype<float>(x)) return avg_forward<float>(x, kernel, stride, pad);
-            if (has_dtype<double>(x)) return avg_forward<double>(x, kernel, stride, pad);
-            throw py::type_error("x: expected float32 or float64");
+            return dispatch_float(x, "x", [&](auto t) { return avg_forward<decltype(t)>(x, kernel, stride, pad); });
         },
         py::arg("x"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
         "Average pooling of x (N, C, H, W), zero padding counted. Returns (out, number of NaN outputs).");
     m.def(
         "avg_pool2d_backward",
         [](const py::array& dout, int64_t h, int64_t w, Pair kernel, Pair stride, Pair pad) {
-            if (has_dtype<float>(dout)) return avg_backward<float>(dout, h, w, kernel, stride, pad);
-            if (has_dtype<double>(dout)) return avg_backward<double>(dout, h, w, kernel, stride, pad);
-            throw py::type_error("dout: expected float32 or float64");
+            return dispatch_float(dout, "dout", [&](auto t) {
+                return avg_backward<decltype(t)>(dout, h, w, kernel, stride, pad);
+            });
         },
         py::arg("dout"), py::arg("height"), py::arg("width"), py::arg("kernel_size"), py::arg("stride"),
         py::arg("padding"), "Average pooling backward: dx (N, C, H, W) from dout.");

@@ -67,9 +67,7 @@ void bind_softmax_xent(py::module_& m) {
     m.def(
         "softmax_xent_forward",
         [](const py::array& scores, const py::array& labels) {
-            if (has_dtype<float>(scores)) return forward<float>(scores, labels);
-            if (has_dtype<double>(scores)) return forward<double>(scores, labels);
-            throw py::type_error("scores: expected float32 or float64");
+            return dispatch_float(scores, "scores", [&](auto t) { return forward<decltype(t)>(scores, labels); });
         },
         py::arg("scores"), py::arg("labels"),
         "Fused softmax cross-entropy forward. scores (N, C) float32/float64 C-contiguous, labels (N,) "
@@ -78,18 +76,18 @@ void bind_softmax_xent(py::module_& m) {
     m.def(
         "softmax_xent_backward_in_place",
         [](py::array& exps, const py::array& inv_sum, const py::array& labels, double scale) {
-            if (has_dtype<float>(exps)) return backward_in_place<float>(exps, inv_sum, labels, scale);
-            if (has_dtype<double>(exps)) return backward_in_place<double>(exps, inv_sum, labels, scale);
-            throw py::type_error("exps: expected float32 or float64");
+            return dispatch_float(exps, "exps", [&](auto t) {
+                return backward_in_place<decltype(t)>(exps, inv_sum, labels, scale);
+            });
         },
         py::arg("exps"), py::arg("inv_sum"), py::arg("labels"), py::arg("scale"),
         "Overwrites exps (N, C) with scale * (exps * inv_sum[:, None] - onehot(labels)) and returns it.");
     m.def(
         "softmax_xent_backward_recompute",
         [](const py::array& scores, const py::array& labels, const py::array& lse, double scale) {
-            if (has_dtype<float>(scores)) return backward_recompute<float>(scores, labels, lse, scale);
-            if (has_dtype<double>(scores)) return backward_recompute<double>(scores, labels, lse, scale);
-            throw py::type_error("scores: expected float32 or float64");
+            return dispatch_float(scores, "scores", [&](auto t) {
+                return backward_recompute<decltype(t)>(scores, labels, lse, scale);
+            });
         },
         py::arg("scores"), py::arg("labels"), py::arg("lse"), py::arg("scale"),
         "scale * (exp(scores - lse) - onehot(labels)), a new (N, C) array.");

@@ -43,6 +43,16 @@ inline T* checked_data(const py::array& a, const char* name, std::initializer_li
     return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
+// Calls fn(T{}) with T = float or double, a's dtype (the kernels' two element types): bindings write
+// `dispatch_float(x, "x", [&](auto t) { return op<decltype(t)>(...); })`. Any other dtype is a
+// TypeError naming the argument.
+template <typename Fn>
+inline auto dispatch_float(const py::array& a, const char* name, Fn&& fn) {
+    if (has_dtype<float>(a)) return fn(float{});
+    if (has_dtype<double>(a)) return fn(double{});
+    throw py::type_error(std::string(name) + ": expected float32 or float64");
+}
+
 // A new C-contiguous output array. Large ones (>= kMinCachedBytes) come from the buffer cache and go
 // back to it when NumPy frees the array (buffer_cache.h); small ones are NumPy's own.
 template <typename T>
