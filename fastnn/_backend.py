@@ -77,6 +77,14 @@ def cupy_module():
     return cupy
 
 
+def native_float_arrays(*arrays):
+    """True when every array is a C-contiguous NumPy array of one float dtype (float32 or float64):
+    what fastnn._C's elementwise kernels take as they are."""
+    first = arrays[0]
+    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.flags.c_contiguous for a in arrays) and (
+        first.dtype in (np.float32, np.float64))
+
+
 def array_module(a):
     """numpy for NumPy arrays, cupy for CuPy arrays."""
     return cupy_module() if is_cupy_array(a) else np

@@ -12,19 +12,13 @@ def _float_input(layer, x):
     return _checks.float_array(f"{layer} input", x)
 
 
-def _native_ok(*arrays):
-    """C-contiguous float NumPy arrays of one dtype: what the CPU kernels take."""
-    return all(isinstance(a, np.ndarray) and a.dtype == arrays[0].dtype and a.flags.c_contiguous
-               for a in arrays) and arrays[0].dtype in (np.float32, np.float64)
-
-
 class ReLU(Module):
     """y = max(x, 0) (NaN stays NaN);  dx = dy * [x > 0]. On the CPU one native pass each way
     (fastnn._C.relu_forward / relu_backward, OpenMP), keeping y as the cache: y > 0 exactly where x > 0."""
 
     def forward(self, x):
         _float_input("ReLU", x)
-        if _native_ok(x):
+        if _backend.native_float_arrays(x):
             y = _backend._C.relu_forward(x.reshape(-1)).reshape(x.shape)
             self._push_cache(y)
             return y
@@ -35,7 +29,7 @@ class ReLU(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
-        if _native_ok(dout, y):
+        if _backend.native_float_arrays(dout, y):
             return _backend._C.relu_backward(dout.reshape(-1), y.reshape(-1)).reshape(dout.shape)
         return dout * (y > 0)
 

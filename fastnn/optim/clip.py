@@ -1,14 +1,12 @@
 """Gradient clipping, in place on p.grad (call between backward and step)."""
 import math
 
-import numpy as np
-
 from .. import _backend
 
 
 def _sum_squares(g):
     """sum(g^2) accumulated in float64: natively (one pass, no float64 copy) for C-contiguous float NumPy arrays."""
-    if isinstance(g, np.ndarray) and g.dtype in (np.float32, np.float64) and g.flags.c_contiguous:
+    if _backend.native_float_arrays(g):
         return _backend._C.sum_squares(g)
     return float((g.astype("float64", copy=False) ** 2).sum())
 

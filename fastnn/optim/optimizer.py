@@ -44,14 +44,6 @@ from .. import _backend
 _NATIVE_CPU_UPDATE = True
 
 
-def _native_ok(*arrays):
-    """All NumPy, one float dtype, C-contiguous: what the fused CPU update takes."""
-    first = arrays[0]
-    return _NATIVE_CPU_UPDATE and all(
-        isinstance(a, np.ndarray) and a.dtype == first.dtype and a.flags.c_contiguous for a in arrays
-    ) and first.dtype in (np.float32, np.float64)
-
-
 def _check_param(i, p):
     if not (hasattr(p, "data") and hasattr(p, "grad")):
         raise TypeError(f"optimizer: parameter {i} is a {type(p).__name__}; pass model.parameters()")
@@ -103,7 +95,7 @@ class Optimizer:
                     state[name] = xp.zeros_like(p.data)
             if _backend.is_cupy_array(p.data):
                 self._update_cuda(i, p, state)
-            elif _native_ok(p.data, p.grad, *state.values()):
+            elif _NATIVE_CPU_UPDATE and _backend.native_float_arrays(p.data, p.grad, *state.values()):
                 self._update_native(p, state)
             else:
                 g = self._regularised_grad_cpu(i, p)
