@@ -31,6 +31,13 @@ static bool images_in_parallel(int64_t images) {
     return threads > 1 && (images % threads == 0 || images >= 4 * threads);
 }
 
+// one_image(n) for every image; whole images per thread when there are several (the in-place paths).
+template <typename F>
+static void for_each_image(int64_t images, const F& one_image) {
+#pragma omp parallel for schedule(static) if (get_num_threads() > 1 && images > 1)
+    for (int64_t n = 0; n < images; ++n) one_image(n);
+}
+
 template <typename T>
 static bool all_finite(const T* v, int64_t count) {
     // Exponent bits all ones <=> inf or NaN. Integer compares, so the loop vectorises.
@@ -366,12 +373,14 @@ static void direct_forward(const T* x, const T* w, const T* b, T* out, const Con
             }
         }
     };
-    if (get_num_threads() > 1 && s.N > 1) {
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < s.N; ++n) one_image(n);
-    } else {
-        for (int64_t n = 0; n < s.N; ++n) one_image(n);
-    }
+    for_each_image(s.N, one_image);
+}
+
+// The filter rows i in [lo, hi) that put stride-1 output row oh on real image rows, not padding
+// (hi <= lo: none).
+static inline void real_filter_rows(const Conv2dShape& s, int64_t oh, int64_t& lo, int64_t& hi) {
+    lo = std::max<int64_t>(0, s.ph - oh);
+    hi = std::min<int64_t>(s.kh, s.ph + s.H - oh);
 }
 
 // Row tiles: the same indirect kernel, but each tile is 16 output columns of one output row, and
@@ -405,7 +414,8 @@ static void direct_forward_rows(const T* x, const T* w, const T* b, T* out, cons
         T* on = out + n * s.K * P;
         alignas(64) T tile[MR * NR];
         for (int64_t oh = 0; oh < s.OH; ++oh) {
-            const int64_t lo = std::max<int64_t>(0, s.ph - oh), hi = std::min<int64_t>(s.kh, s.ph + s.H - oh);
+            int64_t lo, hi;
+            real_filter_rows(s, oh, lo, hi);
             const int64_t p0 = lo * per_row, kc = (hi - lo) * per_row;
             for (int64_t ow = 0; ow < s.OW; ow += NR) {
                 const int64_t count = std::min<int64_t>(NR, s.OW - ow);
@@ -426,12 +436,7 @@ static void direct_forward_rows(const T* x, const T* w, const T* b, T* out, cons
             }
         }
     };
-    if (get_num_threads() > 1 && s.N > 1) {
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < s.N; ++n) one_image(n);
-    } else {
-        for (int64_t n = 0; n < s.N; ++n) one_image(n);
-    }
+    for_each_image(s.N, one_image);
 }
 
 // Multiply-adds of the two direct paths (per image and filter panel), to choose between them.
@@ -440,7 +445,8 @@ static bool rows_beat_flat(const Conv2dShape& s) {
     const int64_t flat = ceil_div((s.OH - 1) * wp + s.OW, 16) * 16 * s.C * s.kh * s.kw;
     int64_t rows = 0;
     for (int64_t oh = 0; oh < s.OH; ++oh) {
-        const int64_t lo = std::max<int64_t>(0, s.ph - oh), hi = std::min<int64_t>(s.kh, s.ph + s.H - oh);
+        int64_t lo, hi;
+        real_filter_rows(s, oh, lo, hi);
         rows += ceil_div(s.OW, 16) * 16 * std::max<int64_t>(0, hi - lo) * per_row;
     }
     return rows * 10 < flat * 9;  // a clear margin: the flat path has the longer, steadier reductions
@@ -538,12 +544,7 @@ static void gathered_forward(const T* x, const T* w, const T* b, T* out, const C
             }
         }
     };
-    if (get_num_threads() > 1 && s.N > 1) {
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < s.N; ++n) one_image(n);
-    } else {
-        for (int64_t n = 0; n < s.N; ++n) one_image(n);
-    }
+    for_each_image(s.N, one_image);
 }
 
 // Winograd F(2x2, 3x3) (conv2d_winograd_avx2.cpp): 2.25x fewer multiplications than the direct
