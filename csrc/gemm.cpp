@@ -197,25 +197,24 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
     if (N <= kSkinnyPanels * NR) {
         // A GEMM against a few columns (the LSTM's per-step products, N = batch): all of B is a few
         // panels, packed whole first (block pc at bpack + pc * b_panels * NR, its panels kc * NR
-        // apart), then each thread runs whole reductions over its A blocks with no barrier between
-        // reduction blocks. An A block is used once whatever its height, so there are 4 per thread
-        // to balance the team.
+        // apart; a B that holds its panels already, a PackedOperand, is read in place), then each
+        // thread runs whole reductions over its A blocks with no barrier between reduction blocks.
+        // An A block is used once whatever its height, so there are 4 per thread to balance the team.
         const int64_t b_panels = ceil_div(N, NR);
-        T* bpack = thread_scratch<T>(kScratchPackB, K * b_panels * NR);
+        const bool b_packed = B.packed_block(0, kc_max, 0, NR) != nullptr;
+        T* bpack = b_packed ? nullptr : thread_scratch<T>(kScratchPackB, K * b_panels * NR);
         const int64_t mc_step = ceil_div(m_panels, std::min(m_panels, std::max(ceil_div(M, MC), 4 * (int64_t)threads))) * MR;
         const int64_t k_blocks = ceil_div(K, kc_step);
 #pragma omp parallel num_threads(threads) if (threads > 1)
         {
+            if (!b_packed) {
 #pragma omp for schedule(static)
-            for (int64_t kb = 0; kb < k_blocks; ++kb) {
-                const int64_t pc = kb * kc_step, kc = std::min(kc_step, K - pc);
-                T* dst = bpack + pc * b_panels * NR;
-                if (const T* pre = B.packed_block(pc, kc, 0, NR))
-                    std::memcpy(dst, pre, (size_t)(kc * b_panels * NR) * sizeof(T));
-                else
-                    B.pack(dst, pc, kc, 0, N, NR);
+                for (int64_t kb = 0; kb < k_blocks; ++kb) {
+                    const int64_t pc = kb * kc_step;
+                    B.pack(bpack + pc * b_panels * NR, pc, std::min(kc_step, K - pc), 0, N, NR);
+                }
+                // (implicit barrier: B is packed before anyone reads it)
             }
-            // (implicit barrier: B is packed before anyone reads it)
             T* apack = thread_scratch<T>(kScratchPackA, mc_step * kc_max);
 #pragma omp for schedule(static)
             for (int64_t ic = 0; ic < M; ic += mc_step) {
@@ -224,7 +223,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                     const int64_t kc = std::min(kc_step, K - pc);
                     const bool first = pc == 0 && !accumulate;
                     const T* apanels = block_panels(A, apack, pc, kc, ic, mc, MR);
-                    const T* bpanels = bpack + pc * b_panels * NR;
+                    const T* bpanels = b_packed ? B.packed_block(pc, kc, 0, NR) : bpack + pc * b_panels * NR;
                     for (int64_t ip = 0; ip * MR < mc; ++ip) {
                         const int64_t i = ic + ip * MR;
                         for (int64_t jp = 0; jp < b_panels; ++jp)

@@ -240,12 +240,15 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
         for (int64_t t = 0; t < steps; ++t) {
             // G[q*H + k, t] += (Wh^T h_{t-1}^T)[q*H + k] for this thread's units k; h_{t-1}^T is h0 read
             // transposed, then the previous (H, B) block.
-            const StridedOperand<T> h_prev = t == 0 ? StridedOperand<T>(h0, 1, H)
-                                                    : StridedOperand<T>(h_all + (t - 1) * state, batch, 1);
-            if (k0 < k1 && (t > 0 || !h0_zero))
+            if (k0 < k1 && (t > 0 || !h0_zero)) {
+                // Packed once here for the four gates' GEMMs, which read it in place.
+                const PackedOperand<T> h_prev(t == 0 ? StridedOperand<T>(h0, 1, H)
+                                                     : StridedOperand<T>(h_all + (t - 1) * state, batch, 1),
+                                              H, batch, GemmTraits<T>::NR);
                 for (int q = 0; q < 4; ++q)
                     gemm<T>(k1 - k0, batch, H, RowRange<T>(*wh_t[q], k0), h_prev, gates + (q * H + k0) * cols + t * batch,
                             cols, true, nullptr, false);
+            }
             const T* c_prev = t == 0 ? c0_t.get() : c_all + (t - 1) * state;
             nan_count += forward_step(gates + t * batch, cols, c_prev, c_all + t * state, tanh_c_all + t * state,
                                       h_all + t * state, batch, H, k0, k1);
