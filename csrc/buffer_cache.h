@@ -6,6 +6,7 @@
 // default 1024; 0 turns the cache off), and the next request of that exact size reuses one.
 #pragma once
 #include <cstddef>
+#include <memory>
 
 namespace fastnn {
 
@@ -13,6 +14,16 @@ constexpr size_t kMinCachedBytes = size_t(1) << 20;
 
 void* cached_alloc(size_t bytes);  // 64-byte aligned (2 MiB for large blocks); throws std::bad_alloc
 void cached_free(void* p);          // p from cached_alloc
+
+// An uninitialised 64-byte-aligned array from the cache, freed back to it: for kernels' large
+// per-call scratch (packed weights, per-step state), which would otherwise be fresh pages each call.
+struct CachedFree {
+    void operator()(void* p) const { cached_free(p); }
+};
+template <typename T>
+std::unique_ptr<T[], CachedFree> cached_buffer(size_t count) {
+    return std::unique_ptr<T[], CachedFree>(static_cast<T*>(cached_alloc((count > 0 ? count : 1) * sizeof(T))));
+}
 
 size_t buffer_cache_bytes();         // bytes held in the free lists now
 void clear_buffer_cache();           // returns them to the OS

@@ -27,10 +27,9 @@
 // stay in the cache between the three steps.
 #include <immintrin.h>
 
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
+#include "buffer_cache.h"
 #include "conv2d.h"
 #include "cpu_features.h"
 #include "gemm.h"
@@ -192,11 +191,6 @@ void transform_filters(const float* w, const Conv2dShape& s, const Geometry& g, 
     }
 }
 
-float* aligned_floats(int64_t count) {
-    void* p = std::aligned_alloc(64, (((size_t)count * sizeof(float)) + 63) & ~size_t(63));
-    if (!p) throw std::bad_alloc();
-    return static_cast<float*>(p);
-}
 
 }  // namespace
 
@@ -214,11 +208,13 @@ void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b
                                   const Conv2dShape& s) {
     const Geometry g = geometry(s);
     const int64_t per_term = g.k_rows * s.C;
-    float* u = aligned_floats(kTerms * per_term);
-    struct Free {
+    // From the buffer cache (4 MB at 256 x 256 channels). Plain calls, not buffer_cache.h's templates:
+    // inline code instantiated in this -mavx2 file could be the copy the linker keeps for all callers.
+    struct Buffer {
         float* p;
-        ~Free() { std::free(p); }
-    } free_u{u};
+        ~Buffer() { cached_free(p); }
+    } u_buffer{static_cast<float*>(cached_alloc((size_t)(kTerms * per_term) * sizeof(float)))};
+    float* u = u_buffer.p;
     transform_filters(w, s, g, u);
 
     const int64_t total = s.N * g.image_groups, P = s.OH * s.OW;

@@ -158,14 +158,10 @@ static bool all_zero(const T* v, int64_t count) {
 }
 
 // Uninitialised scratch (every element is written before it is read), from the buffer cache: the
-// backward's 2 MB of per-step dh blocks would otherwise arrive as fresh pages, faulted in and
-// zeroed by the OS on every call.
-struct CachedFree {
-    void operator()(void* p) const { cached_free(p); }
-};
+// backward's 2 MB of per-step dh blocks would otherwise arrive as fresh pages on every call.
 template <typename T>
 static std::unique_ptr<T[], CachedFree> scratch(int64_t count) {
-    return std::unique_ptr<T[], CachedFree>(static_cast<T*>(cached_alloc((size_t)std::max<int64_t>(count, 1) * sizeof(T))));
+    return cached_buffer<T>((size_t)count);
 }
 
 // Rows [offset, offset + ...) of another operand: Q(p, q) = base Q(p, q + offset). With offset a
