@@ -469,11 +469,11 @@ static bool gathered_applies(const Conv2dShape& s, int64_t elem_bytes) {
 
 template <typename T>
 static void gather_a_kernel(int64_t kc, const T* base, const int64_t* positions, const int64_t* offsets, const T* b,
-                            T* tile) {
+                            T* tile, bool accumulate) {
     constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-        if (use_avx2()) return sgemm_kernel_gather_a_avx2(kc, base, positions, offsets, b, tile);
+        if (use_avx2()) return sgemm_kernel_gather_a_avx2(kc, base, positions, offsets, b, tile, accumulate);
     }
 #endif
     T acc[MR][NR] = {};
@@ -483,7 +483,56 @@ static void gather_a_kernel(int64_t kc, const T* base, const int64_t* positions,
             for (int j = 0; j < NR; ++j) acc[i][j] += a * b[j];
         }
     for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
+        for (int j = 0; j < NR; ++j) tile[i * NR + j] = (accumulate ? tile[i * NR + j] : T(0)) + acc[i][j];
+}
+
+// Reduction blocks of about kGatheredBlock taps, a multiple of 8.
+static int64_t gathered_kc_step(int64_t R) { return ceil_div(ceil_div(R, ceil_div(R, kGatheredBlock)), 8) * 8; }
+
+// tiles[ib] (MR positions x NR lanes) = sum_{r < R} base[positions[ib*MR + i] + offsets[r]] panel[r],
+// for the position blocks ib < blocks. Long reductions are cut into blocks of kc_step taps, and each
+// block of the panel (kc x 16 weights, 16 KB) stays in L1 while every position block passes over it.
+template <typename T>
+static void gathered_panel(const T* base, const int64_t* positions, int64_t blocks, const int64_t* offsets, int64_t R,
+                           const T* panel, T* tiles) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t kc_step = gathered_kc_step(R);
+    for (int64_t pc = 0; pc < R; pc += kc_step) {
+        const int64_t kc = std::min(kc_step, R - pc);
+        for (int64_t ib = 0; ib < blocks; ++ib)
+            gather_a_kernel<T>(kc, base, positions + ib * MR, offsets + pc, panel + pc * NR, tiles + ib * MR * NR,
+                               pc > 0);
+    }
+}
+
+// Work items (image n, item) for n < images, item < per_image, in contiguous shares per thread (so a
+// thread meets each of its images in one run): prepare(n) when a thread reaches a new image, then
+// one_item(n, item). Parallel over the items, so a single image still keeps the team busy.
+template <typename Prepare, typename Item>
+static void for_each_image_item(int64_t images, int64_t per_image, const Prepare& prepare, const Item& one_item) {
+    const int64_t items = images * per_image;
+#pragma omp parallel if (get_num_threads() > 1 && items > 1)
+    {
+        int64_t prepared = -1;
+#pragma omp for schedule(static)
+        for (int64_t it = 0; it < items; ++it) {
+            const int64_t n = it / per_image;
+            if (n != prepared) {
+                prepare(n);
+                prepared = n;
+            }
+            one_item(n, it - n * per_image);
+        }
+    }
+}
+
+// 64-byte aligned buffer of `count` values (the packed panels the kernels load aligned).
+template <typename T>
+static std::unique_ptr<T, decltype(&std::free)> aligned_panels(int64_t count) {
+    const size_t bytes = ((size_t)count * sizeof(T) + 63) & ~size_t(63);
+    std::unique_ptr<T, decltype(&std::free)> buffer(static_cast<T*>(std::aligned_alloc(64, bytes)), &std::free);
+    if (!buffer) throw std::bad_alloc();
+    return buffer;
 }
 
 template <typename T>
@@ -503,48 +552,152 @@ static void gathered_forward(const T* x, const T* w, const T* b, T* out, const C
         const int64_t q = std::min(p, P - 1), oh = q / s.OW, ow = q - oh * s.OW;
         positions[(size_t)p] = oh * s.sh * wp + ow * s.sw;
     }
+    // Panel jp: R x NR of w^T.
     const int64_t k_panels = ceil_div(s.K, NR);
-    // Panel jp: R x NR of w^T, 64-byte aligned for the kernel's aligned loads.
-    const size_t packed_bytes = ((size_t)(k_panels * R * NR) * sizeof(T) + 63) & ~size_t(63);
-    std::unique_ptr<T, decltype(&std::free)> packed_w(static_cast<T*>(std::aligned_alloc(64, packed_bytes)), &std::free);
-    if (!packed_w) throw std::bad_alloc();
+    auto packed_w = aligned_panels<T>(k_panels * R * NR);
     StridedOperand<T>(w, 1, R).pack(packed_w.get(), 0, R, 0, s.K, NR);
-    // Long reductions are cut into blocks of about kGatheredBlock taps, and each block of one filter
-    // panel (kc x 16 weights, 16 KB) stays in L1 while every position block of the image passes over
-    // it; the partial tiles of all position blocks are summed in a per-thread buffer.
-    const int64_t kc_step = ceil_div(ceil_div(R, ceil_div(R, kGatheredBlock)), 8) * 8;
-
-    auto one_image = [&](int64_t n) {
-        T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
-        pad_image(x, n, s, xpad, 0);
-        T* acc = thread_scratch<T>(kScratchConvRow, blocks * MR * NR);
-        T* on = out + n * s.K * P;
-        alignas(64) T tile[MR * NR];
-        for (int64_t jp = 0; jp < k_panels; ++jp) {
-            const T* panel = packed_w.get() + jp * R * NR;
-            for (int64_t pc = 0; pc < R; pc += kc_step) {
-                const int64_t kc = std::min(kc_step, R - pc);
-                for (int64_t ib = 0; ib < blocks; ++ib) {
-                    T* sum = acc + ib * MR * NR;
-                    if (pc == 0) {
-                        gather_a_kernel<T>(kc, xpad, positions.data() + ib * MR, offsets.data(), panel, sum);
-                    } else {
-                        gather_a_kernel<T>(kc, xpad, positions.data() + ib * MR, offsets.data() + pc, panel + pc * NR,
-                                           tile);
-                        for (int e = 0; e < MR * NR; ++e) sum[e] += tile[e];
-                    }
-                }
-            }
+    // One item = one image's outputs of one filter panel; the thread's padded image stays in its
+    // scratch slot (same slot, same size: the same buffer) for all the items of that image.
+    for_each_image_item(
+        s.N, k_panels, [&](int64_t n) { pad_image(x, n, s, thread_scratch<T>(kScratchConvColumns, s.C * plane), 0); },
+        [&](int64_t n, int64_t jp) {
+            const T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
+            T* tiles = thread_scratch<T>(kScratchConvRow, blocks * MR * NR);
+            gathered_panel(xpad, positions.data(), blocks, offsets.data(), R, packed_w.get() + jp * R * NR, tiles);
             const int64_t ks = std::min<int64_t>(NR, s.K - jp * NR);
             for (int64_t l = 0; l < ks; ++l) {
                 const int64_t k = jp * NR + l;
                 const T bias = b ? b[k] : T(0);
-                T* ok = on + k * P;
-                for (int64_t p = 0; p < P; ++p) ok[p] = acc[(p / MR) * MR * NR + (p % MR) * NR + l] + bias;
+                T* ok = out + (n * s.K + k) * P;
+                for (int64_t p = 0; p < P; ++p) ok[p] = tiles[(p / MR) * MR * NR + (p % MR) * NR + l] + bias;
             }
-        }
+        });
+}
+
+// ------------------------------------------------------------------------- backward data by phases
+// With stride > 1, input pixel (y, x) receives only the taps (i, j) with i = a (mod sh) and
+// j = b (mod sw), where a = (y + ph) mod sh and b = (x + pw) mod sw: the pixels fall into sh*sw phase
+// classes, and within one class dx is a stride-1 correlation of dout with the class's sub-filter,
+//   dx[c, y, x] = sum_{k, t, t'} dout[k, U - t, V - t'] w[k, c, a + sh t, b + sw t'],
+//   U = (y + ph) div sh, V = (x + pw) div sw  (dout is 0 outside its OH x OW).
+// Each class runs on the gathered kernel (tiles of 6 pixels of the class x 16 channels, dout read in
+// place from a zero-padded copy, R = K x the class's taps) and is written straight into its pixels
+// of dx: the flops of GEMM + col2im, without the unfolded matrix, the scatter or a zero fill (only
+// the pixels of a class with no taps, when the stride exceeds the filter, are set to 0).
+struct PhaseClass {
+    int64_t a, b;          // the phase: taps i = a + sh t (t < taps_h), j = b + sw t' (t' < taps_w)
+    int64_t taps_h, taps_w;
+    int64_t u0, rows;      // U = u0 .. u0 + rows - 1: the pixel rows y = U sh + a - ph of the class
+    int64_t v0, cols;
+};
+
+static PhaseClass phase_class(const Conv2dShape& s, int64_t a, int64_t b) {
+    auto axis = [](int64_t a, int64_t k, int64_t st, int64_t pad, int64_t size, int64_t& taps, int64_t& u0,
+                   int64_t& count) {
+        taps = a < k ? ceil_div(k - a, st) : 0;
+        u0 = pad > a ? ceil_div(pad - a, st) : 0;                 // first U with y = U st + a - pad >= 0
+        const int64_t last = size - 1 + pad - a;                   // y <= size - 1
+        count = last < 0 ? 0 : std::max<int64_t>(0, last / st - u0 + 1);
     };
-    for_each_image(s.N, one_image);
+    PhaseClass p{a, b, 0, 0, 0, 0, 0, 0};
+    axis(a, s.kh, s.sh, s.ph, s.H, p.taps_h, p.u0, p.rows);
+    axis(b, s.kw, s.sw, s.pw, s.W, p.taps_w, p.v0, p.cols);
+    return p;
+}
+
+static bool phased_applies(const Conv2dShape& s, int64_t elem_bytes) {
+    if (s.sh == 1 && s.sw == 1) return false;
+    const int64_t c_padded = ceil_div(s.C, 16) * 16;
+    const int64_t fewest_taps = s.K * std::max<int64_t>(1, s.kh / s.sh) * std::max<int64_t>(1, s.kw / s.sw);
+    const int64_t hp = ceil_div(s.kh, s.sh) - 1 + std::max(s.OH, (s.H - 1 + s.ph) / s.sh + 1);
+    const int64_t wp = ceil_div(s.kw, s.sw) - 1 + std::max(s.OW, (s.W - 1 + s.pw) / s.sw + 1);
+    return s.C >= 16 && (c_padded - s.C) * 10 <= s.C && fewest_taps >= kGatheredMinTaps &&
+           s.K * hp * wp * elem_bytes <= kDirectMaxImageBytes;
+}
+
+template <typename T>
+static void phased_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    // dout padded by th rows on top and tw columns on the left (the largest t, t'), and below and to
+    // the right up to the largest U, V: row U - t of dout is row U + th - t of the copy.
+    const int64_t th = ceil_div(s.kh, s.sh) - 1, tw = ceil_div(s.kw, s.sw) - 1;
+    const int64_t hp = th + std::max(s.OH, (s.H - 1 + s.ph) / s.sh + 1);
+    const int64_t wp = tw + std::max(s.OW, (s.W - 1 + s.pw) / s.sw + 1), plane = hp * wp;
+    const int64_t c_panels = ceil_div(s.C, NR), image = s.C * s.H * s.W;
+    struct Work {
+        PhaseClass phase;
+        int64_t R, blocks;
+        std::vector<int64_t> offsets, positions;
+        std::unique_ptr<T, decltype(&std::free)> panels{nullptr, &std::free};  // c_panels x R x NR
+    };
+    std::vector<Work> classes;
+    bool empty_class = false;
+    for (int64_t a = 0; a < s.sh; ++a)
+        for (int64_t b = 0; b < s.sw; ++b) {
+            const PhaseClass phase = phase_class(s, a, b);
+            if (phase.rows == 0 || phase.cols == 0) continue;
+            if (phase.taps_h == 0 || phase.taps_w == 0) {
+                empty_class = true;
+                continue;
+            }
+            Work work;
+            work.phase = phase;
+            const int64_t taps = phase.taps_h * phase.taps_w, pixels = phase.rows * phase.cols;
+            work.R = s.K * taps;
+            work.offsets.resize((size_t)work.R);
+            for (int64_t k = 0; k < s.K; ++k)
+                for (int64_t t = 0; t < phase.taps_h; ++t)
+                    for (int64_t u = 0; u < phase.taps_w; ++u)
+                        work.offsets[(size_t)((k * phase.taps_h + t) * phase.taps_w + u)] =
+                            k * plane + (th - t) * wp + (tw - u);
+            // Pixels of the class in row-major order, padded to whole blocks by repeating the last.
+            work.blocks = ceil_div(pixels, MR);
+            work.positions.resize((size_t)(work.blocks * MR));
+            for (int64_t q = 0; q < work.blocks * MR; ++q) {
+                const int64_t last = std::min(q, pixels - 1), r = last / phase.cols;
+                work.positions[(size_t)q] = (phase.u0 + r) * wp + phase.v0 + (last - r * phase.cols);
+            }
+            // Panel cp, row (k, t, t'), lane l: w[k, cp NR + l, a + sh t, b + sw t'] (0 past C).
+            work.panels = aligned_panels<T>(c_panels * work.R * NR);
+            T* panel = work.panels.get();
+            for (int64_t cp = 0; cp < c_panels; ++cp)
+                for (int64_t r = 0; r < work.R; ++r, panel += NR) {
+                    const int64_t k = r / taps, t = (r - k * taps) / phase.taps_w, u = r - k * taps - t * phase.taps_w;
+                    for (int64_t l = 0; l < NR; ++l) {
+                        const int64_t c = cp * NR + l;
+                        panel[l] = c < s.C ? w[((k * s.C + c) * s.kh + a + s.sh * t) * s.kw + b + s.sw * u] : T(0);
+                    }
+                }
+            classes.push_back(std::move(work));
+        }
+    if (empty_class) std::fill(dx, dx + s.N * image, T(0));
+    const int64_t per_image = (int64_t)classes.size() * c_panels;
+    for_each_image_item(
+        s.N, per_image,
+        [&](int64_t n) {
+            T* pad = thread_scratch<T>(kScratchConvColumns, s.K * plane);
+            std::fill(pad, pad + s.K * plane, T(0));
+            for (int64_t k = 0; k < s.K; ++k)
+                for (int64_t oh = 0; oh < s.OH; ++oh)
+                    std::copy_n(dout + ((n * s.K + k) * s.OH + oh) * s.OW, s.OW, pad + k * plane + (oh + th) * wp + tw);
+        },
+        [&](int64_t n, int64_t item) {
+            const Work& work = classes[(size_t)(item / c_panels)];
+            const int64_t cp = item % c_panels;
+            const PhaseClass& phase = work.phase;
+            const T* pad = thread_scratch<T>(kScratchConvColumns, s.K * plane);
+            T* tiles = thread_scratch<T>(kScratchConvRow, work.blocks * MR * NR);
+            gathered_panel(pad, work.positions.data(), work.blocks, work.offsets.data(), work.R,
+                           work.panels.get() + cp * work.R * NR, tiles);
+            const int64_t lanes = std::min<int64_t>(NR, s.C - cp * NR);
+            for (int64_t l = 0; l < lanes; ++l) {
+                T* dxc = dx + n * image + (cp * NR + l) * s.H * s.W;
+                for (int64_t r = 0, q = 0; r < phase.rows; ++r) {
+                    T* row = dxc + ((phase.u0 + r) * s.sh + phase.a - s.ph) * s.W + phase.v0 * s.sw + phase.b - s.pw;
+                    for (int64_t v = 0; v < phase.cols; ++v, ++q) row[v * s.sw] = tiles[(q / MR) * MR * NR + (q % MR) * NR + l];
+                }
+            }
+        });
 }
 
 // Winograd F(2x2, 3x3) (conv2d_winograd_avx2.cpp): 2.25x fewer multiplications than the direct
@@ -647,6 +800,10 @@ void conv2d_backward_data(const T* dout, const T* w, T* dx, const Conv2dShape& s
                 for (int64_t tap = 0; tap < taps; ++tap)
                     w_flipped[(size_t)((c * s.K + k) * taps + (taps - 1 - tap))] = w[(k * s.C + c) * taps + tap];
         forward_in_place<T>(dout, w_flipped.data(), nullptr, dx, flipped);
+        return;
+    }
+    if (phased_applies(s, sizeof(T))) {
+        phased_backward_data(dout, w, dx, s);
         return;
     }
     const StridedOperand<T> weights_t(w, R, 1);  // A = w^T (R, K): Q(p = k, q = r) = w[k*R + r]

@@ -118,9 +118,9 @@ void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, c
 // Row-pointer micro-kernel: tile (MR x NR) = sum_p (rows[i][p], i < MR) x b[p] (packed NR panel).
 void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* tile);
 
-// Gathered-A micro-kernel: tile (MR x NR) = sum_p (base[positions[i] + offsets[p]], i < MR) x b[p].
+// Gathered-A micro-kernel: tile (MR x NR) = (accumulate ? tile : 0) + sum_p (base[positions[i] + offsets[p]], i < MR) x b[p].
 void sgemm_kernel_gather_a_avx2(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
-                                const float* b, float* tile);
+                                const float* b, float* tile, bool accumulate);
 
 // One panel of `width` lanes from runs along p: panel[p*width + l] = src[l*stride_q + p*stride_p] for
 // l < lanes, 0 for lanes <= l < width; p in [0, kc). The transposing case of packing (AVX2 for float

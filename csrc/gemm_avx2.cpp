@@ -158,15 +158,20 @@ void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b
 // Gathered-A variant: A's six rows are output positions, A[i][p] = base[positions[i] + offsets[p]]
 // (for a convolution: position i's window, tap p, read in place from the padded image), and B is a
 // packed 16-wide panel of filters. Every vector load is an aligned load of the weights; the image
-// is only ever broadcast, so no position is computed that is not kept. Writes the 6 x 16 tile.
+// is only ever broadcast, so no position is computed that is not kept. Writes the 6 x 16 tile, or adds to it.
 void sgemm_kernel_gather_a_avx2(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
-                                const float* b, float* tile) {
+                                const float* b, float* tile, bool accumulate) {
     const float* const a[6] = {base + positions[0], base + positions[1], base + positions[2],
                                base + positions[3], base + positions[4], base + positions[5]};
     __m256 acc[6][2];
     sgemm_block_6x16<true>(
         kc, [&a, offsets](int64_t p, int i) { return a[i] + offsets[p]; },
         [b](int64_t p) { return b + 16 * p; }, acc);
+    if (accumulate)
+        for (int i = 0; i < 6; ++i) {
+            acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(tile + 16 * i));
+            acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(tile + 16 * i + 8));
+        }
     store_tile_6x16(acc, tile);
 }
 

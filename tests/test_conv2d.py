@@ -36,6 +36,13 @@ SHAPES = [
     (2, 32, 9, 13, 48, 3, 3, 1, 0),
     (1, 260, 6, 12, 33, 3, 3, 1, 1),
     (3, 32, 13, 14, 40, 3, 3, 1, 2),
+    # Strided backward data by phase classes (>= 16 input channels, >= 64 taps in the smallest class):
+    # odd sizes at stride 2; a partial channel panel with non-square strides and a filter narrower
+    # than its stride (a class with no taps); a 1x1 stride-2 downsampling; stride 3 with padding 2.
+    (2, 16, 9, 11, 64, 3, 3, 2, 1),
+    (1, 31, 10, 9, 70, 3, 2, (2, 3), (1, 0)),
+    (2, 16, 7, 8, 64, 1, 1, 2, 0),
+    (1, 16, 11, 10, 64, 5, 5, 3, 2),
 ]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -131,9 +138,11 @@ def test_functional_matches_reference(shape, dtype, simd):
 
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("shape", [(3, 5, 9, 8, 7, 3, 3, 1, 1), (2, 16, 6, 6, 20, 1, 1, 1, 0), (5, 2, 8, 8, 3, 3, 2, 2, 1),
-                                   (3, 32, 13, 14, 40, 3, 3, 1, 2)])
+                                   (3, 32, 13, 14, 40, 3, 3, 1, 2), (1, 8, 10, 9, 32, 3, 3, 2, 1),
+                                   (1, 16, 9, 11, 64, 3, 3, 2, 1)])
 def test_functional_matches_reference_any_thread_count(shape, threads):
-    # Covers both schedules: whole images per thread, and one image at a time with threaded GEMMs.
+    # Covers both schedules: whole images per thread, and one image at a time with threaded GEMMs
+    # (or, on the gathered and phased paths, one image's filter or channel panels across threads).
     before = fastnn.get_num_threads()
     fastnn.set_num_threads(threads)
     try:
