@@ -99,17 +99,20 @@ static void rows_sums(const T* x, int64_t rows, int64_t stride, const T* shift, 
 }
 
 template <typename T>
-static int64_t row_affine(const T* x, const T* mean, const T* scale, const T* offset, int64_t count, T* out) {
+static int64_t rows_affine(const T* x, int64_t rows, int64_t stride, const T* mean, const T* scale, const T* offset,
+                           int64_t count, T* out) {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-        if (use_avx2()) return bn_row_affine_avx2(x, mean, scale, offset, count, out);
+        if (use_avx2()) return bn_rows_affine_avx2(x, rows, stride, mean, scale, offset, count, out);
     }
 #endif
     int64_t nan_count = 0;
-    for (int64_t k = 0; k < count; ++k) {
-        out[k] = (x[k] - mean[k]) * scale[k] + offset[k];
-        nan_count += out[k] != out[k];
-    }
+    for (int64_t n = 0; n < rows; ++n)
+        for (int64_t k = 0; k < count; ++k) {
+            const T y = (x[n * stride + k] - mean[k]) * scale[k] + offset[k];
+            out[n * stride + k] = y;
+            nan_count += y != y;
+        }
     return nan_count;
 }
 
@@ -132,13 +135,18 @@ static void rows_grad_sums(const T* dy, const T* x, int64_t rows, int64_t stride
 }
 
 template <typename T>
-static void row_dx(const T* dy, const T* x, const T* mean, const T* a, const T* k1, const T* k0, int64_t count, T* dx) {
+static void rows_dx(const T* dy, const T* x, int64_t rows, int64_t stride, const T* mean, const T* a, const T* k1,
+                    const T* k0, int64_t count, T* dx) {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-        if (use_avx2()) return bn_row_dx_avx2(dy, x, mean, a, k1, k0, count, dx);
+        if (use_avx2()) return bn_rows_dx_avx2(dy, x, rows, stride, mean, a, k1, k0, count, dx);
     }
 #endif
-    for (int64_t k = 0; k < count; ++k) dx[k] = a[k] * dy[k] + k1[k] * (x[k] - mean[k]) + k0[k];
+    for (int64_t n = 0; n < rows; ++n)
+        for (int64_t k = 0; k < count; ++k) {
+            const int64_t e = n * stride + k;
+            dx[e] = a[k] * dy[e] + k1[k] * (x[e] - mean[k]) + k0[k];
+        }
 }
 
 // ---------------------------------------------------------------- statistics of one channel
@@ -221,9 +229,8 @@ BatchNormForwardResult batch_norm_forward(const T* x, const T* gamma, const T* b
                 inv_std[begin + k] = (T)(1.0 / std::sqrt((double)var[begin + k] + eps));
                 scale[(size_t)k] = gamma[begin + k] * inv_std[begin + k];
             }
-            for (int64_t n = 0; n < n_batch; ++n)
-                nan_count += row_affine(x + n * channels + begin, mean + begin, scale.data(), beta + begin, count,
-                                        out + n * channels + begin);
+            nan_count += rows_affine(x + begin, n_batch, channels, mean + begin, scale.data(), beta + begin, count,
+                                     out + begin);
         }
     }
     }
@@ -289,9 +296,8 @@ void batch_norm_backward(const T* x, const T* dy, const T* gamma, const T* mean,
                 k1[(size_t)k] = training ? (T)(-ak * is * (sum_dy_xc[(size_t)k] * is) / m) : (T)0;
                 k0[(size_t)k] = training ? (T)(-ak * sum_dy[(size_t)k] / m) : (T)0;
             }
-            for (int64_t n = 0; n < n_batch; ++n)
-                row_dx(dy + n * channels + begin, x + n * channels + begin, mean + begin, a.data(), k1.data(),
-                       k0.data(), count, dx + n * channels + begin);
+            rows_dx(dy + begin, x + begin, n_batch, channels, mean + begin, a.data(), k1.data(), k0.data(), count,
+                    dx + begin);
         }
     }
 }

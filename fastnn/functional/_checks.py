@@ -44,6 +44,8 @@ def int_array(name, a, ndim=1):
 
 def same_device(**arrays):
     """All arrays NumPy, or all CuPy on the current device. Returns True for CuPy."""
+    if all(isinstance(a, np.ndarray) for a in arrays.values()):  # the common case, checked fast
+        return False
     names = list(arrays)
     on_gpu = [is_cupy_array(arrays[n]) for n in names]
     if any(on_gpu) and not all(on_gpu):
@@ -70,7 +72,7 @@ def same_dtype(**arrays):
 
 def scalar(name, value):
     """A real number given as a Python/NumPy scalar or a 0-d array; returned unchanged."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if type(value) in (float, int) or (isinstance(value, numbers.Real) and not isinstance(value, bool)):
         return value
     if _is_array(value) and value.ndim == 0 and value.dtype.kind in "fiu":
         return value

@@ -18,6 +18,7 @@ which saves writing (and later reading) a tensor the size of x. On the CPU (fast
 is fused: forward reads x for the statistics and normalizes it while it is still in cache;
 backward reads x and dout for dgamma and dbeta, then writes dx in one multiply-add chain.
 """
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -74,7 +75,7 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
     momentum, eps = float(momentum), float(eps)
     if not 0.0 <= momentum <= 1.0:
         raise ValueError(f"batch_norm_forward: momentum must be in [0, 1], got {momentum}")
-    if not (eps > 0.0 and np.isfinite(eps)):
+    if not (eps > 0.0 and math.isfinite(eps)):
         raise ValueError(f"batch_norm_forward: eps must be positive and finite, got {eps}")
     c = x.shape[1]
     for name, v in params.items():
