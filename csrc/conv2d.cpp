@@ -569,7 +569,7 @@ static void gathered_forward(const T* x, const T* w, const T* b, T* out, const C
                 const int64_t k = jp * NR + l;
                 const T bias = b ? b[k] : T(0);
                 T* ok = out + (n * s.K + k) * P;
-                for (int64_t p = 0; p < P; ++p) ok[p] = tiles[(p / MR) * MR * NR + (p % MR) * NR + l] + bias;
+                for (int64_t p = 0; p < P; ++p) ok[p] = tiles[p * NR + l] + bias;  // block-major tiles: row p at p * NR
             }
         });
 }
@@ -694,7 +694,7 @@ static void phased_backward_data(const T* dout, const T* w, T* dx, const Conv2dS
                 T* dxc = dx + n * image + (cp * NR + l) * s.H * s.W;
                 for (int64_t r = 0, q = 0; r < phase.rows; ++r) {
                     T* row = dxc + ((phase.u0 + r) * s.sh + phase.a - s.ph) * s.W + phase.v0 * s.sw + phase.b - s.pw;
-                    for (int64_t v = 0; v < phase.cols; ++v, ++q) row[v * s.sw] = tiles[(q / MR) * MR * NR + (q % MR) * NR + l];
+                    for (int64_t v = 0; v < phase.cols; ++v, ++q) row[v * s.sw] = tiles[q * NR + l];
                 }
             }
         });
