@@ -38,11 +38,13 @@ SHAPES = [
     (3, 32, 13, 14, 40, 3, 3, 1, 2),
     # Strided backward data by phase classes (>= 16 input channels, >= 64 taps in the smallest class):
     # odd sizes at stride 2; a partial channel panel with non-square strides and a filter narrower
-    # than its stride (a class with no taps); a 1x1 stride-2 downsampling; stride 3 with padding 2.
+    # than its stride (a class with no taps); a 1x1 stride-2 downsampling; stride 3 with padding 2;
+    # padding as large as the filter (outputs that see only padding, dout rows past the image).
     (2, 16, 9, 11, 64, 3, 3, 2, 1),
     (1, 31, 10, 9, 70, 3, 2, (2, 3), (1, 0)),
     (2, 16, 7, 8, 64, 1, 1, 2, 0),
     (1, 16, 11, 10, 64, 5, 5, 3, 2),
+    (1, 16, 5, 6, 64, 3, 3, 2, 3),
 ]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
