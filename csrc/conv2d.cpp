@@ -2,13 +2,12 @@
 #include "conv2d.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <new>
 #include <type_traits>
 #include <vector>
 
+#include "buffer_cache.h"
 #include "cpu_features.h"
 #include "gemm.h"
 
@@ -258,12 +257,14 @@ static void rows_kernel(int64_t kc, const T* const* rows, const T* b, T* tile) {
         for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
 }
 
-// Zero-pads image n into xpad (C, H + 2ph, wp), followed by `slack` zeros; rows of wp >= W + 2pw
-// columns (the image at column pw), by default W + 2pw.
+// Zero-pads image n into xpad (C, hp, wp), followed by `slack` zeros: the image at row ph and column
+// pw of planes of hp >= H + ph rows (by default H + 2ph) and wp >= W + pw columns (by default W + 2pw).
 template <typename T>
-static void pad_image(const T* x, int64_t n, const Conv2dShape& s, T* xpad, int64_t slack, int64_t wp = 0) {
+static void pad_image(const T* x, int64_t n, const Conv2dShape& s, T* xpad, int64_t slack, int64_t wp = 0,
+                      int64_t hp = 0) {
     if (wp == 0) wp = s.W + 2 * s.pw;
-    const int64_t hp = s.H + 2 * s.ph, plane = hp * wp;
+    if (hp == 0) hp = s.H + 2 * s.ph;
+    const int64_t plane = hp * wp;
     std::fill(xpad, xpad + s.C * plane + slack, T(0));
     for (int64_t c = 0; c < s.C; ++c)
         for (int64_t y = 0; y < s.H; ++y)
@@ -526,15 +527,6 @@ static void for_each_image_item(int64_t images, int64_t per_image, const Prepare
     }
 }
 
-// 64-byte aligned buffer of `count` values (the packed panels the kernels load aligned).
-template <typename T>
-static std::unique_ptr<T, decltype(&std::free)> aligned_panels(int64_t count) {
-    const size_t bytes = ((size_t)count * sizeof(T) + 63) & ~size_t(63);
-    std::unique_ptr<T, decltype(&std::free)> buffer(static_cast<T*>(std::aligned_alloc(64, bytes)), &std::free);
-    if (!buffer) throw std::bad_alloc();
-    return buffer;
-}
-
 template <typename T>
 static void gathered_forward(const T* x, const T* w, const T* b, T* out, const Conv2dShape& s) {
     constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
@@ -554,7 +546,7 @@ static void gathered_forward(const T* x, const T* w, const T* b, T* out, const C
     }
     // Panel jp: R x NR of w^T.
     const int64_t k_panels = ceil_div(s.K, NR);
-    auto packed_w = aligned_panels<T>(k_panels * R * NR);
+    auto packed_w = cached_buffer<T>((size_t)(k_panels * R * NR));  // 64-byte aligned, as the kernel loads it
     StridedOperand<T>(w, 1, R).pack(packed_w.get(), 0, R, 0, s.K, NR);
     // One item = one image's outputs of one filter panel; the thread's padded image stays in its
     // scratch slot (same slot, same size: the same buffer) for all the items of that image.
@@ -624,11 +616,12 @@ static void phased_backward_data(const T* dout, const T* w, T* dx, const Conv2dS
     const int64_t hp = th + std::max(s.OH, (s.H - 1 + s.ph) / s.sh + 1);
     const int64_t wp = tw + std::max(s.OW, (s.W - 1 + s.pw) / s.sw + 1), plane = hp * wp;
     const int64_t c_panels = ceil_div(s.C, NR), image = s.C * s.H * s.W;
+    const Conv2dShape dout_image{s.N, s.K, s.OH, s.OW, s.C, s.kh, s.kw, 1, 1, th, tw, s.H, s.W};  // for pad_image
     struct Work {
         PhaseClass phase;
         int64_t R, blocks;
         std::vector<int64_t> offsets, positions;
-        std::unique_ptr<T, decltype(&std::free)> panels{nullptr, &std::free};  // c_panels x R x NR
+        std::unique_ptr<T[], CachedFree> panels;  // c_panels x R x NR, 64-byte aligned
     };
     std::vector<Work> classes;
     bool empty_class = false;
@@ -658,7 +651,7 @@ static void phased_backward_data(const T* dout, const T* w, T* dx, const Conv2dS
                 work.positions[(size_t)q] = (phase.u0 + r) * wp + phase.v0 + (last - r * phase.cols);
             }
             // Panel cp, row (k, t, t'), lane l: w[k, cp NR + l, a + sh t, b + sw t'] (0 past C).
-            work.panels = aligned_panels<T>(c_panels * work.R * NR);
+            work.panels = cached_buffer<T>((size_t)(c_panels * work.R * NR));
             T* panel = work.panels.get();
             for (int64_t cp = 0; cp < c_panels; ++cp)
                 for (int64_t r = 0; r < work.R; ++r, panel += NR) {
@@ -674,13 +667,7 @@ static void phased_backward_data(const T* dout, const T* w, T* dx, const Conv2dS
     const int64_t per_image = (int64_t)classes.size() * c_panels;
     for_each_image_item(
         s.N, per_image,
-        [&](int64_t n) {
-            T* pad = thread_scratch<T>(kScratchConvColumns, s.K * plane);
-            std::fill(pad, pad + s.K * plane, T(0));
-            for (int64_t k = 0; k < s.K; ++k)
-                for (int64_t oh = 0; oh < s.OH; ++oh)
-                    std::copy_n(dout + ((n * s.K + k) * s.OH + oh) * s.OW, s.OW, pad + k * plane + (oh + th) * wp + tw);
-        },
+        [&](int64_t n) { pad_image(dout, n, dout_image, thread_scratch<T>(kScratchConvColumns, s.K * plane), 0, wp, hp); },
         [&](int64_t n, int64_t item) {
             const Work& work = classes[(size_t)(item / c_panels)];
             const int64_t cp = item % c_panels;
