@@ -64,7 +64,7 @@ static py::tuple layer_forward(const py::array& xs, const py::array& h0, const p
     const T* wxd = checked_data<T>(Wx, "Wx", {s.input, G});
     const T* whd = checked_data<T>(Wh, "Wh", {s.hidden, G});
     const T* bd = checked_data<T>(b, "b", {G});
-    py::array_t<T> gates = output_array<T>({G, s.steps * s.batch}),
+    py::array_t<T> gates = output_array<T>({s.steps, G, s.batch}),
                    c_all = output_array<T>({s.steps, s.hidden, s.batch}),
                    tanh_c_all = output_array<T>({s.steps, s.hidden, s.batch}),
                    h_all = output_array<T>({s.steps, s.hidden, s.batch}),
@@ -88,7 +88,7 @@ static py::tuple layer_backward(const py::object& dhs, const py::object& dh_last
     if (xs.ndim() != 3 || h0.ndim() != 2) throw py::value_error("xs: expected (T, B, D) and h0 (B, H)");
     const LstmLayerShape s{xs.shape(0), xs.shape(1), xs.shape(2), h0.shape(1)};
     if (s.steps < 1 || s.batch < 1 || s.input < 1 || s.hidden < 1) throw py::value_error("lstm layer: empty dimension");
-    const int64_t G = 4 * s.hidden, cols = s.steps * s.batch;
+    const int64_t G = 4 * s.hidden;
     const T* dhsd = optional_data<T>(dhs, "dhs", {s.steps, s.batch, s.hidden});
     const T* dhld = optional_data<T>(dh_last, "dh_last", {s.batch, s.hidden});
     const T* dcld = optional_data<T>(dc_last, "dc_last", {s.batch, s.hidden});
@@ -97,11 +97,11 @@ static py::tuple layer_backward(const py::object& dhs, const py::object& dh_last
     const T* c0d = checked_data<T>(c0, "c0", {s.batch, s.hidden});
     const T* wxd = checked_data<T>(Wx, "Wx", {s.input, G});
     const T* whd = checked_data<T>(Wh, "Wh", {s.hidden, G});
-    const T* gd = checked_data<T>(gates, "gates", {G, cols});
+    const T* gd = checked_data<T>(gates, "gates", {s.steps, G, s.batch});
     const T* cd = checked_data<T>(c_all, "c_all", {s.steps, s.hidden, s.batch});
     const T* td = checked_data<T>(tanh_c_all, "tanh_c_all", {s.steps, s.hidden, s.batch});
     const T* hsd = checked_data<T>(hs, "hs", {s.steps, s.batch, s.hidden});
-    py::array_t<T> dgates = output_array<T>({G, cols}), dxs = output_array<T>({s.steps, s.batch, s.input}),
+    py::array_t<T> dgates = output_array<T>({s.steps, G, s.batch}), dxs = output_array<T>({s.steps, s.batch, s.input}),
                    dh0({s.batch, s.hidden}),
         dc0({s.batch, s.hidden}), dWx({s.input, G}), dWh({s.hidden, G}), db(G);
     {
@@ -142,7 +142,7 @@ void bind_lstm(py::module_& m) {
         },
         py::arg("xs"), py::arg("h0"), py::arg("c0"), py::arg("Wx"), py::arg("Wh"), py::arg("b"),
         "A whole LSTM layer, time-major xs (T, B, D), gate order i, f, o, g. Returns (hs (T, B, H), c_last, "
-        "gates (4H, T*B), c_all (T, H, B), tanh_c_all (T, H, B), NaN count of all h and c).");
+        "gates (T, 4H, B), c_all (T, H, B), tanh_c_all (T, H, B), NaN count of all h and c).");
     m.def(
         "lstm_layer_backward",
         [](const py::object& dhs, const py::object& dh_last, const py::object& dc_last, const py::array& xs,

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <type_traits>
 
 #ifdef _OPENMP
@@ -179,46 +181,106 @@ struct RowRange final : GemmOperand<T> {
     }
 };
 
+// A row-major (K, NR) matrix is already one packed B panel, whatever the reduction blocking (block
+// pc starts at row pc, row p at p * NR): the per-step (4H, B) and (H, B) blocks at B = NR are read in
+// place instead of being copied into panels every step. (The micro-kernel loads packed panels with
+// aligned loads: a block that is not 32-byte aligned -- a small array from NumPy's allocator -- is
+// packed as usual.)
+template <typename T>
+struct PanelRows final : GemmOperand<T> {
+    const T* data;
+    explicit PanelRows(const T* data_) : data(data_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        StridedOperand<T>(data, GemmTraits<T>::NR, 1).pack(dst, p0, kc, q0, nq, width);
+    }
+    const T* packed_block(int64_t p0, int64_t /*kc*/, int64_t q0, int width) const override {
+        const bool aligned = reinterpret_cast<uintptr_t>(data) % 32 == 0;
+        return aligned && width == GemmTraits<T>::NR && q0 == 0 ? data + p0 * GemmTraits<T>::NR : nullptr;
+    }
+};
+
+// A per-step (rows, B) block of the step-major arrays, as a B operand Q(p = row, q = n).
+template <typename T>
+static const GemmOperand<T>& step_block(const T* block, int64_t batch, std::optional<PanelRows<T>>& panel,
+                                        std::optional<StridedOperand<T>>& strided) {
+    if (batch == GemmTraits<T>::NR) return panel.emplace(block);
+    return strided.emplace(block, batch, 1);
+}
+
+// The gate gradients over all steps as the weight GEMMs' B operand, dG^T: Q(p = t*B + n, q = row) =
+// dgates[t*4H*B + row*B + n]. Each step's run of p is a transposing copy of B contiguous values per
+// row.
+template <typename T>
+struct StepMajorRows final : GemmOperand<T> {
+    const T* data;
+    int64_t batch, rows;
+    StepMajorRows(const T* data_, int64_t batch_, int64_t rows_) : data(data_), batch(batch_), rows(rows_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        for (int64_t j = 0; j * width < nq; ++j) {
+            T* panel = dst + j * kc * width;
+            const int64_t lanes = std::min<int64_t>(width, nq - j * width), q = q0 + j * width;
+            for (int64_t p = p0; p < p0 + kc;) {
+                const int64_t t = p / batch, n = p % batch, run = std::min(batch - n, p0 + kc - p);
+                pack_panel_transposed(data + (t * rows + q) * batch + n, 1, batch, run, lanes, width,
+                                      panel + (p - p0) * width);
+                p += run;
+            }
+        }
+    }
+};
+
 // The layer's time loops run in one parallel region per direction, each thread owning the hidden
 // units [k0, k1) (hidden_range, in whole 6-row GEMM panels): the rows of the per-step GEMMs that produce
 // its units' values, and the pointwise pass over them, with one barrier per step. (One GEMM over
 // all 4H rows split its rows by gate quarters, so a thread's pointwise pass read three quarters of
 // its gates from the other core's cache, and each step paid three fork/joins.)
+//
+// The gates and their gradients are step-major, (T, 4H, B): one step's block is contiguous. (Laid
+// out (4H, T*B), a step's values were 4H runs of B values 4 KB apart at T*B = 1024: every run in the
+// same L1 set and on its own page, and the pointwise passes took a fifth of the loops' time.)
 
 // The pointwise passes of one step in the transposed layout: unit k's B values are contiguous, so
-// the row kernels run along the batch with the gates `H * ldg` apart.
+// the row kernels run along the batch with the gates H * B apart.
 template <typename T>
-static int64_t forward_step(T* g, int64_t ldg, const T* c_prev, T* c, T* tanh_c, T* h, int64_t batch,
-                            int64_t hidden, int64_t k0, int64_t k1) {
+static int64_t forward_step(T* g, const T* c_prev, T* c, T* tanh_c, T* h, int64_t batch, int64_t hidden, int64_t k0,
+                            int64_t k1) {
     int64_t nan_count = 0;
     for (int64_t k = k0; k < k1; ++k) {
-        T* gk = g + k * ldg;
+        T* gk = g + k * batch;
         const int64_t row = k * batch;
         nan_count += forward_row<T>(gk, nullptr, nullptr, c_prev + row, gk, c + row, h + row, tanh_c + row,
-                                    hidden * ldg, 0, batch);
+                                    hidden * batch, 0, batch);
     }
     return nan_count;
 }
 
 template <typename T>
-static void backward_step(const T* dh, T* dc, const T* g, const T* c_prev, const T* tanh_c, T* dg, int64_t ldg,
-                          int64_t batch, int64_t hidden, int64_t k0, int64_t k1) {
+static void backward_step(const T* dh, T* dc, const T* g, const T* c_prev, const T* tanh_c, T* dg, int64_t batch,
+                          int64_t hidden, int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k) {
         const int64_t row = k * batch;
-        backward_row<T>(dh + row, dc + row, g + k * ldg, c_prev + row, tanh_c + row, dg + k * ldg, dc + row,
-                        nullptr, hidden * ldg, 0, batch);
+        backward_row<T>(dh + row, dc + row, g + row, c_prev + row, tanh_c + row, dg + row, dc + row, nullptr,
+                        hidden * batch, 0, batch);
     }
 }
 
 template <typename T>
 int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, const T* Wh, const T* b, T* gates,
                            T* c_all, T* tanh_c_all, T* h_all, T* hs, T* c_last, const LstmLayerShape& s) {
-    const int64_t steps = s.steps, batch = s.batch, H = s.hidden, G = 4 * H, cols = steps * batch;
+    const int64_t steps = s.steps, batch = s.batch, H = s.hidden, G = 4 * H, D = s.input;
     const int64_t state = H * batch;  // one step's (H, B) block
-    // G (4H, T*B) = Wx^T X^T + b: A = Wx^T, Q(p = d, q = gate row) = Wx[d*4H + row]; B = X^T,
-    // Q(p = d, q = column) = xs[column*D + d].
-    gemm<T>(G, cols, s.input, StridedOperand<T>(Wx, G, 1), StridedOperand<T>(xs, 1, s.input), gates, cols, false, b,
-            true);
+    const int64_t block = G * batch;  // one step's (4H, B) block of gates
+    const int threads = get_num_threads();
+    // G_t (4H, B) = Wx^T x_t^T + b for every step, the steps split across threads (each GEMM on one
+    // thread). A = Wx^T: Q(p = d, q = gate row) = Wx[d*4H + row], packed once; B = x_t^T: Q(p = d,
+    // q = n) = xs[(t*B + n)*D + d].
+    {
+        const PackedOperand<T> wx_t(StridedOperand<T>(Wx, G, 1), D, G, GemmTraits<T>::MR);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && steps * block * D >= kParallelThreshold)
+        for (int64_t t = 0; t < steps; ++t)
+            gemm<T>(G, batch, D, wx_t, StridedOperand<T>(xs + t * batch * D, 1, D), gates + t * block, batch, false, b,
+                    false);
+    }
     // A = Wh^T, one operand per gate q (H, H): Q(p = k, q = unit) = Wh[k*4H + q*H + unit], packed
     // once for all steps.
     std::unique_ptr<PackedOperand<T>> wh_t[4];
@@ -228,30 +290,39 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
     transpose(c0, batch, H, c0_t.get());
     int64_t nan_count = 0;
     const bool h0_zero = all_zero(h0, state);  // then step 0 has no recurrent term
-    const int threads = get_num_threads();
 #pragma omp parallel num_threads(threads) reduction(+ : nan_count) if (threads > 1 && 4 * state * H >= kParallelThreshold)
     {
         int64_t k0, k1;
         hidden_range(H, k0, k1, GemmTraits<T>::MR);
         for (int64_t t = 0; t < steps; ++t) {
-            // G[q*H + k, t] += (Wh^T h_{t-1}^T)[q*H + k] for this thread's units k; h_{t-1}^T is h0 read
+            T* g_t = gates + t * block;
+            // G_t[q*H + k] += (Wh^T h_{t-1}^T)[q*H + k] for this thread's units k; h_{t-1}^T is h0 read
             // transposed, then the previous (H, B) block.
             if (k0 < k1 && (t > 0 || !h0_zero)) {
-                // Packed once here for the four gates' GEMMs, which read it in place.
-                const PackedOperand<T> h_prev(t == 0 ? StridedOperand<T>(h0, 1, H)
-                                                     : StridedOperand<T>(h_all + (t - 1) * state, batch, 1),
-                                              H, batch, GemmTraits<T>::NR);
+                // Packed once here for the four gates' GEMMs, which read it in place (at B = NR the
+                // block is a panel already).
+                std::optional<PanelRows<T>> panel;
+                std::optional<StridedOperand<T>> strided;
+                std::optional<PackedOperand<T>> packed;
+                const GemmOperand<T>* h_prev;
+                if (t == 0)
+                    h_prev = &packed.emplace(StridedOperand<T>(h0, 1, H), H, batch, GemmTraits<T>::NR);
+                else if (batch == GemmTraits<T>::NR)
+                    h_prev = &panel.emplace(h_all + (t - 1) * state);
+                else
+                    h_prev = &packed.emplace(StridedOperand<T>(h_all + (t - 1) * state, batch, 1), H, batch,
+                                             GemmTraits<T>::NR);
                 for (int q = 0; q < 4; ++q)
-                    gemm<T>(k1 - k0, batch, H, RowRange<T>(*wh_t[q], k0), h_prev, gates + (q * H + k0) * cols + t * batch,
-                            cols, true, nullptr, false);
+                    gemm<T>(k1 - k0, batch, H, RowRange<T>(*wh_t[q], k0), *h_prev, g_t + (q * H + k0) * batch, batch,
+                            true, nullptr, false);
             }
             const T* c_prev = t == 0 ? c0_t.get() : c_all + (t - 1) * state;
-            nan_count += forward_step(gates + t * batch, cols, c_prev, c_all + t * state, tanh_c_all + t * state,
-                                      h_all + t * state, batch, H, k0, k1);
+            nan_count += forward_step(g_t, c_prev, c_all + t * state, tanh_c_all + t * state, h_all + t * state,
+                                      batch, H, k0, k1);
 #pragma omp barrier
         }
     }
-#pragma omp parallel for schedule(static) if (cols * H >= kParallelThreshold)
+#pragma omp parallel for schedule(static) if (steps * state >= kParallelThreshold)
     for (int64_t t = 0; t < steps; ++t) transpose(h_all + t * state, H, batch, hs + t * batch * H);
     transpose(c_all + (steps - 1) * state, H, batch, c_last);
     return nan_count;
@@ -261,19 +332,19 @@ template <typename T>
 void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const T* xs, const T* h0, const T* c0,
                          const T* Wx, const T* Wh, const T* gates, const T* c_all, const T* tanh_c_all, const T* hs,
                          T* dgates, T* dxs, T* dh0, T* dc0, T* dWx, T* dWh, T* db, const LstmLayerShape& s) {
-    const int64_t steps = s.steps, batch = s.batch, H = s.hidden, G = 4 * H, cols = steps * batch;
-    const int64_t state = H * batch;
+    const int64_t steps = s.steps, batch = s.batch, H = s.hidden, G = 4 * H, D = s.input, cols = steps * batch;
+    const int64_t state = H * batch, block = G * batch;
     // dh_t^T for every step: dhs transposed, plus dh_last at the last step; the recurrent GEMM adds
     // into block t - 1 as the loop goes back. One more block (index -1 -> dh0^T) at the front.
     auto dh_t = scratch<T>((steps + 1) * state);
     T* dh_blocks = dh_t.get() + state;
-#pragma omp parallel for schedule(static) if (cols * H >= kParallelThreshold)
+#pragma omp parallel for schedule(static) if (steps * state >= kParallelThreshold)
     for (int64_t t = 0; t < steps; ++t) {
-        T* block = dh_blocks + t * state;
+        T* dh_block = dh_blocks + t * state;
         if (dhs)
-            transpose(dhs + t * batch * H, batch, H, block);
+            transpose(dhs + t * batch * H, batch, H, dh_block);
         else
-            std::fill(block, block + state, T(0));
+            std::fill(dh_block, dh_block + state, T(0));
     }
     auto scratch_state = scratch<T>(2 * state);
     T* dc = scratch_state.get();       // dc_t^T, updated in place to dc_{t-1}^T
@@ -297,47 +368,70 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
         hidden_range(H, k0, k1, GemmTraits<T>::MR);
         for (int64_t t = steps - 1; t >= 0; --t) {
             const T* c_prev = t == 0 ? c0_t : c_all + (t - 1) * state;
-            backward_step(dh_blocks + t * state, dc, gates + t * batch, c_prev, tanh_c_all + t * state,
-                          dgates + t * batch, cols, batch, H, k0, k1);
+            T* dg_t = dgates + t * block;
+            backward_step(dh_blocks + t * state, dc, gates + t * block, c_prev, tanh_c_all + t * state, dg_t, batch, H,
+                          k0, k1);
 #pragma omp barrier
-            // dh_{t-1}^T (+)= Wh dG[:, t] for this thread's units (rows k0..k1), which only it reads
-            // next: B = dG[:, t], Q(p = gate row, q = n) = dgates[row*cols + t*B + n].
-            if (k0 < k1)
-                gemm<T>(k1 - k0, batch, G, RowRange<T>(wh, k0), StridedOperand<T>(dgates + t * batch, cols, 1),
+            // dh_{t-1}^T (+)= Wh dG_t for this thread's units (rows k0..k1), which only it reads next:
+            // B = dG_t, Q(p = gate row, q = n) = dg_t[row*B + n].
+            if (k0 < k1) {
+                std::optional<PanelRows<T>> panel;
+                std::optional<StridedOperand<T>> strided;
+                gemm<T>(k1 - k0, batch, G, RowRange<T>(wh, k0), step_block(dg_t, batch, panel, strided),
                         dh_blocks + (t - 1) * state + k0 * batch, batch, t > 0, nullptr, false);
+            }
         }
     }
     transpose(dh_t.get(), H, batch, dh0);
     transpose(dc, H, batch, dc0);
-#pragma omp parallel for schedule(static) if (G * cols >= kParallelThreshold)
-    for (int64_t row = 0; row < G; ++row) {
-        // Eight interleaved partial sums (one vector add per 8 columns; a single running sum waits
-        // on the add latency at every element: ~1 ms of a char-LSTM step).
-        const T* g = dgates + row * cols;
-        T part[8] = {};
-        int64_t j = 0;
-        for (; j + 8 <= cols; j += 8)
-            for (int u = 0; u < 8; ++u) part[u] += g[j + u];
-        for (; j < cols; ++j) part[j & 7] += g[j];
-        db[row] = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+    // db = sums of dG over steps and batch; dX_t (B, D) = (Wx dG_t)^T for every step, the steps split
+    // across threads (A = Wx: Q(p = gate row, q = d) = Wx[d*4H + row], packed once; each thread's
+    // (D, B) result transposed into dxs).
+    {
+        const PackedOperand<T> wx(StridedOperand<T>(Wx, 1, G), G, D, GemmTraits<T>::MR);
+#pragma omp parallel num_threads(threads) if (threads > 1 && steps * block * D >= kParallelThreshold)
+        {
+#pragma omp for schedule(static) nowait
+            for (int64_t row0 = 0; row0 < G; row0 += 64) {
+                // Eight interleaved partial sums per row (a single running sum waits on the add latency
+                // at every element), steps in order: a fixed summation order.
+                const int64_t rows = std::min<int64_t>(64, G - row0);
+                T part[64][8] = {};
+                for (int64_t t = 0; t < steps; ++t)
+                    for (int64_t r = 0; r < rows; ++r) {
+                        const T* g = dgates + t * block + (row0 + r) * batch;
+                        for (int64_t n = 0; n < batch; ++n) part[r][n & 7] += g[n];
+                    }
+                for (int64_t r = 0; r < rows; ++r) {
+                    const T* u = part[r];
+                    db[row0 + r] = ((u[0] + u[4]) + (u[1] + u[5])) + ((u[2] + u[6]) + (u[3] + u[7]));
+                }
+            }
+            auto dx_t = scratch<T>(D * batch);
+#pragma omp for schedule(static)
+            for (int64_t t = 0; t < steps; ++t) {
+                std::optional<PanelRows<T>> panel;
+                std::optional<StridedOperand<T>> strided;
+                gemm<T>(D, batch, G, wx, step_block(dgates + t * block, batch, panel, strided), dx_t.get(), batch,
+                        false, nullptr, false);
+                transpose(dx_t.get(), D, batch, dxs + t * batch * D);
+            }
+        }
     }
-    // The weight gradients over all T*B columns at once. B = dG^T: Q(p = column, q = gate row).
-    const StridedOperand<T> dg_t(dgates, 1, cols);
+    // The weight gradients over all T*B columns at once. B = dG^T: Q(p = t*B + n, q = gate row).
+    const StepMajorRows<T> dg_t(dgates, batch, G);
     // dWx (D, 4H) = X^T dG^T: A = X^T, Q(p = column, q = d) = xs[column*D + d].
-    gemm<T>(s.input, G, cols, StridedOperand<T>(xs, s.input, 1), dg_t, dWx, G, false, nullptr, true);
+    gemm<T>(D, G, cols, StridedOperand<T>(xs, D, 1), dg_t, dWx, G, false, nullptr, true);
     // dWh (H, 4H) = [h0; hs[:-1]]^T dG^T, as h0^T dG^T[0:B] + hs[:-1]^T dG^T[B:] (the first term
     // skipped when h0 is zero, the usual start of a sequence).
     const bool h0_zero = all_zero(h0, state);
     if (!h0_zero)
         gemm<T>(H, G, batch, StridedOperand<T>(h0, H, 1), dg_t, dWh, G, false, nullptr, true);
     if (steps > 1)
-        gemm<T>(H, G, cols - batch, StridedOperand<T>(hs, H, 1), StridedOperand<T>(dgates + batch, 1, cols), dWh, G,
+        gemm<T>(H, G, cols - batch, StridedOperand<T>(hs, H, 1), StepMajorRows<T>(dgates + block, batch, G), dWh, G,
                 !h0_zero, nullptr, true);
     else if (h0_zero)
         std::fill(dWh, dWh + H * G, T(0));
-    // dX (T*B, D) = dG^T Wx^T: A = dG^T, Q(p = gate row, q = column); B = Wx^T, Q(p = row, q = d) = Wx[d*4H + row].
-    gemm<T>(cols, s.input, G, StridedOperand<T>(dgates, cols, 1), StridedOperand<T>(Wx, 1, G), dxs, s.input, false,
-            nullptr, true);
 }
 
 template int64_t lstm_layer_forward<float>(const float*, const float*, const float*, const float*, const float*,

@@ -29,21 +29,22 @@ void lstm_cell_backward_pointwise(const T* dh, const T* dc, const T* gates, cons
                                   T* dc_prev, T* db, int64_t batch, int64_t hidden);
 
 // A whole layer of T steps, time-major: the batched formulation (as cuDNN and oneDNN run it).
-//   forward:  G (4H, T*B) = Wx^T X^T + b for all steps in one GEMM (column t*B + n is step t, row n);
-//             then per step: G[:, t] += Wh^T h_{t-1}^T (our GEMM, Wh^T packed once for all steps),
-//             the fused pointwise pass writes the gates over G[:, t] and c_t, tanh(c_t), h_t.
-//   backward: per step: the fused pointwise pass gives dG[:, t] and dc_{t-1}, and
-//             dh_{t-1} = dhs_{t-1} + (Wh dG[:, t])^T (Wh packed once); after the loop, one GEMM each
-//             over all T*B columns: dWx = X^T dG^T, dWh = [h0; hs[:-1]]^T dG^T, dX = dG^T Wx^T, and
-//             db = row sums of dG.
-// Per-step state is kept transposed, (H, B): the recurrent GEMM then runs with M = 4H or H (many
-// register blocks) and N = B (a single 16-column panel at B = 16) instead of M = B.
+//   forward:  G_t (4H, B) = Wx^T x_t^T + b for every step first (steps split across threads, Wx^T
+//             packed once); then per step: G_t += Wh^T h_{t-1}^T (our GEMM, Wh^T packed once for all
+//             steps), the fused pointwise pass writes the gates over G_t and c_t, tanh(c_t), h_t.
+//   backward: per step: the fused pointwise pass gives dG_t and dc_{t-1}, and
+//             dh_{t-1} = dhs_{t-1} + (Wh dG_t)^T (Wh packed once); after the loop dX_t = (Wx dG_t)^T
+//             for every step (steps split across threads), and one GEMM each over all T*B columns:
+//             dWx = X^T dG^T, dWh = [h0; hs[:-1]]^T dG^T; db = sums of dG.
+// Per-step state is kept transposed, (H, B), and the gates step-major, (T, 4H, B): the recurrent GEMM
+// then runs with M = 4H or H (many register blocks) and N = B (a single 16-column panel at B = 16,
+// read in place) instead of M = B, and each step's values are contiguous.
 struct LstmLayerShape {
     int64_t steps, batch, input, hidden;
 };
 
 // xs (T, B, D), h0 and c0 (B, H), Wx (D, 4H), Wh (H, 4H), b (4H,). Writes the cache -- gates
-// (4H, T*B), c_all, tanh_c_all, h_all (T, H, B) -- and the outputs hs (T, B, H) and c_last (B, H).
+// (T, 4H, B), c_all, tanh_c_all, h_all (T, H, B) -- and the outputs hs (T, B, H) and c_last (B, H).
 // Returns the number of NaN values among all h and c.
 template <typename T>
 int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, const T* Wh, const T* b, T* gates,
@@ -51,7 +52,7 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
 
 // dhs (T, B, H) or null (zeros), dh_last and dc_last (B, H) or null: gradients with respect to hs
 // and the final state. xs, h0, c0, Wx, Wh, the cache and hs as the forward left them. Writes dgates
-// (4H, T*B, scratch), dxs (T, B, D), dh0, dc0 (B, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
+// (T, 4H, B, scratch), dxs (T, B, D), dh0, dc0 (B, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
 template <typename T>
 void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const T* xs, const T* h0, const T* c0,
                          const T* Wx, const T* Wh, const T* gates, const T* c_all, const T* tanh_c_all, const T* hs,

@@ -50,7 +50,7 @@ def lstm_layer_forward(
     Wh: npt.NDArray[np.floating],
     b: npt.NDArray[np.floating],
 ) -> Tuple[npt.NDArray[np.floating], ...]:
-    """(hs (T, B, H), c_last (B, H), gates (4H, T*B), c_all (T, H, B), tanh_c_all (T, H, B), NaN count)."""
+    """(hs (T, B, H), c_last (B, H), gates (T, 4H, B), c_all (T, H, B), tanh_c_all (T, H, B), NaN count)."""
 def lstm_layer_backward(
     dhs: Optional[npt.NDArray[np.floating]],
     dh_last: Optional[npt.NDArray[np.floating]],

@@ -12,7 +12,10 @@ from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm
 
 # (T, B, D, H): one step, batch 1, sizes around the 8-float vector and 16-column GEMM panel widths,
 # batches that are not multiples of either, and a hidden size big enough to split over threads.
-SIZES = [(1, 1, 1, 1), (3, 5, 3, 7), (4, 17, 9, 13), (2, 16, 20, 33), (5, 33, 7, 24), (3, 2, 5, 300), (2, 64, 16, 80)]
+# The last two have per-step arrays of at least 1 MB (allocated 64-byte aligned) with B one GEMM
+# panel wide (16 floats, 8 doubles), so the per-step blocks are read in place as packed panels.
+SIZES = [(1, 1, 1, 1), (3, 5, 3, 7), (4, 17, 9, 13), (2, 16, 20, 33), (5, 33, 7, 24), (3, 2, 5, 300), (2, 64, 16, 80),
+         (64, 16, 8, 256), (64, 8, 8, 256)]
 NAMES = ["dxs", "dh0", "dc0", "dWx", "dWh", "db"]
 
 

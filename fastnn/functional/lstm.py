@@ -130,7 +130,7 @@ def lstm_cell_backward(dh, dc, cache):
 # ----------------------------------------------------------------------------------- the layer
 class LSTMCache(NamedTuple):
     """What lstm_backward needs from lstm_forward. `layout` says how the per-step arrays are laid out:
-    "native" (the CPU kernel: gates (4H, T*B), c_all and tanh_c_all (T, H, B)) or "steps" (the
+    "native" (the CPU kernel: gates (T, 4H, B), c_all and tanh_c_all (T, H, B)) or "steps" (the
     step-by-step path: gates (T, B, 4H), c_all and tanh_c_all (T, B, H))."""
     xs: object  # (T, B, D), C-contiguous
     h0: object  # (B, H)
