@@ -103,13 +103,17 @@ static py::tuple layer_backward(const py::object& dhs, const py::object& dh_last
     const T* hsd = checked_data<T>(hs, "hs", {s.steps, s.batch, s.hidden});
     py::array_t<T> dgates = output_array<T>({s.steps, G, s.batch}), dxs = output_array<T>({s.steps, s.batch, s.input}),
                    dh0({s.batch, s.hidden}),
-        dc0({s.batch, s.hidden}), dWx({s.input, G}), dWh({s.hidden, G}), db(G);
+        dc0({s.batch, s.hidden}), dW({s.input + s.hidden, G}), db(G);
     {
         py::gil_scoped_release release;
         lstm_layer_backward<T>(dhsd, dhld, dcld, xd, h0d, c0d, wxd, whd, gd, cd, td, hsd, dgates.mutable_data(),
-                               dxs.mutable_data(), dh0.mutable_data(), dc0.mutable_data(), dWx.mutable_data(),
-                               dWh.mutable_data(), db.mutable_data(), s);
+                               dxs.mutable_data(), dh0.mutable_data(), dc0.mutable_data(), dW.mutable_data(),
+                               db.mutable_data(), s);
     }
+    // dWx and dWh: the two row blocks of dW, as views that keep it alive.
+    const py::ssize_t row = G * (py::ssize_t)sizeof(T);
+    py::array_t<T> dWx({s.input, G}, {row, (py::ssize_t)sizeof(T)}, dW.data(), dW),
+        dWh({s.hidden, G}, {row, (py::ssize_t)sizeof(T)}, dW.data() + s.input * G, dW);
     return py::make_tuple(dxs, dh0, dc0, dWx, dWh, db);
 }
 

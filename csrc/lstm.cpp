@@ -229,6 +229,35 @@ struct StepMajorRows final : GemmOperand<T> {
     }
 };
 
+// Every step's cell inputs as the weight GEMM's A operand, [X, H_prev]^T: Q(p = t*B + n, q) = xs[p*D + q]
+// for q < D, else h_{t-1}[n, q - D] -- h0 at t = 0, then hs. A panel's lanes are runs of one row of xs
+// or of an h (only the panel across q = D mixes the two).
+template <typename T>
+struct LayerInputs final : GemmOperand<T> {
+    const T *xs, *h0, *hs;
+    int64_t batch, input, hidden;
+    LayerInputs(const T* xs_, const T* h0_, const T* hs_, int64_t batch_, int64_t input_, int64_t hidden_)
+        : xs(xs_), h0(h0_), hs(hs_), batch(batch_), input(input_), hidden(hidden_) {}
+    void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
+        for (int64_t j = 0; j * width < nq; ++j) {
+            T* panel = dst + j * kc * width;
+            const int64_t q = q0 + j * width, lanes = std::min<int64_t>(width, nq - j * width);
+            for (int64_t p = p0; p < p0 + kc; ++p) {
+                const T* x_row = xs + p * input;                                            // xs[p, :]
+                const T* h_row = p < batch ? h0 + p * hidden : hs + (p - batch) * hidden;  // h_{t-1}[n, :]
+                T* out = panel + (p - p0) * width;
+                if (q + lanes <= input)
+                    std::copy(x_row + q, x_row + q + lanes, out);
+                else if (q >= input)
+                    std::copy(h_row + (q - input), h_row + (q - input) + lanes, out);
+                else
+                    for (int64_t l = 0; l < lanes; ++l) out[l] = q + l < input ? x_row[q + l] : h_row[q + l - input];
+                std::fill(out + lanes, out + width, T(0));
+            }
+        }
+    }
+};
+
 // The layer's time loops run in one parallel region per direction, each thread owning the hidden
 // units [k0, k1) (hidden_range, in whole 6-row GEMM panels): the rows of the per-step GEMMs that produce
 // its units' values, and the pointwise pass over them, with one barrier per step. (One GEMM over
@@ -331,7 +360,7 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
 template <typename T>
 void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const T* xs, const T* h0, const T* c0,
                          const T* Wx, const T* Wh, const T* gates, const T* c_all, const T* tanh_c_all, const T* hs,
-                         T* dgates, T* dxs, T* dh0, T* dc0, T* dWx, T* dWh, T* db, const LstmLayerShape& s) {
+                         T* dgates, T* dxs, T* dh0, T* dc0, T* dW, T* db, const LstmLayerShape& s) {
     const int64_t steps = s.steps, batch = s.batch, H = s.hidden, G = 4 * H, D = s.input, cols = steps * batch;
     const int64_t state = H * batch, block = G * batch;
     // dh_t^T for every step: dhs transposed, plus dh_last at the last step; the recurrent GEMM adds
@@ -418,20 +447,11 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
             }
         }
     }
-    // The weight gradients over all T*B columns at once. B = dG^T: Q(p = t*B + n, q = gate row).
-    const StepMajorRows<T> dg_t(dgates, batch, G);
-    // dWx (D, 4H) = X^T dG^T: A = X^T, Q(p = column, q = d) = xs[column*D + d].
-    gemm<T>(D, G, cols, StridedOperand<T>(xs, D, 1), dg_t, dWx, G, false, nullptr, true);
-    // dWh (H, 4H) = [h0; hs[:-1]]^T dG^T, as h0^T dG^T[0:B] + hs[:-1]^T dG^T[B:] (the first term
-    // skipped when h0 is zero, the usual start of a sequence).
-    const bool h0_zero = all_zero(h0, state);
-    if (!h0_zero)
-        gemm<T>(H, G, batch, StridedOperand<T>(h0, H, 1), dg_t, dWh, G, false, nullptr, true);
-    if (steps > 1)
-        gemm<T>(H, G, cols - batch, StridedOperand<T>(hs, H, 1), StepMajorRows<T>(dgates + block, batch, G), dWh, G,
-                !h0_zero, nullptr, true);
-    else if (h0_zero)
-        std::fill(dWh, dWh + H * G, T(0));
+    // [dWx; dWh] (D + H, 4H) = [X, [h0; hs[:-1]]]^T dG^T over all T*B columns, one GEMM: dG^T is
+    // packed once for both (two GEMMs packed it twice, and the D = 64 rows of dWx alone made a thin
+    // GEMM that packs all of B per thread). B = dG^T: Q(p = t*B + n, q = gate row).
+    gemm<T>(D + H, G, cols, LayerInputs<T>(xs, h0, hs, batch, D, H), StepMajorRows<T>(dgates, batch, G), dW, G, false,
+            nullptr, true);
 }
 
 template int64_t lstm_layer_forward<float>(const float*, const float*, const float*, const float*, const float*,
@@ -443,11 +463,11 @@ template int64_t lstm_layer_forward<double>(const double*, const double*, const 
 template void lstm_layer_backward<float>(const float*, const float*, const float*, const float*, const float*,
                                          const float*, const float*, const float*, const float*, const float*,
                                          const float*, const float*, float*, float*, float*, float*, float*, float*,
-                                         float*, const LstmLayerShape&);
+                                         const LstmLayerShape&);
 template void lstm_layer_backward<double>(const double*, const double*, const double*, const double*,
                                           const double*, const double*, const double*, const double*, const double*,
                                           const double*, const double*, const double*, double*, double*, double*,
-                                          double*, double*, double*, double*, const LstmLayerShape&);
+                                          double*, double*, double*, const LstmLayerShape&);
 
 template int64_t lstm_cell_forward_pointwise<float>(const float*, const float*, const float*, const float*, float*,
                                                     float*, float*, float*, int64_t, int64_t);

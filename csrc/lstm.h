@@ -34,8 +34,8 @@ void lstm_cell_backward_pointwise(const T* dh, const T* dc, const T* gates, cons
 //             steps), the fused pointwise pass writes the gates over G_t and c_t, tanh(c_t), h_t.
 //   backward: per step: the fused pointwise pass gives dG_t and dc_{t-1}, and
 //             dh_{t-1} = dhs_{t-1} + (Wh dG_t)^T (Wh packed once); after the loop dX_t = (Wx dG_t)^T
-//             for every step (steps split across threads), and one GEMM each over all T*B columns:
-//             dWx = X^T dG^T, dWh = [h0; hs[:-1]]^T dG^T; db = sums of dG.
+//             for every step (steps split across threads), and one GEMM over all T*B columns for
+//             [dWx; dWh] = [X, [h0; hs[:-1]]]^T dG^T; db = sums of dG.
 // Per-step state is kept transposed, (H, B), and the gates step-major, (T, 4H, B): the recurrent GEMM
 // then runs with M = 4H or H (many register blocks) and N = B (a single 16-column panel at B = 16,
 // read in place) instead of M = B, and each step's values are contiguous.
@@ -52,11 +52,12 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
 
 // dhs (T, B, H) or null (zeros), dh_last and dc_last (B, H) or null: gradients with respect to hs
 // and the final state. xs, h0, c0, Wx, Wh, the cache and hs as the forward left them. Writes dgates
-// (T, 4H, B, scratch), dxs (T, B, D), dh0, dc0 (B, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
+// (T, 4H, B, scratch), dxs (T, B, D), dh0, dc0 (B, H), dW (D + H, 4H): dWx's D rows then dWh's H rows,
+// one GEMM for both, and db (4H,).
 template <typename T>
 void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const T* xs, const T* h0, const T* c0,
                          const T* Wx, const T* Wh, const T* gates, const T* c_all, const T* tanh_c_all, const T* hs,
-                         T* dgates, T* dxs, T* dh0, T* dc0, T* dWx, T* dWh, T* db, const LstmLayerShape& s);
+                         T* dgates, T* dxs, T* dh0, T* dc0, T* dW, T* db, const LstmLayerShape& s);
 
 // AVX2/FMA versions (float) of one batch row over hidden units [k0, k1), in lstm_avx2.cpp.
 // Same arguments, offset to the row; `hidden` is the distance between gates. Forward returns the NaN
