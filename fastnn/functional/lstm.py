@@ -149,10 +149,11 @@ def lstm_forward(xs, h0, c0, Wx, Wh, b):
 
         for t in 0..T-1:  h_t, c_t = cell(xs[t], h_{t-1}, c_{t-1});   h_{-1} = h0, c_{-1} = c0
 
-    The input projection xs[t] Wx + b of every step is one GEMM over all T*B rows before the loop;
-    each step then adds h_{t-1} Wh (the recurrent weights packed once for all steps) and runs the
-    fused pointwise pass. lstm_backward likewise computes dWx, dWh, db and dxs as single GEMMs over
-    all steps after the loop. Same numbers as looping lstm_cell_forward, less work per step.
+    The input projection xs[t] Wx + b of every step is computed before the loop (the steps are
+    independent, so they split across threads); each step then adds h_{t-1} Wh (the recurrent
+    weights packed once for all steps) and runs the fused pointwise pass. lstm_backward likewise
+    computes dxs for all steps after the loop, and dWx, dWh (one GEMM over all T*B columns) and db.
+    Same numbers as looping lstm_cell_forward, less work per step.
 
     Args:
         xs: (T, B, D) inputs, time-major (nn.LSTM takes batch-first input and transposes).
