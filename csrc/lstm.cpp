@@ -301,14 +301,15 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
     const int64_t block = G * batch;  // one step's (4H, B) block of gates
     const int threads = get_num_threads();
     // G_t (4H, B) = Wx^T x_t^T + b for every step, the steps split across threads (each GEMM on one
-    // thread). A = Wx^T: Q(p = d, q = gate row) = Wx[d*4H + row], packed once; B = x_t^T: Q(p = d,
-    // q = n) = xs[(t*B + n)*D + d].
+    // thread; with fewer steps than threads, each GEMM uses the team instead). A = Wx^T: Q(p = d,
+    // q = gate row) = Wx[d*4H + row], packed once; B = x_t^T: Q(p = d, q = n) = xs[(t*B + n)*D + d].
+    const bool step_team = steps < threads;
     {
         const PackedOperand<T> wx_t(StridedOperand<T>(Wx, G, 1), D, G, GemmTraits<T>::MR);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && steps * block * D >= kParallelThreshold)
+#pragma omp parallel for schedule(static) num_threads(threads) if (!step_team && threads > 1 && steps * block * D >= kParallelThreshold)
         for (int64_t t = 0; t < steps; ++t)
             gemm<T>(G, batch, D, wx_t, StridedOperand<T>(xs + t * batch * D, 1, D), gates + t * block, batch, false, b,
-                    false);
+                    step_team);
     }
     // A = Wh^T, one operand per gate q (H, H): Q(p = k, q = unit) = Wh[k*4H + q*H + unit], packed
     // once for all steps.
@@ -414,11 +415,12 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
     transpose(dh_t.get(), H, batch, dh0);
     transpose(dc, H, batch, dc0);
     // db = sums of dG over steps and batch; dX_t (B, D) = (Wx dG_t)^T for every step, the steps split
-    // across threads (A = Wx: Q(p = gate row, q = d) = Wx[d*4H + row], packed once; each thread's
-    // (D, B) result transposed into dxs).
+    // across threads as in the forward (A = Wx: Q(p = gate row, q = d) = Wx[d*4H + row], packed once;
+    // each thread's (D, B) result transposed into dxs).
     {
+        const bool step_team = steps < threads;
         const PackedOperand<T> wx(StridedOperand<T>(Wx, 1, G), G, D, GemmTraits<T>::MR);
-#pragma omp parallel num_threads(threads) if (threads > 1 && steps * block * D >= kParallelThreshold)
+#pragma omp parallel num_threads(threads) if (!step_team && threads > 1 && steps * block * D >= kParallelThreshold)
         {
 #pragma omp for schedule(static) nowait
             for (int64_t row0 = 0; row0 < G; row0 += 64) {
@@ -442,7 +444,7 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
                 std::optional<PanelRows<T>> panel;
                 std::optional<StridedOperand<T>> strided;
                 gemm<T>(D, batch, G, wx, step_block(dgates + t * block, batch, panel, strided), dx_t.get(), batch,
-                        false, nullptr, false);
+                        false, nullptr, step_team);
                 transpose(dx_t.get(), D, batch, dxs + t * batch * D);
             }
         }
