@@ -12,10 +12,11 @@ from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm
 
 # (T, B, D, H): one step, batch 1, sizes around the 8-float vector and 16-column GEMM panel widths,
 # batches that are not multiples of either, and a hidden size big enough to split over threads.
-# The last two have per-step arrays of at least 1 MB (allocated 64-byte aligned) with B one GEMM
-# panel wide (16 floats, 8 doubles), so the per-step blocks are read in place as packed panels.
+# Then two with per-step arrays of at least 1 MB (allocated 64-byte aligned) with B one GEMM panel
+# wide (16 floats, 8 doubles), so the per-step blocks are read in place as packed panels; and a single
+# step whose input-projection and dx GEMMs are big enough to run on the whole team.
 SIZES = [(1, 1, 1, 1), (3, 5, 3, 7), (4, 17, 9, 13), (2, 16, 20, 33), (5, 33, 7, 24), (3, 2, 5, 300), (2, 64, 16, 80),
-         (64, 16, 8, 256), (64, 8, 8, 256)]
+         (64, 16, 8, 256), (64, 8, 8, 256), (1, 64, 128, 96)]
 NAMES = ["dxs", "dh0", "dc0", "dWx", "dWh", "db"]
 
 
@@ -128,12 +129,16 @@ def test_non_contiguous_input(simd_path):
         assert_close(g, w, 1e-12, 1e-12, name=name)
 
 
-def test_thread_count_does_not_change_results():
+# (T, B, D, H): steps split across threads; and one or two steps (fewer than the threads), where each
+# per-step GEMM is large enough to use the whole team.
+@pytest.mark.parametrize("size", [(6, 16, 12, 100), (1, 64, 128, 96), (2, 40, 100, 64)])
+def test_thread_count_does_not_change_results(size):
     import fastnn
 
+    steps, batch, d, hidden = size
     rng = np.random.default_rng(36)
-    args = _inputs(rng, 6, 16, 12, 100, np.float32)
-    upstream = _upstream(rng, 6, 16, 100, np.float32)
+    args = _inputs(rng, steps, batch, d, hidden, np.float32)
+    upstream = _upstream(rng, steps, batch, hidden, np.float32)
     before = fastnn.get_num_threads()
     results = []
     try:
