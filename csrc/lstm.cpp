@@ -181,31 +181,26 @@ struct RowRange final : GemmOperand<T> {
     }
 };
 
-// A row-major (K, NR) matrix is already one packed B panel, whatever the reduction blocking (block
-// pc starts at row pc, row p at p * NR): the per-step (4H, B) and (H, B) blocks at B = NR are read in
-// place instead of being copied into panels every step. (The micro-kernel loads packed panels with
-// aligned loads: a block that is not 32-byte aligned -- a small array from NumPy's allocator -- is
-// packed as usual.)
+// A per-step row-major (rows, B) block of the step-major arrays as a B operand, Q(p = row, q = n) =
+// data[row*B + n]. At B = NR it is already one packed B panel, whatever the reduction blocking (block
+// pc starts at row pc, row p at p * NR), so the per-step (4H, B) and (H, B) blocks are read in place
+// instead of being copied into panels every step. (The micro-kernel loads packed panels with aligned
+// loads: a block that is not 32-byte aligned -- a small array from NumPy's allocator -- is packed as
+// usual, as is any other B.)
 template <typename T>
-struct PanelRows final : GemmOperand<T> {
+struct RowBlock final : GemmOperand<T> {
     const T* data;
-    explicit PanelRows(const T* data_) : data(data_) {}
+    int64_t batch;
+    RowBlock(const T* data_, int64_t batch_) : data(data_), batch(batch_) {}
     void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override {
-        StridedOperand<T>(data, GemmTraits<T>::NR, 1).pack(dst, p0, kc, q0, nq, width);
+        StridedOperand<T>(data, batch, 1).pack(dst, p0, kc, q0, nq, width);
     }
     const T* packed_block(int64_t p0, int64_t /*kc*/, int64_t q0, int width) const override {
+        constexpr int NR = GemmTraits<T>::NR;
         const bool aligned = reinterpret_cast<uintptr_t>(data) % 32 == 0;
-        return aligned && width == GemmTraits<T>::NR && q0 == 0 ? data + p0 * GemmTraits<T>::NR : nullptr;
+        return aligned && batch == NR && width == NR && q0 == 0 ? data + p0 * NR : nullptr;
     }
 };
-
-// A per-step (rows, B) block of the step-major arrays, as a B operand Q(p = row, q = n).
-template <typename T>
-static const GemmOperand<T>& step_block(const T* block, int64_t batch, std::optional<PanelRows<T>>& panel,
-                                        std::optional<StridedOperand<T>>& strided) {
-    if (batch == GemmTraits<T>::NR) return panel.emplace(block);
-    return strided.emplace(block, batch, 1);
-}
 
 // The gate gradients over all steps as the weight GEMMs' B operand, dG^T: Q(p = t*B + n, q = row) =
 // dgates[t*4H*B + row*B + n]. Each step's run of p is a transposing copy of B contiguous values per
@@ -330,17 +325,16 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
             // transposed, then the previous (H, B) block.
             if (k0 < k1 && (t > 0 || !h0_zero)) {
                 // Packed once here for the four gates' GEMMs, which read it in place (at B = NR the
-                // block is a panel already).
-                std::optional<PanelRows<T>> panel;
-                std::optional<StridedOperand<T>> strided;
+                // previous block is a panel already).
+                std::optional<RowBlock<T>> block_prev;
                 std::optional<PackedOperand<T>> packed;
                 const GemmOperand<T>* h_prev;
                 if (t == 0)
                     h_prev = &packed.emplace(StridedOperand<T>(h0, 1, H), H, batch, GemmTraits<T>::NR);
                 else if (batch == GemmTraits<T>::NR)
-                    h_prev = &panel.emplace(h_all + (t - 1) * state);
+                    h_prev = &block_prev.emplace(h_all + (t - 1) * state, batch);
                 else
-                    h_prev = &packed.emplace(StridedOperand<T>(h_all + (t - 1) * state, batch, 1), H, batch,
+                    h_prev = &packed.emplace(RowBlock<T>(h_all + (t - 1) * state, batch), H, batch,
                                              GemmTraits<T>::NR);
                 for (int q = 0; q < 4; ++q)
                     gemm<T>(k1 - k0, batch, H, RowRange<T>(*wh_t[q], k0), *h_prev, g_t + (q * H + k0) * batch, batch,
@@ -404,12 +398,9 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
 #pragma omp barrier
             // dh_{t-1}^T (+)= Wh dG_t for this thread's units (rows k0..k1), which only it reads next:
             // B = dG_t, Q(p = gate row, q = n) = dg_t[row*B + n].
-            if (k0 < k1) {
-                std::optional<PanelRows<T>> panel;
-                std::optional<StridedOperand<T>> strided;
-                gemm<T>(k1 - k0, batch, G, RowRange<T>(wh, k0), step_block(dg_t, batch, panel, strided),
+            if (k0 < k1)
+                gemm<T>(k1 - k0, batch, G, RowRange<T>(wh, k0), RowBlock<T>(dg_t, batch),
                         dh_blocks + (t - 1) * state + k0 * batch, batch, t > 0, nullptr, false);
-            }
         }
     }
     transpose(dh_t.get(), H, batch, dh0);
@@ -441,10 +432,8 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
             auto dx_t = scratch<T>(D * batch);
 #pragma omp for schedule(static)
             for (int64_t t = 0; t < steps; ++t) {
-                std::optional<PanelRows<T>> panel;
-                std::optional<StridedOperand<T>> strided;
-                gemm<T>(D, batch, G, wx, step_block(dgates + t * block, batch, panel, strided), dx_t.get(), batch,
-                        false, nullptr, step_team);
+                gemm<T>(D, batch, G, wx, RowBlock<T>(dgates + t * block, batch), dx_t.get(), batch, false, nullptr,
+                        step_team);
                 transpose(dx_t.get(), D, batch, dxs + t * batch * D);
             }
         }
