@@ -3,6 +3,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -74,6 +75,22 @@ void pack_panel_transposed(const double* src, int64_t stride_p, int64_t stride_q
 
 template <typename T>
 void StridedOperand<T>::pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const {
+    constexpr int NR = GemmTraits<T>::NR;
+    if (stride_q == 1 && width == NR && nq >= 2 * NR) {
+        // Rows of a row-major B: read each row's run of nq values front to back and deal it out to
+        // the panels. (Panel by panel, the reads would be NR values per row, a row stride apart:
+        // too sparse for the hardware prefetcher when B comes from memory.)
+        const int64_t full = nq / NR;
+        const T* row = data + p0 * stride_p + q0;
+        for (int64_t p = 0; p < kc; ++p, row += stride_p) {
+            T* out = dst + p * NR;
+            for (int64_t t = 0; t < full; ++t) std::memcpy(out + t * kc * NR, row + t * NR, NR * sizeof(T));
+        }
+        if (full * NR == nq) return;
+        dst += full * kc * NR;
+        q0 += full * NR;
+        nq -= full * NR;
+    }
     for (int64_t t = 0; t * width < nq; ++t) {
         T* panel = dst + t * kc * width;
         const int64_t lanes = std::min<int64_t>(width, nq - t * width);
@@ -96,6 +113,21 @@ void StridedOperand<T>::pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t
         }
     }
 }
+template <typename T>
+bool StridedOperand<T>::source_runs(int64_t p0, int64_t kc, int64_t q0, int64_t nq,
+                                    typename GemmOperand<T>::SourceRuns& out) const {
+    const T* first = data + p0 * stride_p + q0 * stride_q;
+    if (stride_q == 1) {  // kc runs of nq values (rows of a row-major B)
+        out = {reinterpret_cast<const char*>(first), kc, nq * (int64_t)sizeof(T), stride_p * (int64_t)sizeof(T)};
+        return true;
+    }
+    if (stride_p == 1) {  // nq runs of kc values (rows of a row-major A, or of a transposed B)
+        out = {reinterpret_cast<const char*>(first), nq, kc * (int64_t)sizeof(T), stride_q * (int64_t)sizeof(T)};
+        return true;
+    }
+    return false;
+}
+
 template struct StridedOperand<float>;
 template struct StridedOperand<double>;
 
@@ -117,16 +149,28 @@ static void gemm_kernel_portable(int64_t kc, const T* a, const T* b, T* c, int64
 
 template <typename T>
 using MicroKernel = void (*)(int64_t, const T*, const T*, T*, int64_t, bool, const T*);
+// The same for the first `rows` (< MR) rows of the block only.
+template <typename T>
+using RowsKernel = void (*)(int rows, int64_t, const T*, const T*, T*, int64_t, bool, const T*);
+
+// The kernels one GEMM uses: `block` for whole MR x NR blocks (streaming where C is written once
+// and large, see gemm()), `rows` for whole-width blocks of fewer rows (null: through the tile), and
+// `tile` for the other edge blocks, computed whole into a local tile and copied out.
+template <typename T>
+struct Kernels {
+    MicroKernel<T> block, tile;
+    RowsKernel<T> rows;
+};
 
 template <typename T>
-static MicroKernel<T> pick_kernel() {
+static Kernels<T> pick_kernels() {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if (use_avx2()) {
-        if constexpr (std::is_same_v<T, float>) return sgemm_kernel_avx2;
-        else return dgemm_kernel_avx2;
+        if constexpr (std::is_same_v<T, float>) return {sgemm_kernel_avx2, sgemm_kernel_avx2, sgemm_kernel_rows_partial_avx2};
+        else return {dgemm_kernel_avx2, dgemm_kernel_avx2, nullptr};
     }
 #endif
-    return gemm_kernel_portable<T>;
+    return {gemm_kernel_portable<T>, gemm_kernel_portable<T>, nullptr};
 }
 
 // ------------------------------------------------------------------------- driver
@@ -138,26 +182,65 @@ static constexpr double kParallelFlops = 4e6;
 static constexpr int64_t kSkinnyPanels = 4;
 // A B block this size stays in a 512 KB L2 next to the A block.
 static constexpr int64_t kL2BlockBytes = 256 * 1024;
+// A C of at least this many bytes (about the last-level cache) that is written once goes straight to memory.
+static constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
-// One MR x NR block of C from packed panels: the micro-kernel in place, or through a local tile for
-// the edge blocks (rows i + mr, columns j + nr that exist). `first`: C is written (from bias, or
-// zero), else accumulated.
+// One MR x NR block of C from packed panels: the micro-kernel in place, or for the edge blocks (rows
+// i + mr, columns j + nr that exist) the rows kernel or a local tile. `first`: C is written (from
+// bias, or zero), else accumulated.
 template <typename T>
-static inline void block(MicroKernel<T> kernel, int64_t kc, const T* ap, const T* bp, T* C, int64_t ldc, int64_t i,
+static inline void block(const Kernels<T>& k, int64_t kc, const T* ap, const T* bp, T* C, int64_t ldc, int64_t i,
                          int64_t j, int64_t mr, int64_t nr, bool first, const T* bias) {
     constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
-    if (mr == MR && nr == NR) {
-        kernel(kc, ap, bp, C + i * ldc + j, ldc, !first, bias);
-        return;
+    if (nr == NR) {
+        if (mr == MR) return k.block(kc, ap, bp, C + i * ldc + j, ldc, !first, bias);
+        // (M = 64 = 10 x 6 + 4: the last panel computes its 4 rows, not 6 of which 2 are dropped.)
+        if (k.rows) return k.rows((int)mr, kc, ap, bp, C + i * ldc + j, ldc, !first, bias);
     }
     alignas(64) T tile[MR * NR];
-    kernel(kc, ap, bp, tile, NR, false, nullptr);
+    k.tile(kc, ap, bp, tile, NR, false, nullptr);
     for (int64_t r = 0; r < mr; ++r) {
         T* row = C + (i + r) * ldc + j;
         const T start = bias ? bias[r] : T(0);
         for (int64_t s = 0; s < nr; ++s) row[s] = (first ? start : row[s]) + tile[r * NR + s];
     }
 }
+
+// Walks the cache lines of an operand block's source a few at a time (prefetches into L2), so that
+// the block is on its way from memory while the block before it computes; packing then reads it
+// from cache. start() spreads the block's lines over `calls` calls of step().
+template <typename T>
+class SourcePrefetcher {
+   public:
+    void start(const GemmOperand<T>& op, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int64_t calls) {
+        typename GemmOperand<T>::SourceRuns r;
+        if (!op.source_runs(p0, kc, q0, nq, r) || r.runs <= 0 || r.run_bytes <= 0) {
+            left_ = 0;
+            return;
+        }
+        // Lines of one run, counted from its first byte's line.
+        const uintptr_t begin = reinterpret_cast<uintptr_t>(r.first);
+        run_lines_ = (int64_t)(((begin + (uintptr_t)r.run_bytes - 1) >> 6) - (begin >> 6) + 1);
+        line0_ = reinterpret_cast<const char*>(begin & ~uintptr_t(63));
+        stride_ = r.stride_bytes;
+        run_ = line_ = 0;
+        left_ = r.runs * run_lines_;
+        per_call_ = (left_ + calls - 1) / std::max<int64_t>(calls, 1);
+    }
+    void step() {
+        for (int64_t n = std::min(per_call_, left_); n > 0; --n, --left_) {
+            __builtin_prefetch(line0_ + run_ * stride_ + line_ * 64, 0, 2);
+            if (++line_ == run_lines_) {
+                line_ = 0;
+                ++run_;
+            }
+        }
+    }
+
+   private:
+    const char* line0_ = nullptr;
+    int64_t stride_ = 0, run_lines_ = 0, run_ = 0, line_ = 0, left_ = 0, per_call_ = 0;
+};
 
 // The operand's panels for a block: in place when it holds them packed, else packed into buffer.
 template <typename T>
@@ -180,7 +263,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                 for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = row_bias ? row_bias[i] : T(0);
         return;
     }
-    const MicroKernel<T> kernel = pick_kernel<T>();
+    Kernels<T> kernels = pick_kernels<T>();
     // Equal reduction blocks: a short last block would pay the micro-kernel's C load/store for
     // little work.
     const int64_t kc_step = gemm_kc_step<T>(K);
@@ -227,7 +310,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                     for (int64_t ip = 0; ip * MR < mc; ++ip) {
                         const int64_t i = ic + ip * MR;
                         for (int64_t jp = 0; jp < b_panels; ++jp)
-                            block(kernel, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, jp * NR,
+                            block(kernels, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, jp * NR,
                                   std::min<int64_t>(MR, M - i), std::min<int64_t>(NR, N - jp * NR), first,
                                   (first && row_bias) ? row_bias + i : nullptr);
                     }
@@ -258,6 +341,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
             const int64_t j_begin = panels * me / team * NR, j_end = std::min(N, panels * (me + 1) / team * NR);
             T* mine = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
             T* apack = thread_scratch<T>(kScratchPackA, m_panels * MR * kc_max);
+            // B is read once (each block packed, used by the one A block, dropped): for a B larger
+            // than the caches, packing waits on memory unless the next block was prefetched while
+            // this one computed.
+            SourcePrefetcher<T> prefetch;
             for (int64_t pc = 0; pc < K; pc += kc_step) {
                 const int64_t kc = std::min(kc_step, K - pc);
                 const bool first = pc == 0 && !accumulate;
@@ -265,13 +352,22 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                 for (int64_t jc = j_begin; jc < j_end; jc += nc_step) {
                     const int64_t nc = std::min(nc_step, j_end - jc);
                     const T* bpanels = block_panels(B, mine, pc, kc, jc, nc, NR);
-                    for (int64_t jp = 0; jp * NR < nc; ++jp) {
+                    const int64_t b_panels = ceil_div(nc, NR);
+                    if (jc + nc_step < j_end) {
+                        prefetch.start(B, pc, kc, jc + nc_step, std::min(nc_step, j_end - jc - nc_step),
+                                       b_panels * m_panels);
+                    } else if (pc + kc_step < K) {
+                        prefetch.start(B, pc + kc_step, std::min(kc_step, K - pc - kc_step), j_begin,
+                                       std::min(nc_step, j_end - j_begin), b_panels * m_panels);
+                    }
+                    for (int64_t jp = 0; jp < b_panels; ++jp) {
                         const int64_t j = jc + jp * NR;
                         for (int64_t ip = 0; ip < m_panels; ++ip) {
                             const int64_t i = ip * MR;
-                            block(kernel, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, j,
+                            block(kernels, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, j,
                                   std::min<int64_t>(MR, M - i), std::min<int64_t>(NR, N - j), first,
                                   (first && row_bias) ? row_bias + i : nullptr);
+                            prefetch.step();
                         }
                     }
                 }
@@ -279,6 +375,17 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
         }
         return;
     }
+    // A C written once (one reduction block, not accumulated) and larger than the last-level cache
+    // (the LSTM cell's weight gradient: 2048 x 4096 from K = 64) is written with streaming stores:
+    // its lines would otherwise be read in from memory first, only to be overwritten.
+    bool streaming = false;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        streaming = use_avx2() && !accumulate && K <= kc_step && M * N * (int64_t)sizeof(T) >= kStreamBytes &&
+                    reinterpret_cast<uintptr_t>(C) % 64 == 0 && ldc % 16 == 0;
+        if (streaming) kernels.block = sgemm_kernel_stream_avx2;
+    }
+#endif
     // The packed B block is shared by the team: the calling thread's buffer.
     T* bpack = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
     // A blocks of equal height (M = 128 as 66 + 62 rows, not 96 + 32: the static schedule below
@@ -335,7 +442,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                         const T* bp = bpanels + jp * kc * NR;
                         for (int64_t ip = 0; ip * MR < mc; ++ip) {
                             const int64_t i = ic + ip * MR;
-                            block(kernel, kc, apanels + ip * kc * MR, bp, C, ldc, i, j, std::min<int64_t>(MR, M - i),
+                            block(kernels, kc, apanels + ip * kc * MR, bp, C, ldc, i, j, std::min<int64_t>(MR, M - i),
                                   nr, first, (first && row_bias) ? row_bias + i : nullptr);
                         }
                     }
@@ -343,6 +450,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                 // (implicit barrier: nobody repacks B while another thread still reads it)
             }
         }
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+        // Streaming stores are weakly ordered: make them visible before the region's closing barrier.
+        if (streaming) stream_fence_avx2();
+#endif
     }
 }
 

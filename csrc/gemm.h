@@ -17,7 +17,10 @@
 //         for jr, ir: micro-kernel MR x NR   (accumulates in registers over the KC reduction)
 //
 // Register blocks: float 6 x 16 (12 ymm accumulators), double 6 x 8 (the same 12 ymm). The AVX2/FMA
-// kernels live in gemm_avx2.cpp; the portable kernels (same panel layout) in gemm.cpp.
+// kernels live in gemm_avx2.cpp; the portable kernels (same panel layout) in gemm.cpp. Float also
+// has kernels for a last row panel of 1-5 rows (M = 64 is 10 x 6 + 4) and for a C written once and
+// larger than the last-level cache (streaming stores). With one A block (M <= MC) each thread
+// prefetches the source of its next B block while the current one computes.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -50,6 +53,17 @@ struct GemmOperand {
     virtual const T* packed_block(int64_t /*p0*/, int64_t /*kc*/, int64_t /*q0*/, int /*width*/) const {
         return nullptr;
     }
+    // The memory that packing the block p in [p0, p0+kc), q in [q0, q0+nq) reads, as `runs` runs of
+    // `run_bytes` contiguous bytes from `first`, `stride_bytes` apart, so that the driver can prefetch
+    // it while the block before computes. False when the operand cannot say (the driver then does not
+    // prefetch).
+    struct SourceRuns {
+        const char* first;
+        int64_t runs, run_bytes, stride_bytes;
+    };
+    virtual bool source_runs(int64_t /*p0*/, int64_t /*kc*/, int64_t /*q0*/, int64_t /*nq*/, SourceRuns& /*out*/) const {
+        return false;
+    }
 };
 
 // A strided matrix: Q(p, q) = data[p * stride_p + q * stride_q]. For row-major A (M x K) with
@@ -62,6 +76,8 @@ struct StridedOperand final : GemmOperand<T> {
     StridedOperand(const T* data_, int64_t stride_p_, int64_t stride_q_)
         : data(data_), stride_p(stride_p_), stride_q(stride_q_) {}
     void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override;
+    bool source_runs(int64_t p0, int64_t kc, int64_t q0, int64_t nq,
+                     typename GemmOperand<T>::SourceRuns& out) const override;
 };
 
 // The reduction block the driver uses for a reduction of length K: blocks of about KC, all equal
@@ -108,6 +124,12 @@ T* thread_scratch(int slot, int64_t count);
 // over kc steps of packed panels a (MR per p) and b (NR per p). row_bias may be null.
 void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                        bool accumulate, const float* row_bias);
+// The first `rows` rows (1..5) of the float block only (the last panel of an M that is not a multiple of 6).
+void sgemm_kernel_rows_partial_avx2(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                    bool accumulate, const float* row_bias);
+void sgemm_kernel_stream_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                              bool accumulate, const float* row_bias);
+void stream_fence_avx2();
 void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                        bool accumulate, const double* row_bias);
 

@@ -62,18 +62,13 @@ static inline __attribute__((always_inline)) void store_tile_6x16(const __m256 a
     }
 }
 
-void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                       bool accumulate, const float* row_bias) {
-    // C is touched only after the reduction: start fetching its rows now so the final
-    // load/store does not wait on memory.
-    for (int i = 0; i < 6; ++i) {
-        _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
-    }
-    __m256 acc[6][2];
-    sgemm_block_6x16<true>(
-        kc, [a](int64_t p, int i) { return a + 6 * p + i; }, [b](int64_t p) { return b + 16 * p; }, acc);
-    for (int i = 0; i < 6; ++i) {
+// Epilogue of the C kernels: rows 0..R-1 of the block into C (ldc), added to C (accumulate) or to
+// the row's bias (or zero).
+template <int R>
+static inline __attribute__((always_inline)) void store_rows(const __m256 acc[][2], float* c, int64_t ldc,
+                                                             bool accumulate, const float* row_bias) {
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i) {
         float* row = c + i * ldc;
         __m256 start0, start1;
         if (accumulate) {
@@ -86,6 +81,73 @@ void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int
         _mm256_storeu_ps(row + 8, _mm256_add_ps(start1, acc[i][1]));
     }
 }
+
+void sgemm_kernel_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                       bool accumulate, const float* row_bias) {
+    // C is touched only after the reduction: start fetching its rows now so the final
+    // load/store does not wait on memory.
+    for (int i = 0; i < 6; ++i) {
+        _mm_prefetch((const char*)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char*)(c + i * ldc + 15), _MM_HINT_T0);
+    }
+    __m256 acc[6][2];
+    sgemm_block_6x16<true>(
+        kc, [a](int64_t p, int i) { return a + 6 * p + i; }, [b](int64_t p) { return b + 16 * p; }, acc);
+    store_rows<6>(acc, c, ldc, accumulate, row_bias);
+}
+
+// Fewer rows (R < 6) of the same block, for the last panel of an M that is not a multiple of 6:
+// only R rows of FMAs, written straight to C (the 6-row kernel would compute 6 and drop 6 - R).
+template <int R>
+static void sgemm_kernel_rows_partial(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                      bool accumulate, const float* row_bias) {
+    __m256 acc[R][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; ++p, a += 6, b += 16) {
+        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < R; ++i) {
+            const __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    store_rows<R>(acc, c, ldc, accumulate, row_bias);
+}
+
+void sgemm_kernel_rows_partial_avx2(int rows, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                    bool accumulate, const float* row_bias) {
+    switch (rows) {
+        case 1: return sgemm_kernel_rows_partial<1>(kc, a, b, c, ldc, accumulate, row_bias);
+        case 2: return sgemm_kernel_rows_partial<2>(kc, a, b, c, ldc, accumulate, row_bias);
+        case 3: return sgemm_kernel_rows_partial<3>(kc, a, b, c, ldc, accumulate, row_bias);
+        case 4: return sgemm_kernel_rows_partial<4>(kc, a, b, c, ldc, accumulate, row_bias);
+        case 5: return sgemm_kernel_rows_partial<5>(kc, a, b, c, ldc, accumulate, row_bias);
+        default: return sgemm_kernel_avx2(kc, a, b, c, ldc, accumulate, row_bias);
+    }
+}
+
+// Streaming variant, for a C written once and not read soon (the first and only reduction block of
+// a C larger than the caches): non-temporal stores send the tile's six 64-byte rows straight to
+// memory, so C's lines are not first read in (half of the traffic of writing a fresh C). C's rows
+// must be 64-byte aligned; `accumulate` must be false. The caller fences (stream_fence_avx2) before
+// another thread reads C.
+void sgemm_kernel_stream_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                              bool /*accumulate*/, const float* row_bias) {
+    __m256 acc[6][2];
+    sgemm_block_6x16<true>(
+        kc, [a](int64_t p, int i) { return a + 6 * p + i; }, [b](int64_t p) { return b + 16 * p; }, acc);
+    for (int i = 0; i < 6; ++i) {
+        float* row = c + i * ldc;
+        const __m256 start = row_bias ? _mm256_set1_ps(row_bias[i]) : _mm256_setzero_ps();
+        _mm256_stream_ps(row, _mm256_add_ps(start, acc[i][0]));
+        _mm256_stream_ps(row + 8, _mm256_add_ps(start, acc[i][1]));
+    }
+}
+
+void stream_fence_avx2() { _mm_sfence(); }
 
 void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                        bool accumulate, const double* row_bias) {

@@ -9,8 +9,11 @@ from fastnn.testing import assert_close
 C = fastnn._backend._C
 
 # (M, N, K): single elements, edge tiles, and blocks larger than MC = 96, KC = 256 (float) or
-# 128 (double), NC = 2048.
-SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 2050, 40), (200, 70, 600), (50, 9, 700)]
+# 128 (double), NC = 2048. M % 6 takes every value (the last row panel of 1..5 rows has its own
+# kernels); (64, 1000, 300) is the one-A-block path with several B blocks per thread and two
+# reduction blocks (the next block's source is prefetched while one computes).
+SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 2050, 40), (200, 70, 600), (50, 9, 700),
+         (33, 40, 20), (23, 64, 10), (64, 1000, 300)]
 
 
 @pytest.fixture(params=["avx2", "portable"])
@@ -35,6 +38,18 @@ def test_gemm_matches_numpy(m, n, k, dtype, trans_a, trans_b, simd):
     assert c.dtype == dtype and c.shape == (m, n)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     assert_close(c, expected, rtol=tol, atol=tol * np.sqrt(k), name="C")
+
+
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
+def test_gemm_large_output_written_once(trans_a, trans_b):
+    # C of 8.5 MB from one reduction block (K <= KC): written with streaming stores; 1030 = 171 x 6 + 4
+    # rows, so the last row panel goes through the partial-rows kernel beside them.
+    m, n, k = 1030, 2064, 40
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
+    assert_close(C.gemm(a, b, trans_a, trans_b), expected, rtol=1e-5, atol=1e-5 * np.sqrt(k), name="C")
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
