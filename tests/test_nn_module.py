@@ -149,6 +149,71 @@ def test_shared_module_inside_one_sequential(rng):
     assert fastnn.gradcheck(model, rng.standard_normal((2, 3)))
 
 
+class _OwnReLU(nn.ReLU):
+    pass
+
+
+def test_relu_before_max_pool_runs_after_it():
+    from fastnn.nn.module import _execution_order
+
+    relu, pool, conv = nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(1, 1, 1)
+    assert _execution_order([conv, relu, pool, conv, relu, pool]) == [0, 2, 1, 3, 5, 4]
+    assert _execution_order([relu, pool, pool]) == [1, 0, 2]
+    assert _execution_order([relu, relu, pool]) == [0, 2, 1]
+    assert _execution_order([pool, relu, nn.AvgPool2d(2)]) == [0, 1, 2]
+    assert _execution_order([nn.LeakyReLU(), pool, _OwnReLU(), pool]) == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("window, stride, padding", [(2, 2, 0), (3, 2, 1), ((2, 3), 1, 0)])
+def test_reordered_relu_and_max_pool_give_identical_results(rng, dtype, window, stride, padding):
+    """Sequential runs ReLU -> MaxPool2d as MaxPool2d -> ReLU: outputs and every gradient must be
+    bit-for-bit those of the layers run one by one in the order written. Inputs with exact zeros,
+    ties and windows without a positive value (where the two orders pick different maxima)."""
+    conv = nn.Conv2d(2, 3, 3, padding=1, dtype=dtype)
+    layers = [conv, nn.ReLU(), nn.MaxPool2d(window, stride, padding), nn.Flatten()]
+    model = nn.Sequential(*layers)
+    x = np.round(rng.standard_normal((3, 2, 7, 9)), 1).astype(dtype)
+    x[:, :, :3] = -np.abs(x[:, :, :3])  # a band that is mostly negative after the convolution
+    model.zero_grad()
+    y = model(x)
+    dy = np.round(rng.standard_normal(y.shape), 1).astype(dtype)
+    dx = model.backward(dy)
+    dw, db = conv.weight.grad.copy(), conv.bias.grad.copy()
+    assert (y == 0).any() and (y > 0).any()
+
+    model.zero_grad()
+    z = x
+    for layer in layers:
+        z = layer.forward(z)
+    dz = dy
+    for layer in reversed(layers):
+        dz = layer.backward(dz)
+    np.testing.assert_array_equal(y, z)
+    np.testing.assert_array_equal(dx, dz)
+    np.testing.assert_array_equal(dw, conv.weight.grad)
+    np.testing.assert_array_equal(db, conv.bias.grad)
+
+
+def test_reordered_sequential_called_twice_before_backward(rng):
+    """Two forwards, then two backwards in reverse order (a Siamese pair through LeNet-style layers)."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, dtype=np.float64), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+    a, b = rng.standard_normal((2, 1, 6, 6)), rng.standard_normal((2, 1, 6, 6))
+
+    def loss():
+        model.clear_caches()
+        return (model(a) * model(b)).sum()
+
+    model.zero_grad()
+    za, zb = model(a), model(b)
+    db_in = model.backward(za)
+    da_in = model.backward(zb)
+    for p in model.parameters():
+        assert_close(p.grad, numerical_gradient(loss, p.data), 1e-6, 1e-8, p.name)
+    assert_close(da_in, numerical_gradient(loss, a), 1e-6, 1e-8, "dL/da")
+    assert_close(db_in, numerical_gradient(loss, b), 1e-6, 1e-8, "dL/db")
+
+
 def test_triplet_network_with_a_shared_embedding(rng):
     torch = pytest.importorskip("torch")
     embed = nn.Linear(4, 3).to(dtype=np.float64)
