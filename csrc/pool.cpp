@@ -169,11 +169,13 @@ int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const P
     int64_t bad_index = 0;
 #pragma omp parallel reduction(+ : bad_index) if (s.planes * in_plane > kParallelThreshold)
     {
-        std::vector<T> scratch((size_t)in_plane);
+        // A dx larger than the last-level cache is assembled plane by plane in scratch and streamed
+        // out; a smaller one is built in place (it stays in cache for the layer below).
+        std::vector<T> scratch(stream ? (size_t)in_plane : 0);
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < s.planes; ++p) {
-            T* plane = scratch.data();
-            std::fill(scratch.begin(), scratch.end(), (T)0);
+            T* plane = stream ? scratch.data() : dx + p * in_plane;
+            std::fill(plane, plane + in_plane, (T)0);
             const T* g = dout + p * out_plane;
             const int32_t* a = argmax + p * out_plane;
             for (int64_t o = 0; o < out_plane; ++o) {
@@ -183,7 +185,7 @@ int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const P
                 else
                     ++bad_index;
             }
-            store_plane(plane, dx + p * in_plane, in_plane, stream);
+            if (stream) store_plane(plane, dx + p * in_plane, in_plane, true);
         }
     }
     return bad_index;
@@ -253,7 +255,9 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
         // The first is a scatter with window column dj outermost, so one pass never adds twice to
         // one place (no store-to-load stalls); the second is a gather that writes each element of
         // the plane once (no zeroing pass, no read-modify-write).
-        std::vector<T> spread((size_t)(s.out_height * s.width)), scratch((size_t)in_plane);
+        // (Planes of a dx larger than the last-level cache are assembled in scratch and streamed out;
+        // a smaller dx is written in place.)
+        std::vector<T> spread((size_t)(s.out_height * s.width)), scratch(stream ? (size_t)in_plane : 0);
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < s.planes; ++p) {
             const T* g = dout + p * out_plane;
@@ -266,7 +270,7 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
                     for (int64_t j = j_lo[(size_t)dj]; j < j_hi[(size_t)dj]; ++j) base[j * s.stride_w] += g_row[j];
                 }
             }
-            T* plane = scratch.data();
+            T* plane = stream ? scratch.data() : dx + p * in_plane;
             for (int64_t r = 0; r < s.height; ++r) {
                 T* dst = plane + r * s.width;
                 const int64_t i0 = row_first[(size_t)r], i1 = row_last[(size_t)r];
@@ -286,7 +290,7 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
                 }
                 for (int64_t c = 0; c < s.width; ++c) dst[c] *= inv_area;
             }
-            store_plane(plane, dx + p * in_plane, in_plane, stream);
+            if (stream) store_plane(plane, dx + p * in_plane, in_plane, true);
         }
     }
 }
