@@ -15,15 +15,15 @@ static constexpr int64_t kParallelThreshold = 1 << 15;
 // Outputs of at least this many bytes (about a last-level cache) are written with streaming stores.
 static constexpr int64_t kStreamBytes = int64_t(8) << 20;
 
-// Copies a finished plane from the thread's scratch to dx.
+// Copies a finished plane from the thread's scratch to an output larger than the last-level cache,
+// with streaming stores where there are (float, AVX2).
 template <typename T>
-static void store_plane(const T* scratch, T* dst, int64_t count, bool stream) {
+static void store_plane(const T* scratch, T* dst, int64_t count) {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-        if (stream && use_avx2()) return stream_copy_avx2(scratch, dst, count);
+        if (use_avx2()) return stream_copy_avx2(scratch, dst, count);
     }
 #endif
-    (void)stream;
     std::copy(scratch, scratch + count, dst);
 }
 
@@ -110,10 +110,10 @@ static int64_t pool_forward(const T* x, T* out, int32_t* argmax, const Pool2dSha
                 }
             }
             if (stream) {
-                store_plane(scratch_out.data(), out + p * out_plane, out_plane, true);
+                store_plane(scratch_out.data(), out + p * out_plane, out_plane);
                 if (argmax)  // int32 lanes moved as float bit patterns (a copy, no arithmetic)
                     store_plane(reinterpret_cast<const float*>(scratch_arg.data()),
-                                reinterpret_cast<float*>(argmax + p * out_plane), out_plane, true);
+                                reinterpret_cast<float*>(argmax + p * out_plane), out_plane);
             }
         }
     }
@@ -185,7 +185,7 @@ int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const P
                 else
                     ++bad_index;
             }
-            if (stream) store_plane(plane, dx + p * in_plane, in_plane, true);
+            if (stream) store_plane(plane, dx + p * in_plane, in_plane);
         }
     }
     return bad_index;
@@ -290,7 +290,7 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
                 }
                 for (int64_t c = 0; c < s.width; ++c) dst[c] *= inv_area;
             }
-            if (stream) store_plane(plane, dx + p * in_plane, in_plane, true);
+            if (stream) store_plane(plane, dx + p * in_plane, in_plane);
         }
     }
 }
