@@ -20,6 +20,8 @@
 //     Backward data of a stride-1 conv is the forward conv of dout with the filters transposed and
 //     flipped, so it takes the same paths. The weight gradient of a stride-1 conv with 12-64
 //     filters on a small image reads the padded image in place too.
+//   - Winograd (float, AVX2, 3x3 filters, >= 32 channels each side): F(2x2, 3x3) at stride 1 and a
+//     polyphase scheme at stride 2 (forward and backward data), from zero-padded image copies too.
 //
 // Threads: on the GEMM paths, with at least as many images as threads, each thread takes whole images
 // (single-threaded GEMMs, per-thread dw partials summed at the end in thread order, so results do not
@@ -58,10 +60,14 @@ bool conv2d_weight_grad_small_k_applies(const Conv2dShape& s);
 void conv2d_weight_grad_small_k_avx2(const float* g, int64_t gw, const float* xpad, int64_t hp, int64_t xw,
                                      const Conv2dShape& s, float* dw);
 
-// Winograd F(2x2, 3x3) forward (conv2d_winograd_avx2.cpp): float, 3x3, stride 1, any padding, with
-// enough channels that its GEMMs dominate (winograd_applies). Call only when use_avx2() is true.
+// Winograd convolutions (conv2d_winograd_avx2.cpp): float, 3x3 filters, with enough channels that
+// their GEMMs dominate. Forward: F(2x2, 3x3) at stride 1, a polyphase F(2, 2) scheme at stride 2, any
+// padding (winograd_applies). Backward data at stride 2 (winograd_backward_data_applies; stride 1 is
+// the forward of the flipped convolution). Call only when use_avx2() is true.
 bool winograd_applies(const Conv2dShape& s);
 void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b, float* out,
                                   const Conv2dShape& s);
+bool winograd_backward_data_applies(const Conv2dShape& s);
+void conv2d_winograd_backward_data_avx2(const float* dout, const float* w, float* dx, const Conv2dShape& s);
 
 }  // namespace fastnn

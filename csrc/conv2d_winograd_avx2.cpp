@@ -1,30 +1,40 @@
-// Winograd F(2x2, 3x3) forward convolution for float, 3x3 filters, stride 1 (compiled with -mavx2
-// -mfma; called only when use_avx2() is true). Lavin & Gray, "Fast Algorithms for Convolutional
-// Neural Networks" (2016).
+// Winograd convolutions for float, 3x3 filters (compiled with -mavx2 -mfma; called only when
+// use_avx2() is true). Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks" (2016), for
+// stride 1; for stride 2 the same minimal filtering applied to the even and odd phases of the input.
 //
-// The output is cut into 2x2 tiles; tile (ty, tx) reads the 4x4 input patch d at rows 2ty-ph..+3 and
-// columns 2tx-pw..+3 of each channel. With
+// A scheme cuts the output into T x T tiles; tile (ty, tx) is computed from the P x P input patch at
+// rows in_y0 + S ty .. + P - 1 and columns in_x0 + S tx .. + P - 1 (zeros outside the input). In one
+// dimension it is three small linear maps: V = B^T d (P inputs -> n values), U = G f (the 3 taps ->
+// n), Y = A^T m (n products -> T outputs), with Y = A^T (U (.) V) the T outputs of the 1-D
+// correlation ((.) elementwise). In two dimensions each map is applied along rows, then columns:
 //
-//   B^T = [1  0 -1  0]     G = [ 1    0    0 ]     A^T = [1  1  1  0]
-//         [0  1  1  0]         [1/2  1/2  1/2]           [0  1 -1 -1]
-//         [0 -1  1  0]         [1/2 -1/2  1/2]
-//         [0  1  0 -1]         [ 0    0    1 ]
+//   U[o, i] = G g[o, i] G^T     (n x n, each filter transformed once per call)
+//   V[i, t] = B^T d[i, t] B     (n x n, the patch of tile t in input channel i)
+//   Y[o, t] = A^T ( sum_i U[o, i] (.) V[i, t] ) A      (T x T, output tile t of output channel o)
 //
-//   U[k, c] = G g[k, c] G^T      (4x4, the filter transformed once per call)
-//   V[c, t] = B^T d[c, t] B      (4x4, the patch of tile t transformed)
-//   Y[k, t] = A^T ( sum_c U[k, c] (.) V[c, t] ) A      ((.) elementwise; Y is the 2x2 output tile)
+// The sum over i is, for each of the n^2 positions xi, a matrix product M_xi (out, tiles) =
+// U_xi (out, in) V_xi (in, tiles): n^2 GEMMs instead of 9 T^2 multiply-adds per tile and channel pair.
+// The transforms are additions only and run on 8 tiles at once (one ymm lane each).
 //
-// The sum over c is, for each of the 16 positions xi of the 4x4 transformed tile, a matrix product
-// M_xi (K, tiles) = U_xi (K, C) V_xi (C, tiles): 16 GEMMs of 2*K*C flops per tile instead of the
-// direct convolution's 9 * 2*K*C per 2x2 outputs, i.e. 2.25x fewer multiplications. The transforms
-// are additions only, linear in the data, and run on 8 tiles at once (one ymm lane per tile).
+//   F(2x2, 3x3), stride 1 (n 4, P 4, S 2, T 2): 16 terms for 36 products, 2.25x fewer.
+//     B^T d = [d0 - d2, d1 + d2, d2 - d1, d1 - d3]   G f = [f0, (f0 + f1 + f2)/2, (f0 - f1 + f2)/2, f2]
+//     A^T m = [m0 + m1 + m2, m1 - m2 - m3]
+//   Stride 2, forward (n 5, P 5, S 4, T 2): y0 = d0 f0 + d1 f1 + d2 f2, y1 = d2 f0 + d3 f1 + d4 f2. The
+//   even inputs d0 d2 d4 meet only f0 and f2 (a 2-tap correlation, F(2, 2): 3 products for 4), the
+//   odd ones d1 d3 only f1 (2 products): 25 terms for 36 products, 1.44x fewer.
+//     B^T d = [d0 - d2, d2, d4 - d2, d1, d3]   G f = [f0, f0 + f2, f2, f1, f1]   A^T m = [m0 + m1 + m3, m1 + m2 + m4]
+//   Stride 2, backward data (n 5, P 3, S 2, T 4): the input gradient at rows q = 4t + 1 .. 4t + 4
+//   (q = row + padding) from dout rows 2t .. 2t + 2 (e0 e1 e2): z0 = e0 f1, z1 = e0 f2 + e1 f0,
+//   z2 = e1 f1, z3 = e1 f2 + e2 f0. The same split: 25 terms for 36 products.
+//     B^T e = [e0 - e1, e1, e2 - e1, e0, e1]   G f = [f2, f0 + f2, f0, f1, f1]   A^T m = [m3, m0 + m1, m4, m1 + m2]
 //
-// Work unit: a group of 8 horizontally adjacent tiles of one image row of tiles (rows of tiles are
-// padded to a multiple of 8; the extra tiles read zeros and are not stored). Each thread takes an
-// equal share of all groups of all images and walks it in blocks of a few groups: transform the
-// block's patches into V (packed as the GEMM micro-kernel's 16-wide B panels), run the 16 GEMMs
-// with the filters packed as 6-row A panels, transform M back into output tiles. A block's V and M
-// stay in the cache between the three steps.
+// Work unit: a group of 8 consecutive tiles of the batch (tile order: image, tile row, tile column),
+// so groups are full however many tiles a row has; only the very last group can be partial. Each
+// thread takes an equal share of the groups and walks it in blocks of a few groups: transform the
+// block's patches into V (packed as the GEMM micro-kernel's 16-wide B panels), run the n^2 GEMMs with
+// the transformed filters packed as 6-row A panels, transform M back into output tiles. A block's V
+// and M stay in the cache between the three steps. The patches are read from zero-padded copies of
+// the images, two per thread (a group spans at most two images: every image has >= 8 tiles).
 #include <immintrin.h>
 
 #include <cstring>
@@ -42,242 +52,430 @@ namespace fastnn {
 
 namespace {
 
-constexpr int64_t kLanes = 8;   // tiles per group: one ymm lane each
-constexpr int64_t kTerms = 16;  // positions of the 4x4 transformed tile
+constexpr int64_t kLanes = 8;  // tiles per group: one ymm lane each
 constexpr int64_t kMR = 6, kNR = 16;
 constexpr int64_t kKcStep = 256;  // reduction block over input channels (the GEMM's KC)
 
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-struct Geometry {
-    int64_t tiles_h, row_groups, image_groups;  // tile rows, groups per tile row, groups per image
-    int64_t hp, wp, plane;                      // padded image: hp x wp per channel
-    int64_t k_rows;                             // K rounded up to whole 6-row panels
-    int64_t block_groups;                       // groups per block (even: two groups fill one panel)
+struct StrideOne {
+    static constexpr int n = 4, P = 4, S = 2, T = 2;
+    static void in(const __m256* d, __m256* v) {
+        v[0] = _mm256_sub_ps(d[0], d[2]);
+        v[1] = _mm256_add_ps(d[1], d[2]);
+        v[2] = _mm256_sub_ps(d[2], d[1]);
+        v[3] = _mm256_sub_ps(d[1], d[3]);
+    }
+    static void filter(float f0, float f1, float f2, float* u) {
+        u[0] = f0;
+        u[1] = 0.5f * (f0 + f1 + f2);
+        u[2] = 0.5f * (f0 - f1 + f2);
+        u[3] = f2;
+    }
+    static void out(const __m256* m, __m256* y) {
+        y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
+        y[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+    }
 };
 
-Geometry geometry(const Conv2dShape& s) {
+struct StrideTwoForward {
+    static constexpr int n = 5, P = 5, S = 4, T = 2;
+    static void in(const __m256* d, __m256* v) {
+        v[0] = _mm256_sub_ps(d[0], d[2]);
+        v[1] = d[2];
+        v[2] = _mm256_sub_ps(d[4], d[2]);
+        v[3] = d[1];
+        v[4] = d[3];
+    }
+    static void filter(float f0, float f1, float f2, float* u) {
+        u[0] = f0;
+        u[1] = f0 + f2;
+        u[2] = f2;
+        u[3] = f1;
+        u[4] = f1;
+    }
+    static void out(const __m256* m, __m256* y) {
+        y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[3]);
+        y[1] = _mm256_add_ps(_mm256_add_ps(m[1], m[2]), m[4]);
+    }
+};
+
+struct StrideTwoBackwardData {
+    static constexpr int n = 5, P = 3, S = 2, T = 4;
+    static void in(const __m256* e, __m256* v) {
+        v[0] = _mm256_sub_ps(e[0], e[1]);
+        v[1] = e[1];
+        v[2] = _mm256_sub_ps(e[2], e[1]);
+        v[3] = e[0];
+        v[4] = e[1];
+    }
+    static void filter(float f0, float f1, float f2, float* u) {
+        u[0] = f2;
+        u[1] = f0 + f2;
+        u[2] = f0;
+        u[3] = f1;
+        u[4] = f1;
+    }
+    static void out(const __m256* m, __m256* z) {
+        z[0] = m[3];
+        z[1] = _mm256_add_ps(m[0], m[1]);
+        z[2] = m[4];
+        z[3] = _mm256_add_ps(m[1], m[2]);
+    }
+};
+
+// One convolution in the schemes' terms: `in` (N, in_ch, in_h, in_w) -> `out` (N, out_ch, out_h, out_w).
+struct Problem {
+    int64_t N, in_ch, out_ch, in_h, in_w, out_h, out_w;
+    int64_t in_y0, in_x0;    // the patch of tile (0, 0) starts at this input row and column (< 0: padding)
+    int64_t out_y0, out_x0;  // tile (0, 0) covers the outputs from this row and column on (< 0: clipped)
+    const float* w;          // the 3x3 filter of (output channel o, input channel i) at w + o*w_out + i*w_in
+    int64_t w_out, w_in;
+};
+
+struct Geometry {
+    int64_t tiles_h, tiles_w, image_tiles, tiles;  // per image and in the batch
+    int64_t hp, wp, plane;                        // zero-padded input plane: hp x wp
+    int64_t k_rows;                               // out_ch rounded up to whole 6-row panels
+    int64_t term_stride;                          // floats from one term's transformed filters to the next's
+    int64_t block_groups;                         // groups per block (even: two groups fill one panel)
+};
+
+template <class S>
+Geometry geometry(const Problem& p) {
     Geometry g;
-    g.tiles_h = ceil_div64(s.OH, 2);
-    g.row_groups = ceil_div64(ceil_div64(s.OW, 2), kLanes);
-    g.image_groups = g.tiles_h * g.row_groups;
-    // Every patch of every (padded) tile lies inside: rows up to 2*tiles_h + 1, columns up to
-    // 16*row_groups + 1. The image sits at (ph, pw); everything else is zero.
-    g.hp = 2 * g.tiles_h + 2;
-    g.wp = 2 * kLanes * g.row_groups + 2;
+    g.tiles_h = ceil_div64(p.out_h - p.out_y0, S::T);
+    g.tiles_w = ceil_div64(p.out_w - p.out_x0, S::T);
+    g.image_tiles = g.tiles_h * g.tiles_w;
+    g.tiles = p.N * g.image_tiles;
+    // Every patch lies inside; the loads read 4 columns from each patch's first (load4) and P = 5 one more.
+    g.hp = S::S * (g.tiles_h - 1) + S::P;
+    g.wp = S::S * (g.tiles_w - 1) + (S::P > 4 ? S::P : 4);
     g.plane = g.hp * g.wp;
-    g.k_rows = ceil_div64(s.K, kMR) * kMR;
+    g.k_rows = ceil_div64(p.out_ch, kMR) * kMR;
+    // Filter (o, i) is written to every term: with terms a multiple of 4 KB apart those stores would all
+    // fall in one L1 set (8 ways for 16 or 25 streams). A stride of 4 KB multiples plus one cache line
+    // spreads them over consecutive sets.
+    g.term_stride = ceil_div64(g.k_rows * p.in_ch, 1024) * 1024 + 16;
     // V and M of one block together about 1 MB (they are written, then read back from the cache).
-    const int64_t bytes_per_group = kTerms * (s.C + g.k_rows) * kLanes * (int64_t)sizeof(float);
+    const int64_t bytes_per_group = S::n * S::n * (p.in_ch + g.k_rows) * kLanes * (int64_t)sizeof(float);
     int64_t groups = ((int64_t(1) << 20) / bytes_per_group) & ~int64_t(1);
     g.block_groups = groups < 2 ? 2 : (groups > 16 ? 16 : groups);
     return g;
 }
 
-// Zero-padded copy of image n: xpad[c][y + ph][z + pw] = x[n][c][y][z].
-void pad_image(const float* x, int64_t n, const Conv2dShape& s, const Geometry& g, float* xpad) {
-    const float* xn = x + n * s.C * s.H * s.W;
-    for (int64_t c = 0; c < s.C; ++c) {
-        float* dst = xpad + c * g.plane;
-        std::memset(dst, 0, (size_t)(s.ph * g.wp) * sizeof(float));
-        for (int64_t y = 0; y < s.H; ++y) {
-            float* row = dst + (y + s.ph) * g.wp;
-            std::memset(row, 0, (size_t)s.pw * sizeof(float));
-            std::memcpy(row + s.pw, xn + (c * s.H + y) * s.W, (size_t)s.W * sizeof(float));
-            std::memset(row + s.pw + s.W, 0, (size_t)(g.wp - s.pw - s.W) * sizeof(float));
+// Zero-padded copy of image n: plane i, row r, column q holds in[n][i][in_y0 + r][in_x0 + q].
+void pad_image(const float* in, int64_t n, const Problem& p, const Geometry& g, float* dst) {
+    const int64_t lo = min64(g.wp, max64(0, -p.in_x0)), hi = max64(lo, min64(g.wp, p.in_w - p.in_x0));
+    for (int64_t i = 0; i < p.in_ch; ++i) {
+        const float* src = in + (n * p.in_ch + i) * p.in_h * p.in_w;
+        for (int64_t r = 0; r < g.hp; ++r) {
+            float* row = dst + i * g.plane + r * g.wp;
+            const int64_t y = p.in_y0 + r;
+            if (y < 0 || y >= p.in_h || hi == lo) {
+                std::memset(row, 0, (size_t)g.wp * sizeof(float));
+                continue;
+            }
+            std::memset(row, 0, (size_t)lo * sizeof(float));
+            std::memcpy(row + lo, src + y * p.in_w + p.in_x0 + lo, (size_t)(hi - lo) * sizeof(float));
+            std::memset(row + hi, 0, (size_t)(g.wp - hi) * sizeof(float));
         }
-        std::memset(dst + (s.H + s.ph) * g.wp, 0, (size_t)((g.hp - s.H - s.ph) * g.wp) * sizeof(float));
     }
 }
 
-// [v0 v2 v4 ... v14] and [v1 v3 ... v15] of the 16 floats lo:hi.
-inline void deinterleave(__m256 lo, __m256 hi, __m256& even, __m256& odd) {
-    // shuffle gives [0 2 8 10 | 4 6 12 14]; the 64-bit permute puts the pairs in order.
-    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
-    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+// Columns 0..3 of the 8 patch rows at base + off[u] (lane u = tile u): a 4x4 transpose in each half.
+inline void load4(const float* base, const int32_t* off, __m256* d) {
+    auto pair = [&](int u) {
+        return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(base + off[u])), _mm_loadu_ps(base + off[u + 4]), 1);
+    };
+    const __m256 a = pair(0), b = pair(1), c = pair(2), e = pair(3);
+    const __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b);
+    const __m256 t2 = _mm256_unpacklo_ps(c, e), t3 = _mm256_unpackhi_ps(c, e);
+    d[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    d[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    d[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    d[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
 }
 
-// V = B^T d B for the 8 tiles whose patches start at columns 0, 2, ..., 14 of `src` (rows `ld` apart),
+// V = B^T d B for 8 tiles of one input channel (patch of lane u at base + off[u], rows ld apart),
 // written to v[xi * term_stride] (8 floats each).
-inline void input_transform(const float* src, int64_t ld, float* v, int64_t term_stride) {
-    __m256 t[4][4];  // t = d B, row by row
-    for (int r = 0; r < 4; ++r) {
-        const float* p = src + r * ld;
-        __m256 d0, d1, d2, d3;
-        deinterleave(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), d0, d1);       // columns 2u, 2u + 1
-        deinterleave(_mm256_loadu_ps(p + 2), _mm256_loadu_ps(p + 10), d2, d3);  // columns 2u + 2, 2u + 3
-        t[r][0] = _mm256_sub_ps(d0, d2);
-        t[r][1] = _mm256_add_ps(d1, d2);
-        t[r][2] = _mm256_sub_ps(d2, d1);
-        t[r][3] = _mm256_sub_ps(d1, d3);
+template <class S>
+inline void input_transform(const float* base, const int32_t* off, __m256i offsets, int64_t ld, float* v,
+                            int64_t term_stride) {
+    __m256 t[S::P][S::n];  // t = d B, row by row
+    for (int r = 0; r < S::P; ++r) {
+        __m256 d[S::P > 4 ? S::P : 4];
+        load4(base + r * ld, off, d);
+        if constexpr (S::P == 5) d[4] = _mm256_i32gather_ps(base + r * ld + 4, offsets, 4);
+        S::in(d, t[r]);
     }
-    for (int j = 0; j < 4; ++j) {
-        _mm256_store_ps(v + (0 * 4 + j) * term_stride, _mm256_sub_ps(t[0][j], t[2][j]));
-        _mm256_store_ps(v + (1 * 4 + j) * term_stride, _mm256_add_ps(t[1][j], t[2][j]));
-        _mm256_store_ps(v + (2 * 4 + j) * term_stride, _mm256_sub_ps(t[2][j], t[1][j]));
-        _mm256_store_ps(v + (3 * 4 + j) * term_stride, _mm256_sub_ps(t[1][j], t[3][j]));
+    for (int j = 0; j < S::n; ++j) {
+        __m256 column[S::P], w[S::n];
+        for (int r = 0; r < S::P; ++r) column[r] = t[r][j];
+        S::in(column, w);
+        for (int a = 0; a < S::n; ++a) _mm256_store_ps(v + (a * S::n + j) * term_stride, w[a]);
     }
 }
 
-// Y = A^T m A + bias for 8 tiles (m[xi] at m + xi * term_stride), stored as output rows oy and oy + 1
-// (when < OH), columns ox .. ox + 15 clipped to OW.
-inline void output_transform(const float* m, int64_t term_stride, float bias, float* out, int64_t OH, int64_t OW,
-                             int64_t oy, int64_t ox) {
-    __m256 s[4][2];  // s = m A, row by row
-    for (int r = 0; r < 4; ++r) {
-        const __m256 m0 = _mm256_load_ps(m + (r * 4 + 0) * term_stride);
-        const __m256 m1 = _mm256_load_ps(m + (r * 4 + 1) * term_stride);
-        const __m256 m2 = _mm256_load_ps(m + (r * 4 + 2) * term_stride);
-        const __m256 m3 = _mm256_load_ps(m + (r * 4 + 3) * term_stride);
-        s[r][0] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-        s[r][1] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+// Y = A^T m A + bias for 8 tiles of one output channel (m[xi] at m + xi * term_stride), stored at
+// dst + off[u] (the tile's first output; rows ld apart). Tiles with full[u] false (past the last tile,
+// or partly outside the output: rows/columns clipped to [row0, rows) x [col0, cols) relative to the
+// tile's origin) are stored element by element.
+struct TileStore {
+    int64_t off[kLanes];
+    int64_t rows[kLanes], cols[kLanes], row0[kLanes], col0[kLanes];  // stored part of each tile
+    bool all_full;
+};
+
+template <class S>
+inline void output_transform(const float* m, int64_t term_stride, float bias, float* dst, int64_t ld,
+                             const TileStore& ts) {
+    __m256 s[S::n][S::T];  // s = m A, row by row
+    for (int a = 0; a < S::n; ++a) {
+        __m256 row[S::n];
+        for (int j = 0; j < S::n; ++j) row[j] = _mm256_load_ps(m + (a * S::n + j) * term_stride);
+        S::out(row, s[a]);
     }
     const __m256 b = _mm256_set1_ps(bias);
-    const int64_t count = min64(2 * kLanes, OW - ox);
-    for (int i = 0; i < 2 && oy + i < OH; ++i) {
-        __m256 y0, y1;  // output columns 2u and 2u + 1 of the row
-        if (i == 0) {
-            y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[0][0], s[1][0]), s[2][0]), b);
-            y1 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[0][1], s[1][1]), s[2][1]), b);
-        } else {
-            y0 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[1][0], s[2][0]), s[3][0]), b);
-            y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[1][1], s[2][1]), s[3][1]), b);
+    for (int jx = 0; jx < S::T; ++jx) {
+        __m256 column[S::n], y[S::T];
+        for (int a = 0; a < S::n; ++a) column[a] = s[a][jx];
+        S::out(column, y);
+        for (int iy = 0; iy < S::T; ++iy) s[iy][jx] = _mm256_add_ps(y[iy], b);  // s[iy] is free again
+    }
+    // s[iy][jx] now holds output (iy, jx) of every tile.
+    if (ts.all_full) {
+        for (int iy = 0; iy < S::T; ++iy) {
+            if constexpr (S::T == 2) {
+                const __m256 lo = _mm256_unpacklo_ps(s[iy][0], s[iy][1]), hi = _mm256_unpackhi_ps(s[iy][0], s[iy][1]);
+                const __m128 l0 = _mm256_castps256_ps128(lo), l1 = _mm256_extractf128_ps(lo, 1);
+                const __m128 h0 = _mm256_castps256_ps128(hi), h1 = _mm256_extractf128_ps(hi, 1);
+                float* row = dst + iy * ld;
+                _mm_storel_pi(reinterpret_cast<__m64*>(row + ts.off[0]), l0);
+                _mm_storeh_pi(reinterpret_cast<__m64*>(row + ts.off[1]), l0);
+                _mm_storel_pi(reinterpret_cast<__m64*>(row + ts.off[2]), h0);
+                _mm_storeh_pi(reinterpret_cast<__m64*>(row + ts.off[3]), h0);
+                _mm_storel_pi(reinterpret_cast<__m64*>(row + ts.off[4]), l1);
+                _mm_storeh_pi(reinterpret_cast<__m64*>(row + ts.off[5]), l1);
+                _mm_storel_pi(reinterpret_cast<__m64*>(row + ts.off[6]), h1);
+                _mm_storeh_pi(reinterpret_cast<__m64*>(row + ts.off[7]), h1);
+            } else {
+                static_assert(S::T == 4, "tiles of 2 or 4 outputs");
+                const __m256 t0 = _mm256_unpacklo_ps(s[iy][0], s[iy][1]), t1 = _mm256_unpackhi_ps(s[iy][0], s[iy][1]);
+                const __m256 t2 = _mm256_unpacklo_ps(s[iy][2], s[iy][3]), t3 = _mm256_unpackhi_ps(s[iy][2], s[iy][3]);
+                const __m256 r[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                                     _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+                float* row = dst + iy * ld;
+                for (int u = 0; u < 4; ++u) {
+                    _mm_storeu_ps(row + ts.off[u], _mm256_castps256_ps128(r[u]));
+                    _mm_storeu_ps(row + ts.off[u + 4], _mm256_extractf128_ps(r[u], 1));
+                }
+            }
         }
-        // Interleave: [y0_0 y1_0 y0_1 y1_1 ...]: unpack works within 128-bit halves, the permute joins them.
-        const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
-        const __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
-        float* row = out + (oy + i) * OW + ox;
-        if (count == 2 * kLanes) {
-            _mm256_storeu_ps(row, first);
-            _mm256_storeu_ps(row + 8, second);
-        } else {
-            alignas(32) float staged[2 * kLanes];
-            _mm256_store_ps(staged, first);
-            _mm256_store_ps(staged + 8, second);
-            std::memcpy(row, staged, (size_t)count * sizeof(float));
+        return;
+    }
+    alignas(32) float staged[S::T][S::T][kLanes];
+    for (int iy = 0; iy < S::T; ++iy)
+        for (int jx = 0; jx < S::T; ++jx) _mm256_store_ps(staged[iy][jx], s[iy][jx]);
+    for (int u = 0; u < kLanes; ++u)
+        for (int64_t iy = ts.row0[u]; iy < ts.rows[u]; ++iy)
+            for (int64_t jx = ts.col0[u]; jx < ts.cols[u]; ++jx) dst[ts.off[u] + iy * ld + jx] = staged[iy][jx][u];
+}
+
+// U = G g G^T of every filter, packed as the A panels of the n^2 GEMMs. Term xi holds k_rows x in_ch
+// values (from xi * term_stride); its channel block pc (kc channels) starts at pc * k_rows, and within it panel ip (output
+// channels 6 ip .. 6 ip + 5) is the contiguous kc x 6 block at ip * 6 * kc: input channel i, output
+// channel 6 ip + lane at (i - pc) * 6 + lane. Rows past out_ch stay zero.
+template <class S>
+void transform_filters(const Problem& p, const Geometry& g, float* u) {
+    constexpr int n = S::n;
+    const int64_t per_term = g.term_stride;
+    std::memset(u, 0, (size_t)(n * n * per_term) * sizeof(float));
+#pragma omp parallel for schedule(static) if (p.out_ch * p.in_ch > 4096)
+    for (int64_t o = 0; o < p.out_ch; ++o) {
+        const int64_t ip = o / kMR, lane = o - ip * kMR;
+        for (int64_t i = 0; i < p.in_ch; ++i) {
+            const float* f = p.w + o * p.w_out + i * p.w_in;
+            float gf[3][n];  // gf[j] = G (column j of f)
+            for (int j = 0; j < 3; ++j) S::filter(f[0 * 3 + j], f[1 * 3 + j], f[2 * 3 + j], gf[j]);
+            const int64_t pc = i / kKcStep * kKcStep, kc = min64(kKcStep, p.in_ch - pc);
+            float* dst = u + pc * g.k_rows + ip * kMR * kc + (i - pc) * kMR + lane;
+            for (int a = 0; a < n; ++a) {
+                float row[n];
+                S::filter(gf[0][a], gf[1][a], gf[2][a], row);
+                for (int j = 0; j < n; ++j) dst[(a * n + j) * per_term] = row[j];
+            }
         }
     }
 }
 
-// U = G g G^T of every filter, packed as the A panels of the 16 GEMMs. Term xi holds k_rows x C
-// values; its channel block pc (kc channels) starts at pc * k_rows, and within it panel ip (filters
-// 6 ip .. 6 ip + 5) is the contiguous kc x 6 block at ip * 6 * kc: channel c, filter 6 ip + lane at
-// (c - pc) * 6 + lane. Rows past K stay zero.
-void transform_filters(const float* w, const Conv2dShape& s, const Geometry& g, float* u) {
-    const int64_t per_term = g.k_rows * s.C;
-    std::memset(u, 0, (size_t)(kTerms * per_term) * sizeof(float));
-#pragma omp parallel for schedule(static) if (s.K * s.C > 4096)
-    for (int64_t k = 0; k < s.K; ++k) {
-        const int64_t ip = k / kMR, lane = k - ip * kMR;
-        for (int64_t c = 0; c < s.C; ++c) {
-            const float* f = w + (k * s.C + c) * 9;
-            float gg[4][3];  // G f
-            for (int j = 0; j < 3; ++j) {
-                const float f0 = f[0 * 3 + j], f1 = f[1 * 3 + j], f2 = f[2 * 3 + j];
-                gg[0][j] = f0;
-                gg[1][j] = 0.5f * (f0 + f1 + f2);
-                gg[2][j] = 0.5f * (f0 - f1 + f2);
-                gg[3][j] = f2;
-            }
-            const int64_t pc = c / kKcStep * kKcStep, kc = min64(kKcStep, s.C - pc);
-            float* dst = u + pc * g.k_rows + ip * kMR * kc + (c - pc) * kMR + lane;
-            for (int a = 0; a < 4; ++a) {
-                const float h0 = gg[a][0], h1 = gg[a][1], h2 = gg[a][2];
-                const float row[4] = {h0, 0.5f * (h0 + h1 + h2), 0.5f * (h0 - h1 + h2), h2};
-                for (int j = 0; j < 4; ++j) dst[(a * 4 + j) * per_term] = row[j];
-            }
-        }
-    }
-}
-
-
-}  // namespace
-
-bool winograd_applies(const Conv2dShape& s) {
-    // The 2x2 tiles need stride 1 and a 3x3 filter; enough channels on both sides for the GEMMs to
-    // dominate the transforms; and rows of tiles that fill their groups of 8 well enough (at most a
-    // third computed in vain: a 7x7 output has 4 tiles per row computed as 8, 2x the work, and ran
-    // 1.5x slower than the direct path (8 x 512 x 7 x 7); 9x9, 1.6x, ran 1.1x slower).
-    if (s.kh != 3 || s.kw != 3 || s.sh != 1 || s.sw != 1 || s.C < 32 || s.K < 32) return false;
-    const int64_t row_tiles = ceil_div64(s.OW, 2), computed = ceil_div64(row_tiles, kLanes) * kLanes;
-    return computed * 3 <= row_tiles * 4;
-}
-
-void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b, float* out,
-                                  const Conv2dShape& s) {
-    const Geometry g = geometry(s);
-    const int64_t per_term = g.k_rows * s.C;
-    // From the buffer cache (4 MB at 256 x 256 channels). Plain calls, not buffer_cache.h's templates:
-    // inline code instantiated in this -mavx2 file could be the copy the linker keeps for all callers.
+template <class S>
+void run(const Problem& p, const float* in, const float* bias, float* out) {
+    constexpr int64_t terms = S::n * S::n;
+    const Geometry g = geometry<S>(p);
+    const int64_t per_term = g.term_stride;
+    // From the buffer cache (6.5 MB at 256 x 256 channels and 25 terms). Plain calls, not
+    // buffer_cache.h's templates: inline code instantiated in this -mavx2 file could be the copy the
+    // linker keeps for all callers.
     struct Buffer {
         float* p;
         ~Buffer() { cached_free(p); }
-    } u_buffer{static_cast<float*>(cached_alloc((size_t)(kTerms * per_term) * sizeof(float)))};
+    } u_buffer{static_cast<float*>(cached_alloc((size_t)(terms * per_term) * sizeof(float)))};
     float* u = u_buffer.p;
-    transform_filters(w, s, g, u);
+    transform_filters<S>(p, g, u);
 
-    const int64_t total = s.N * g.image_groups, P = s.OH * s.OW;
+    const int64_t groups = ceil_div64(g.tiles, kLanes), out_plane = p.out_h * p.out_w;
     const int64_t panels = g.block_groups / 2, ldm = panels * kNR;
     const int threads = get_num_threads();
-#pragma omp parallel num_threads(threads) if (threads > 1 && total > 1)
+#pragma omp parallel num_threads(threads) if (threads > 1 && groups > 1)
     {
         int me = 0, team = 1;
 #ifdef _OPENMP
         me = omp_get_thread_num();
         team = omp_get_num_threads();
 #endif
-        const int64_t first = total * me / team, last = total * (me + 1) / team;
-        float* xpad = thread_scratch<float>(kScratchConvColumns, s.C * g.plane);
-        // V: term xi, panel jp: C x 16 (the micro-kernel's B panel). M: term xi: k_rows x ldm.
-        float* v = thread_scratch<float>(kScratchPackB, kTerms * panels * s.C * kNR);
-        float* m = thread_scratch<float>(kScratchPackA, kTerms * g.k_rows * ldm);
-        int64_t padded = -1;  // the image now in xpad
+        const int64_t first = groups * me / team, last = groups * (me + 1) / team;
+        const int64_t slot_size = p.in_ch * g.plane;  // two padded images: image n in slot n % 2
+        float* slots = thread_scratch<float>(kScratchConvColumns, 2 * slot_size);
+        int64_t held[2] = {-1, -1};
+        // V: term xi, panel jp: in_ch x 16 (the micro-kernel's B panel). M: term xi: k_rows x ldm.
+        float* v = thread_scratch<float>(kScratchPackB, terms * panels * p.in_ch * kNR);
+        float* m = thread_scratch<float>(kScratchPackA, terms * g.k_rows * ldm);
         for (int64_t block = first; block < last; block += g.block_groups) {
             const int64_t count = min64(g.block_groups, last - block), used_panels = ceil_div64(count, 2);
-            // 1. Patches -> V.
+            // 1. Patches -> V. Lanes past the last tile repeat the group's first tile (never stored).
             for (int64_t q = 0; q < count; ++q) {
-                const int64_t group = block + q, n = group / g.image_groups, rest = group - n * g.image_groups;
-                const int64_t ty = rest / g.row_groups, tx = (rest - ty * g.row_groups) * kLanes;
-                if (n != padded) {
-                    pad_image(x, n, s, g, xpad);
-                    padded = n;
+                alignas(32) int32_t off[kLanes];
+                const int64_t tile0 = (block + q) * kLanes;
+                for (int64_t l = 0; l < kLanes; ++l) {
+                    const int64_t t = tile0 + l < g.tiles ? tile0 + l : tile0;
+                    const int64_t n = t / g.image_tiles, rest = t - n * g.image_tiles;
+                    const int64_t ty = rest / g.tiles_w, tx = rest - ty * g.tiles_w;
+                    if (held[n % 2] != n) {
+                        pad_image(in, n, p, g, slots + (n % 2) * slot_size);
+                        held[n % 2] = n;
+                    }
+                    off[l] = (int32_t)((n % 2) * slot_size + S::S * (ty * g.wp + tx));
                 }
-                const float* src = xpad + 2 * ty * g.wp + 2 * tx;
-                float* dst = v + (q / 2) * s.C * kNR + (q % 2) * kLanes;
-                for (int64_t c = 0; c < s.C; ++c)
-                    input_transform(src + c * g.plane, g.wp, dst + c * kNR, panels * s.C * kNR);
+                const __m256i offsets = _mm256_load_si256(reinterpret_cast<const __m256i*>(off));
+                float* dst = v + (q / 2) * p.in_ch * kNR + (q % 2) * kLanes;
+                for (int64_t i = 0; i < p.in_ch; ++i)
+                    input_transform<S>(slots + i * g.plane, off, offsets, g.wp, dst + i * kNR,
+                                       panels * p.in_ch * kNR);
             }
             if (count % 2)  // the last panel's second half: zeros (computed, never stored)
-                for (int64_t xi = 0; xi < kTerms; ++xi)
-                    for (int64_t c = 0; c < s.C; ++c)
-                        std::memset(v + ((xi * panels + count / 2) * s.C + c) * kNR + kLanes, 0,
+                for (int64_t xi = 0; xi < terms; ++xi)
+                    for (int64_t i = 0; i < p.in_ch; ++i)
+                        std::memset(v + ((xi * panels + count / 2) * p.in_ch + i) * kNR + kLanes, 0,
                                     kLanes * sizeof(float));
-            // 2. The 16 GEMMs: M_xi (k_rows x 16*used_panels) = U_xi V_xi, over channel blocks.
-            for (int64_t xi = 0; xi < kTerms; ++xi) {
+            // 2. The n^2 GEMMs: M_xi (k_rows x 16*used_panels) = U_xi V_xi, over channel blocks.
+            for (int64_t xi = 0; xi < terms; ++xi) {
                 const float* uxi = u + xi * per_term;
                 float* mxi = m + xi * g.k_rows * ldm;
-                for (int64_t pc = 0; pc < s.C; pc += kKcStep) {
-                    const int64_t kc = min64(kKcStep, s.C - pc);
-                    for (int64_t jp = 0; jp < used_panels; ++jp) {
-                        const float* vp = v + (xi * panels + jp) * s.C * kNR + pc * kNR;
-                        for (int64_t ip = 0; ip < g.k_rows / kMR; ++ip)
-                            sgemm_kernel_avx2(kc, uxi + pc * g.k_rows + ip * kMR * kc, vp,
+                for (int64_t pc = 0; pc < p.in_ch; pc += kKcStep) {
+                    const int64_t kc = min64(kKcStep, p.in_ch - pc);
+                    for (int64_t ip = 0; ip < g.k_rows / kMR; ++ip)
+                        for (int64_t jp = 0; jp < used_panels; ++jp)
+                            sgemm_kernel_avx2(kc, uxi + pc * g.k_rows + ip * kMR * kc,
+                                              v + (xi * panels + jp) * p.in_ch * kNR + pc * kNR,
                                               mxi + ip * kMR * ldm + jp * kNR, ldm, pc > 0, nullptr);
-                    }
                 }
             }
             // 3. M -> output tiles.
             for (int64_t q = 0; q < count; ++q) {
-                const int64_t group = block + q, n = group / g.image_groups, rest = group - n * g.image_groups;
-                const int64_t ty = rest / g.row_groups, tx = (rest - ty * g.row_groups) * kLanes;
-                float* on = out + n * s.K * P;
-                for (int64_t k = 0; k < s.K; ++k)
-                    output_transform(m + k * ldm + q * kLanes, g.k_rows * ldm, b ? b[k] : 0.0f, on + k * P, s.OH,
-                                     s.OW, 2 * ty, 2 * tx);
+                TileStore ts;
+                ts.all_full = true;
+                const int64_t tile0 = (block + q) * kLanes;
+                for (int64_t l = 0; l < kLanes; ++l) {
+                    const int64_t t = tile0 + l;
+                    if (t >= g.tiles) {  // nothing stored
+                        ts.off[l] = 0;
+                        ts.row0[l] = ts.col0[l] = ts.rows[l] = ts.cols[l] = 0;
+                        ts.all_full = false;
+                        continue;
+                    }
+                    const int64_t n = t / g.image_tiles, rest = t - n * g.image_tiles;
+                    const int64_t ty = rest / g.tiles_w, tx = rest - ty * g.tiles_w;
+                    const int64_t oy = p.out_y0 + S::T * ty, ox = p.out_x0 + S::T * tx;
+                    ts.off[l] = n * p.out_ch * out_plane + oy * p.out_w + ox;
+                    ts.row0[l] = max64(0, -oy);
+                    ts.col0[l] = max64(0, -ox);
+                    ts.rows[l] = min64(S::T, p.out_h - oy);
+                    ts.cols[l] = min64(S::T, p.out_w - ox);
+                    if (ts.row0[l] || ts.col0[l] || ts.rows[l] < S::T || ts.cols[l] < S::T) ts.all_full = false;
+                }
+                for (int64_t o = 0; o < p.out_ch; ++o)
+                    output_transform<S>(m + o * ldm + q * kLanes, g.k_rows * ldm, bias ? bias[o] : 0.0f,
+                                        out + o * out_plane, p.out_w, ts);
             }
         }
     }
+}
+
+// The problems: forward (x -> out, filters as given) and, at stride 2, backward data (dout -> dx:
+// input channels K, output channels C, each filter read as (c, k)).
+Problem forward_problem(const Conv2dShape& s, const float* w) {
+    return Problem{s.N, s.C, s.K, s.H, s.W, s.OH, s.OW, -s.ph, -s.pw, 0, 0, w, s.C * 9, 9};
+}
+
+// Backward data, stride 2, along one dimension: tile t covers input rows 4t + 1 - pad .. 4t + 4 - pad
+// from dout rows 2t .. 2t + 2. With pad 0 the first tile would start at row 1: the tiles are then
+// numbered from -1 (origin 3 rows up, dout origin 2 rows up).
+void backward_origin(int64_t pad, int64_t& out0, int64_t& in0) {
+    out0 = 1 - pad;
+    in0 = 0;
+    if (out0 > 0) {
+        out0 -= 4;
+        in0 -= 2;
+    }
+}
+
+Problem backward_data_problem(const Conv2dShape& s, const float* w) {
+    Problem p{s.N, s.K, s.C, s.OH, s.OW, s.H, s.W, 0, 0, 0, 0, w, 9, s.C * 9};
+    backward_origin(s.ph, p.out_y0, p.in_y0);
+    backward_origin(s.pw, p.out_x0, p.in_x0);
+    return p;
+}
+
+// Enough channels for the GEMMs to dominate the transforms, every image at least one group of tiles
+// (so a group spans at most two images), at most a third of the computed outputs outside the output
+// (edge tiles), and int32 offsets into the two padded images.
+template <class S>
+bool problem_fits(const Problem& p) {
+    if (p.in_ch < 32 || p.out_ch < 32) return false;
+    const Geometry g = geometry<S>(p);
+    if (g.image_tiles < kLanes) return false;
+    if (g.image_tiles * S::T * S::T * 3 > p.out_h * p.out_w * 4) return false;
+    return 2 * p.in_ch * g.plane < INT32_MAX;
+}
+
+}  // namespace
+
+bool winograd_applies(const Conv2dShape& s) {
+    if (s.kh != 3 || s.kw != 3) return false;
+    if (s.sh == 1 && s.sw == 1) return problem_fits<StrideOne>(forward_problem(s, nullptr));
+    if (s.sh == 2 && s.sw == 2) return problem_fits<StrideTwoForward>(forward_problem(s, nullptr));
+    return false;
+}
+
+bool winograd_backward_data_applies(const Conv2dShape& s) {
+    // Stride 1 runs as the forward of the flipped convolution (conv2d.cpp).
+    if (s.kh != 3 || s.kw != 3 || s.sh != 2 || s.sw != 2 || s.ph > 4 || s.pw > 4) return false;
+    return problem_fits<StrideTwoBackwardData>(backward_data_problem(s, nullptr));
+}
+
+void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b, float* out,
+                                  const Conv2dShape& s) {
+    if (s.sh == 1)
+        run<StrideOne>(forward_problem(s, w), x, b, out);
+    else
+        run<StrideTwoForward>(forward_problem(s, w), x, b, out);
+}
+
+void conv2d_winograd_backward_data_avx2(const float* dout, const float* w, float* dx, const Conv2dShape& s) {
+    run<StrideTwoBackwardData>(backward_data_problem(s, w), dout, nullptr, dx);
 }
 
 }  // namespace fastnn

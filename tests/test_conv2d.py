@@ -36,6 +36,17 @@ SHAPES = [
     (2, 32, 9, 13, 48, 3, 3, 1, 0),
     (1, 260, 6, 12, 33, 3, 3, 1, 1),
     (3, 32, 13, 14, 40, 3, 3, 1, 2),
+    (4, 32, 7, 7, 32, 3, 3, 1, 1),  # 4x4 tiles for a 7x7 output: edge tiles clipped, groups across images
+    # Stride-2 Winograd (float32 on AVX2: 3x3, stride 2, >= 32 channels each side; every shape below
+    # takes it in both directions): padding 0 to 3 (the backward's tiles start up to 3 rows above the
+    # image), odd and non-square sizes, groups of tiles across images and a partial last group, more
+    # than 256 input channels in the forward (C) and in the backward data (K).
+    (1, 40, 21, 25, 35, 3, 3, 2, 0),
+    (2, 32, 28, 28, 48, 3, 3, 2, 1),
+    (3, 33, 15, 18, 40, 3, 3, 2, 2),
+    (1, 32, 21, 21, 32, 3, 3, 2, 3),
+    (1, 260, 16, 18, 33, 3, 3, 2, 1),
+    (1, 33, 16, 18, 260, 3, 3, 2, 1),
     # Strided backward data by phase classes (>= 16 input channels, >= 64 taps in the smallest class):
     # odd sizes at stride 2; a partial channel panel with non-square strides and a filter narrower
     # than its stride (a class with no taps); a 1x1 stride-2 downsampling; stride 3 with padding 2;
@@ -141,7 +152,7 @@ def test_functional_matches_reference(shape, dtype, simd):
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("shape", [(3, 5, 9, 8, 7, 3, 3, 1, 1), (2, 16, 6, 6, 20, 1, 1, 1, 0), (5, 2, 8, 8, 3, 3, 2, 2, 1),
                                    (3, 32, 13, 14, 40, 3, 3, 1, 2), (1, 8, 10, 9, 32, 3, 3, 2, 1),
-                                   (1, 16, 9, 11, 64, 3, 3, 2, 1)])
+                                   (1, 16, 9, 11, 64, 3, 3, 2, 1), (2, 32, 28, 28, 48, 3, 3, 2, 1)])
 def test_functional_matches_reference_any_thread_count(shape, threads):
     # Covers both schedules: whole images per thread, and one image at a time with threaded GEMMs
     # (or, on the gathered and phased paths, one image's filter or channel panels across threads).

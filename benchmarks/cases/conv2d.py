@@ -3,9 +3,10 @@ PyTorch (CPU: its oneDNN/native convolution with the runner's thread count; GPU:
 small shapes, the NumPy reference.
 
 Each direction is counted as 2 N K C kh kw OH OW flops (the direct convolution's) and judged against
-the measured FMA peak. The 3x3 stride-1 shapes with >= 32 channels each side run fastnn's Winograd
-F(2x2, 3x3) path, which does 2.25x fewer multiplications (plus padding of the rows of tiles): its
-GFLOP/s are effective rates and can pass 100% of the peak. The PyTorch peer
+the measured FMA peak. The 3x3 shapes with >= 32 channels each side run fastnn's Winograd paths:
+F(2x2, 3x3) at stride 1, 2.25x fewer multiplications, and at stride 2 (forward and backward data) a
+polyphase scheme with 1.44x fewer (both plus the tiles that overhang the output). Their GFLOP/s are
+effective rates, and the stride-1 ones can pass 100% of the peak. The PyTorch peer
 for each direction is aten.convolution_backward with only that direction's gradients requested,
 so neither side computes more than the case names. On the GPU, fastnn's backward is timed as one
 (data + weight) case against PyTorch's full convolution_backward.
