@@ -19,6 +19,12 @@
 //   F(2x2, 3x3), stride 1 (n 4, P 4, S 2, T 2): 16 terms for 36 products, 2.25x fewer.
 //     B^T d = [d0 - d2, d1 + d2, d2 - d1, d1 - d3]   G f = [f0, (f0 + f1 + f2)/2, (f0 - f1 + f2)/2, f2]
 //     A^T m = [m0 + m1 + m2, m1 - m2 - m3]
+//   F(4x4, 3x3), stride 1 (n 6, P 6, S 4, T 4; points 0, +-1, +-2, inf): 36 terms for 144 products,
+//   4x fewer. Taken when its tiles fit the output (winograd_applies), else F(2x2, 3x3).
+//     B^T d = [4 d0 - 5 d2 + d4, -4 d1 - 4 d2 + d3 + d4, 4 d1 - 4 d2 - d3 + d4, -2 d1 - d2 + 2 d3 + d4,
+//              2 d1 - d2 - 2 d3 + d4, 4 d1 - 5 d3 + d5]
+//     G f = [f0/4, -(f0 + f1 + f2)/6, -(f0 - f1 + f2)/6, f0/24 + f1/12 + f2/6, f0/24 - f1/12 + f2/6, f2]
+//     A^T m = [m0 + m1 + m2 + m3 + m4, m1 - m2 + 2 m3 - 2 m4, m1 + m2 + 4 m3 + 4 m4, m1 - m2 + 8 m3 - 8 m4 + m5]
 //   Stride 2, forward (n 5, P 5, S 4, T 2): y0 = d0 f0 + d1 f1 + d2 f2, y1 = d2 f0 + d3 f1 + d4 f2. The
 //   even inputs d0 d2 d4 meet only f0 and f2 (a 2-tap correlation, F(2, 2): 3 products for 4), the
 //   odd ones d1 d3 only f1 (2 products): 25 terms for 36 products, 1.44x fewer.
@@ -60,7 +66,7 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-struct StrideOne {
+struct StrideOneF2 {
     static constexpr int n = 4, P = 4, S = 2, T = 2;
     static void in(const __m256* d, __m256* v) {
         v[0] = _mm256_sub_ps(d[0], d[2]);
@@ -77,6 +83,38 @@ struct StrideOne {
     static void out(const __m256* m, __m256* y) {
         y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
         y[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+    }
+};
+
+struct StrideOneF4 {
+    static constexpr int n = 6, P = 6, S = 4, T = 4;
+    static void in(const __m256* d, __m256* v) {
+        const __m256 four = _mm256_set1_ps(4.0f), two = _mm256_set1_ps(2.0f);
+        const __m256 d42 = _mm256_sub_ps(d[4], d[2]), d31 = _mm256_sub_ps(d[3], d[1]);
+        v[0] = _mm256_fmadd_ps(four, _mm256_sub_ps(d[0], d[2]), d42);
+        v[1] = _mm256_fnmadd_ps(four, _mm256_add_ps(d[1], d[2]), _mm256_add_ps(d[3], d[4]));
+        v[2] = _mm256_fmadd_ps(four, _mm256_sub_ps(d[1], d[2]), _mm256_sub_ps(d[4], d[3]));
+        v[3] = _mm256_fmadd_ps(two, d31, d42);
+        v[4] = _mm256_fnmadd_ps(two, d31, d42);
+        v[5] = _mm256_fnmadd_ps(four, d31, _mm256_sub_ps(d[5], d[3]));
+    }
+    static void filter(float f0, float f1, float f2, float* u) {
+        // Products with the reciprocals (divisions would dominate the filter transform).
+        const float sixth = 1.0f / 6, even = 0.25f * sixth * f0 + sixth * f2, odd = 0.5f * sixth * f1;
+        u[0] = 0.25f * f0;
+        u[1] = -sixth * (f0 + f1 + f2);
+        u[2] = -sixth * (f0 - f1 + f2);
+        u[3] = even + odd;
+        u[4] = even - odd;
+        u[5] = f2;
+    }
+    static void out(const __m256* m, __m256* y) {
+        const __m256 a = _mm256_add_ps(m[1], m[2]), b = _mm256_sub_ps(m[1], m[2]);
+        const __m256 c = _mm256_add_ps(m[3], m[4]), e = _mm256_sub_ps(m[3], m[4]);
+        y[0] = _mm256_add_ps(_mm256_add_ps(m[0], a), c);
+        y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), e, b);
+        y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), c, a);
+        y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), e, b), m[5]);
     }
 };
 
@@ -209,6 +247,12 @@ inline void input_transform(const float* base, const int32_t* off, __m256i offse
         __m256 d[S::P > 4 ? S::P : 4];
         load4(base + r * ld, off, d);
         if constexpr (S::P == 5) d[4] = _mm256_i32gather_ps(base + r * ld + 4, offsets, 4);
+        if constexpr (S::P == 6) {
+            __m256 e[4];
+            load4(base + r * ld + 2, off, e);
+            d[4] = e[2];
+            d[5] = e[3];
+        }
         S::in(d, t[r]);
     }
     for (int j = 0; j < S::n; ++j) {
@@ -285,28 +329,34 @@ inline void output_transform(const float* m, int64_t term_stride, float bias, fl
 }
 
 // U = G g G^T of every filter, packed as the A panels of the n^2 GEMMs. Term xi holds k_rows x in_ch
-// values (from xi * term_stride); its channel block pc (kc channels) starts at pc * k_rows, and within it panel ip (output
-// channels 6 ip .. 6 ip + 5) is the contiguous kc x 6 block at ip * 6 * kc: input channel i, output
-// channel 6 ip + lane at (i - pc) * 6 + lane. Rows past out_ch stay zero.
+// values (from xi * term_stride); its channel block pc (kc channels) starts at pc * k_rows, and within
+// it panel ip (output channels 6 ip .. 6 ip + 5) is the contiguous kc x 6 block at ip * 6 * kc: input
+// channel i, output channel 6 ip + lane at (i - pc) * 6 + lane. Rows past out_ch are zero. One panel
+// at a time, so that each term's values are written in order.
 template <class S>
 void transform_filters(const Problem& p, const Geometry& g, float* u) {
     constexpr int n = S::n;
     const int64_t per_term = g.term_stride;
-    std::memset(u, 0, (size_t)(n * n * per_term) * sizeof(float));
 #pragma omp parallel for schedule(static) if (p.out_ch * p.in_ch > 4096)
-    for (int64_t o = 0; o < p.out_ch; ++o) {
-        const int64_t ip = o / kMR, lane = o - ip * kMR;
+    for (int64_t ip = 0; ip < g.k_rows / kMR; ++ip) {
         for (int64_t i = 0; i < p.in_ch; ++i) {
-            const float* f = p.w + o * p.w_out + i * p.w_in;
-            float gf[3][n];  // gf[j] = G (column j of f)
-            for (int j = 0; j < 3; ++j) S::filter(f[0 * 3 + j], f[1 * 3 + j], f[2 * 3 + j], gf[j]);
-            const int64_t pc = i / kKcStep * kKcStep, kc = min64(kKcStep, p.in_ch - pc);
-            float* dst = u + pc * g.k_rows + ip * kMR * kc + (i - pc) * kMR + lane;
-            for (int a = 0; a < n; ++a) {
-                float row[n];
-                S::filter(gf[0][a], gf[1][a], gf[2][a], row);
-                for (int j = 0; j < n; ++j) dst[(a * n + j) * per_term] = row[j];
+            float terms[n * n][kMR];
+            for (int64_t lane = 0; lane < kMR; ++lane) {
+                const int64_t o = ip * kMR + lane;
+                float gf[3][n] = {};  // gf[j] = G (column j of the filter); zero for the rows past out_ch
+                if (o < p.out_ch) {
+                    const float* f = p.w + o * p.w_out + i * p.w_in;
+                    for (int j = 0; j < 3; ++j) S::filter(f[0 * 3 + j], f[1 * 3 + j], f[2 * 3 + j], gf[j]);
+                }
+                for (int a = 0; a < n; ++a) {
+                    float row[n];
+                    S::filter(gf[0][a], gf[1][a], gf[2][a], row);
+                    for (int j = 0; j < n; ++j) terms[a * n + j][lane] = row[j];
+                }
             }
+            const int64_t pc = i / kKcStep * kKcStep, kc = min64(kKcStep, p.in_ch - pc);
+            float* dst = u + pc * g.k_rows + ip * kMR * kc + (i - pc) * kMR;
+            for (int xi = 0; xi < n * n; ++xi) std::memcpy(dst + xi * per_term, terms[xi], sizeof(terms[xi]));
         }
     }
 }
@@ -455,7 +505,8 @@ bool problem_fits(const Problem& p) {
 
 bool winograd_applies(const Conv2dShape& s) {
     if (s.kh != 3 || s.kw != 3) return false;
-    if (s.sh == 1 && s.sw == 1) return problem_fits<StrideOne>(forward_problem(s, nullptr));
+    if (s.sh == 1 && s.sw == 1)
+        return problem_fits<StrideOneF4>(forward_problem(s, nullptr)) || problem_fits<StrideOneF2>(forward_problem(s, nullptr));
     if (s.sh == 2 && s.sw == 2) return problem_fits<StrideTwoForward>(forward_problem(s, nullptr));
     return false;
 }
@@ -468,8 +519,12 @@ bool winograd_backward_data_applies(const Conv2dShape& s) {
 
 void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b, float* out,
                                   const Conv2dShape& s) {
-    if (s.sh == 1)
-        run<StrideOne>(forward_problem(s, w), x, b, out);
+    // At stride 1, F(4x4, 3x3) where its tiles fit: 4x fewer products than the direct sum, 1.8x
+    // fewer than F(2x2, 3x3).
+    if (s.sh == 1 && problem_fits<StrideOneF4>(forward_problem(s, w)))
+        run<StrideOneF4>(forward_problem(s, w), x, b, out);
+    else if (s.sh == 1)
+        run<StrideOneF2>(forward_problem(s, w), x, b, out);
     else
         run<StrideTwoForward>(forward_problem(s, w), x, b, out);
 }

@@ -36,7 +36,14 @@ SHAPES = [
     (2, 32, 9, 13, 48, 3, 3, 1, 0),
     (1, 260, 6, 12, 33, 3, 3, 1, 1),
     (3, 32, 13, 14, 40, 3, 3, 1, 2),
-    (4, 32, 7, 7, 32, 3, 3, 1, 1),  # 4x4 tiles for a 7x7 output: edge tiles clipped, groups across images
+    (4, 32, 7, 7, 32, 3, 3, 1, 1),  # 2x2 tiles for a 7x7 output: edge tiles clipped, groups across images
+    # Winograd F(4x4, 3x3) (taken instead when >= 8 of its 4x4 tiles per image overhang the output by
+    # at most a third), forward and backward data: padding 0/1/2, edge tiles, partial groups, more
+    # than 256 channels on either side.
+    (2, 32, 18, 17, 38, 3, 3, 1, 1),
+    (1, 260, 14, 18, 33, 3, 3, 1, 0),
+    (1, 33, 14, 18, 260, 3, 3, 1, 0),
+    (2, 40, 10, 11, 32, 3, 3, 1, 2),
     # Stride-2 Winograd (float32 on AVX2: 3x3, stride 2, >= 32 channels each side; every shape below
     # takes it in both directions): padding 0 to 3 (the backward's tiles start up to 3 rows above the
     # image), odd and non-square sizes, groups of tiles across images and a partial last group, more
