@@ -845,6 +845,10 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     small_k = std::is_same_v<T, float> && use_avx2() && !pointwise && conv2d_weight_grad_small_k_applies(s);
 #endif
+    bool winograd = false;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) winograd = use_avx2() && winograd_weight_grad_applies(s);
+#endif
     const int64_t gw = ceil_div(s.OW, 8) * 8, xw = std::max(wp, gw + s.kw - 1);
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
     auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {
@@ -871,7 +875,11 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
         else
             gemm<T>(s.K, R, P, grads, Im2colTransposedOperand<T>(xn, s), target, R, accumulate, nullptr, parallel);
     };
-    if (images_in_parallel(s.N)) {
+    if (winograd) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+        if constexpr (std::is_same_v<T, float>) conv2d_winograd_weight_grad_avx2(dout, x, dw, s);
+#endif
+    } else if (images_in_parallel(s.N)) {
         std::vector<T*> partials((size_t)get_num_threads(), nullptr);
         int team = 1;
 #pragma omp parallel num_threads((int)partials.size())

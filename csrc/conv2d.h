@@ -20,8 +20,9 @@
 //     Backward data of a stride-1 conv is the forward conv of dout with the filters transposed and
 //     flipped, so it takes the same paths. The weight gradient of a stride-1 conv with 12-64
 //     filters on a small image reads the padded image in place too.
-//   - Winograd (float, AVX2, 3x3 filters, >= 32 channels each side): F(2x2, 3x3) at stride 1 and a
-//     polyphase scheme at stride 2 (forward and backward data), from zero-padded image copies too.
+//   - Winograd (float, AVX2, 3x3 filters, >= 32 channels each side): F(4x4, 3x3) or F(2x2, 3x3) at
+//     stride 1 and a polyphase scheme at stride 2, for the forward, the backward data and the weight
+//     gradient, from zero-padded image copies too.
 //
 // Threads: on the GEMM paths, with at least as many images as threads, each thread takes whole images
 // (single-threaded GEMMs, per-thread dw partials summed at the end in thread order, so results do not
@@ -69,5 +70,8 @@ void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b
                                   const Conv2dShape& s);
 bool winograd_backward_data_applies(const Conv2dShape& s);
 void conv2d_winograd_backward_data_avx2(const float* dout, const float* w, float* dx, const Conv2dShape& s);
+// Weight gradient (dw overwritten; the bias gradient is the caller's), where the forward applies.
+bool winograd_weight_grad_applies(const Conv2dShape& s);
+void conv2d_winograd_weight_grad_avx2(const float* dout, const float* x, float* dw, const Conv2dShape& s);
 
 }  // namespace fastnn

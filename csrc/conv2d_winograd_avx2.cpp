@@ -44,6 +44,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <vector>
 
 #include "buffer_cache.h"
 #include "conv2d.h"
@@ -66,6 +67,12 @@ inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t ceil_div64(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Distance between consecutive terms of a per-term array of `floats` floats each. The transforms
+// write (and the weight gradient's last step reads) all n^2 terms of one tile or filter together;
+// with terms a multiple of 4 KB apart those accesses would all fall in one L1 set (8 ways for 16 to
+// 36 streams). 4 KB multiples plus one cache line spread them over consecutive sets.
+inline int64_t spread(int64_t floats) { return ceil_div64(floats, 1024) * 1024 + 16; }
+
 struct StrideOneF2 {
     static constexpr int n = 4, P = 4, S = 2, T = 2;
     static void in(const __m256* d, __m256* v) {
@@ -83,6 +90,19 @@ struct StrideOneF2 {
     static void out(const __m256* m, __m256* y) {
         y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[2]);
         y[1] = _mm256_sub_ps(_mm256_sub_ps(m[1], m[2]), m[3]);
+    }
+    // The transposes, for the weight gradient: m = A y (T -> n) and g = G^T u (n -> 3).
+    static void out_t(const __m256* y, __m256* m) {
+        m[0] = y[0];
+        m[1] = _mm256_add_ps(y[0], y[1]);
+        m[2] = _mm256_sub_ps(y[0], y[1]);
+        m[3] = _mm256_sub_ps(_mm256_setzero_ps(), y[1]);
+    }
+    static void filter_t(const __m256* u, __m256* g) {  // (GCC/Clang vector arithmetic on __m256)
+        const __m256 half = _mm256_set1_ps(0.5f), mid = half * (u[1] + u[2]);
+        g[0] = u[0] + mid;
+        g[1] = half * (u[1] - u[2]);
+        g[2] = mid + u[3];
     }
 };
 
@@ -116,6 +136,24 @@ struct StrideOneF4 {
         y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), c, a);
         y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), e, b), m[5]);
     }
+    static void out_t(const __m256* y, __m256* m) {
+        const __m256 even = _mm256_add_ps(y[0], y[2]), odd = _mm256_add_ps(y[1], y[3]);
+        const __m256 even4 = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), y[2], y[0]);
+        const __m256 odd4 = _mm256_fmadd_ps(_mm256_set1_ps(8.0f), y[3], _mm256_add_ps(y[1], y[1]));
+        m[0] = y[0];
+        m[1] = _mm256_add_ps(even, odd);
+        m[2] = _mm256_sub_ps(even, odd);
+        m[3] = _mm256_add_ps(even4, odd4);
+        m[4] = _mm256_sub_ps(even4, odd4);
+        m[5] = y[3];
+    }
+    static void filter_t(const __m256* u, __m256* g) {
+        const __m256 sixth = _mm256_set1_ps(1.0f / 6), quarter = _mm256_set1_ps(0.25f), half = _mm256_set1_ps(0.5f);
+        const __m256 a = u[1] + u[2], b = u[3] + u[4];
+        g[0] = quarter * u[0] + sixth * (quarter * b - a);
+        g[1] = sixth * ((u[2] - u[1]) + half * (u[3] - u[4]));
+        g[2] = sixth * (b - a) + u[5];
+    }
 };
 
 struct StrideTwoForward {
@@ -137,6 +175,18 @@ struct StrideTwoForward {
     static void out(const __m256* m, __m256* y) {
         y[0] = _mm256_add_ps(_mm256_add_ps(m[0], m[1]), m[3]);
         y[1] = _mm256_add_ps(_mm256_add_ps(m[1], m[2]), m[4]);
+    }
+    static void out_t(const __m256* y, __m256* m) {
+        m[0] = y[0];
+        m[1] = _mm256_add_ps(y[0], y[1]);
+        m[2] = y[1];
+        m[3] = y[0];
+        m[4] = y[1];
+    }
+    static void filter_t(const __m256* u, __m256* g) {
+        g[0] = u[0] + u[1];
+        g[1] = u[3] + u[4];
+        g[2] = u[1] + u[2];
     }
 };
 
@@ -193,10 +243,7 @@ Geometry geometry(const Problem& p) {
     g.wp = S::S * (g.tiles_w - 1) + (S::P > 4 ? S::P : 4);
     g.plane = g.hp * g.wp;
     g.k_rows = ceil_div64(p.out_ch, kMR) * kMR;
-    // Filter (o, i) is written to every term: with terms a multiple of 4 KB apart those stores would all
-    // fall in one L1 set (8 ways for 16 or 25 streams). A stride of 4 KB multiples plus one cache line
-    // spreads them over consecutive sets.
-    g.term_stride = ceil_div64(g.k_rows * p.in_ch, 1024) * 1024 + 16;
+    g.term_stride = spread(g.k_rows * p.in_ch);
     // V and M of one block together about 1 MB (they are written, then read back from the cache).
     const int64_t bytes_per_group = S::n * S::n * (p.in_ch + g.k_rows) * kLanes * (int64_t)sizeof(float);
     int64_t groups = ((int64_t(1) << 20) / bytes_per_group) & ~int64_t(1);
@@ -391,8 +438,9 @@ void run(const Problem& p, const float* in, const float* bias, float* out) {
         float* slots = thread_scratch<float>(kScratchConvColumns, 2 * slot_size);
         int64_t held[2] = {-1, -1};
         // V: term xi, panel jp: in_ch x 16 (the micro-kernel's B panel). M: term xi: k_rows x ldm.
-        float* v = thread_scratch<float>(kScratchPackB, terms * panels * p.in_ch * kNR);
-        float* m = thread_scratch<float>(kScratchPackA, terms * g.k_rows * ldm);
+        const int64_t v_term = spread(panels * p.in_ch * kNR), m_term = spread(g.k_rows * ldm);
+        float* v = thread_scratch<float>(kScratchPackB, terms * v_term);
+        float* m = thread_scratch<float>(kScratchPackA, terms * m_term);
         for (int64_t block = first; block < last; block += g.block_groups) {
             const int64_t count = min64(g.block_groups, last - block), used_panels = ceil_div64(count, 2);
             // 1. Patches -> V. Lanes past the last tile repeat the group's first tile (never stored).
@@ -413,23 +461,23 @@ void run(const Problem& p, const float* in, const float* bias, float* out) {
                 float* dst = v + (q / 2) * p.in_ch * kNR + (q % 2) * kLanes;
                 for (int64_t i = 0; i < p.in_ch; ++i)
                     input_transform<S>(slots + i * g.plane, off, offsets, g.wp, dst + i * kNR,
-                                       panels * p.in_ch * kNR);
+                                       v_term);
             }
             if (count % 2)  // the last panel's second half: zeros (computed, never stored)
                 for (int64_t xi = 0; xi < terms; ++xi)
                     for (int64_t i = 0; i < p.in_ch; ++i)
-                        std::memset(v + ((xi * panels + count / 2) * p.in_ch + i) * kNR + kLanes, 0,
+                        std::memset(v + xi * v_term + ((count / 2) * p.in_ch + i) * kNR + kLanes, 0,
                                     kLanes * sizeof(float));
             // 2. The n^2 GEMMs: M_xi (k_rows x 16*used_panels) = U_xi V_xi, over channel blocks.
             for (int64_t xi = 0; xi < terms; ++xi) {
                 const float* uxi = u + xi * per_term;
-                float* mxi = m + xi * g.k_rows * ldm;
+                float* mxi = m + xi * m_term;
                 for (int64_t pc = 0; pc < p.in_ch; pc += kKcStep) {
                     const int64_t kc = min64(kKcStep, p.in_ch - pc);
                     for (int64_t ip = 0; ip < g.k_rows / kMR; ++ip)
                         for (int64_t jp = 0; jp < used_panels; ++jp)
                             sgemm_kernel_avx2(kc, uxi + pc * g.k_rows + ip * kMR * kc,
-                                              v + (xi * panels + jp) * p.in_ch * kNR + pc * kNR,
+                                              v + xi * v_term + jp * p.in_ch * kNR + pc * kNR,
                                               mxi + ip * kMR * ldm + jp * kNR, ldm, pc > 0, nullptr);
                 }
             }
@@ -457,11 +505,167 @@ void run(const Problem& p, const float* in, const float* bias, float* out) {
                     if (ts.row0[l] || ts.col0[l] || ts.rows[l] < S::T || ts.cols[l] < S::T) ts.all_full = false;
                 }
                 for (int64_t o = 0; o < p.out_ch; ++o)
-                    output_transform<S>(m + o * ldm + q * kLanes, g.k_rows * ldm, bias ? bias[o] : 0.0f,
+                    output_transform<S>(m + o * ldm + q * kLanes, m_term, bias ? bias[o] : 0.0f,
                                         out + o * out_plane, p.out_w, ts);
             }
         }
     }
+}
+
+// Weight gradient. Y = A^T (sum_i U[o, i] (.) V[i, t]) A makes the gradient of U[o, i] the sum over
+// tiles t of W[o, t] (.) V[i, t], with W = A dY A^T the output gradient's tile taken back through
+// the output transform; and dg[o, i] = G^T dU[o, i] G. Per term xi that is one GEMM with the
+// reduction over tiles, dU_xi (out, in) += W_xi (out, tiles) V_xi (in, tiles)^T.
+//
+// Here the transforms run with channels in the lanes (one tile at a time), so that their results
+// are already the micro-kernel's panels: the input and the output gradient are copied per image into
+// zero-padded, channel-blocked planes, (block, row, column) holding 8 input channels, or 6 output
+// channels and 2 zeros. V goes straight into 16-wide B panels (two blocks of 8 channels); W into
+// 6-row A panels, stored 8 wide: the 2 extra lanes land on the next tile's slot, which is written
+// after (each panel has a spare slot for the last tile's). Each thread takes a range of the batch's
+// tiles, walks it in blocks of kTileBlock tiles (the GEMMs' reduction), accumulates its own dU, and
+// the partial dU are summed in thread order in the filter transform at the end.
+constexpr int64_t kTileBlock = 64;
+
+template <class S>
+void weight_grad(const Problem& p, const float* x, const float* dout, float* dw) {
+    constexpr int n = S::n, terms = n * n;
+    const Geometry g = geometry<S>(p);
+    const int64_t c16 = ceil_div64(p.in_ch, 16) * 16, c_panels = c16 / 16, c_blocks = c16 / 8;
+    const int64_t k_rows = g.k_rows, k_panels = k_rows / kMR, slot_stride = (kTileBlock + 1) * kMR;
+    const int64_t gy = g.tiles_h * S::T, gx = g.tiles_w * S::T;  // output gradient plane
+    const int64_t x_image = c_blocks * g.plane * 8, y_image = k_panels * gy * gx * 8;
+    const int64_t v_term = spread(c16 * kTileBlock), a_term = spread((k_panels + 1) * slot_stride);
+    const int64_t du_term = spread(k_rows * c16), du_size = terms * du_term;
+    const int threads = get_num_threads();
+    std::vector<float*> partials((size_t)threads, nullptr);
+    int team = 1;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+#pragma omp single
+        team = omp_get_num_threads();
+#endif
+        const int64_t first = g.tiles * me / team, last = g.tiles * (me + 1) / team;
+        float* du = thread_scratch<float>(kScratchConvWeightGrad, du_size);
+        partials[(size_t)me] = du;
+        if (first == last) std::memset(du, 0, (size_t)du_size * sizeof(float));  // else the first block writes it
+        // The image of the tile being transformed (tiles are transformed in order, each at once).
+        float* xb = thread_scratch<float>(kScratchConvColumns, x_image + y_image);
+        float* yb = xb + x_image;
+        int64_t held = -1;
+        float* v = thread_scratch<float>(kScratchPackB, terms * v_term);
+        float* a = thread_scratch<float>(kScratchPackA, terms * a_term);
+        // Channel c of image img, rows r0 + r and columns c0 + q (q < width; zeros outside the plane),
+        // into lane l of dst (8 floats per column).
+        auto block_rows = [](const float* plane, bool valid, int64_t plane_h, int64_t plane_w, int64_t r0,
+                             int64_t c0, int64_t rows, int64_t width, float* dst, int64_t row_stride) {
+            const int64_t lo = min64(width, max64(0, -c0)), hi = max64(lo, min64(width, plane_w - c0));
+            for (int64_t r = 0; r < rows; ++r) {
+                float* d = dst + r * row_stride;
+                const int64_t y = r0 + r;
+                if (!valid || y < 0 || y >= plane_h) {
+                    for (int64_t q = 0; q < width; ++q) d[q * 8] = 0.0f;
+                    continue;
+                }
+                const float* src = plane + y * plane_w + c0;
+                for (int64_t q = 0; q < lo; ++q) d[q * 8] = 0.0f;
+                for (int64_t q = lo; q < hi; ++q) d[q * 8] = src[q];
+                for (int64_t q = hi; q < width; ++q) d[q * 8] = 0.0f;
+            }
+        };
+        auto prepare = [&](int64_t img) {
+            for (int64_t c = 0; c < c16; ++c)
+                block_rows(x + (img * p.in_ch + min64(c, p.in_ch - 1)) * p.in_h * p.in_w, c < p.in_ch, p.in_h,
+                           p.in_w, p.in_y0, p.in_x0, g.hp, g.wp, xb + (c / 8) * g.plane * 8 + c % 8, g.wp * 8);
+            for (int64_t kp = 0; kp < k_panels; ++kp)
+                for (int64_t l = 0; l < 8; ++l) {
+                    const int64_t k = kp * kMR + l;
+                    const bool valid = l < kMR && k < p.out_ch;
+                    block_rows(dout + (img * p.out_ch + min64(k, p.out_ch - 1)) * p.out_h * p.out_w, valid, p.out_h,
+                               p.out_w, 0, 0, gy, gx, yb + kp * gy * gx * 8 + l, gx * 8);
+                }
+        };
+        for (int64_t block = first; block < last; block += kTileBlock) {
+            const int64_t count = min64(kTileBlock, last - block);
+            // 1. Transforms, tile by tile.
+            for (int64_t q = 0; q < count; ++q) {
+                const int64_t t = block + q, img = t / g.image_tiles, rest = t - img * g.image_tiles;
+                const int64_t ty = rest / g.tiles_w, tx = rest - ty * g.tiles_w;
+                if (held != img) {
+                    prepare(img);
+                    held = img;
+                }
+                for (int64_t cb = 0; cb < c_blocks; ++cb) {
+                    const float* base = xb + (cb * g.plane + S::S * (ty * g.wp + tx)) * 8;
+                    __m256 rows[S::P][n];
+                    for (int r = 0; r < S::P; ++r) {
+                        __m256 d[S::P];
+                        for (int j = 0; j < S::P; ++j) d[j] = _mm256_load_ps(base + (r * g.wp + j) * 8);
+                        S::in(d, rows[r]);
+                    }
+                    float* dst = v + ((cb / 2) * kTileBlock + q) * 16 + (cb % 2) * 8;
+                    for (int j = 0; j < n; ++j) {
+                        __m256 column[S::P], out[n];
+                        for (int r = 0; r < S::P; ++r) column[r] = rows[r][j];
+                        S::in(column, out);
+                        for (int i = 0; i < n; ++i) _mm256_store_ps(dst + (i * n + j) * v_term, out[i]);
+                    }
+                }
+                for (int64_t kp = 0; kp < k_panels; ++kp) {
+                    const float* base = yb + ((kp * gy + S::T * ty) * gx + S::T * tx) * 8;
+                    __m256 rows[S::T][n];
+                    for (int r = 0; r < S::T; ++r) {
+                        __m256 d[S::T];
+                        for (int j = 0; j < S::T; ++j) d[j] = _mm256_load_ps(base + (r * gx + j) * 8);
+                        S::out_t(d, rows[r]);
+                    }
+                    float* dst = a + kp * slot_stride + q * kMR;
+                    for (int j = 0; j < n; ++j) {
+                        __m256 column[S::T], out[n];
+                        for (int r = 0; r < S::T; ++r) column[r] = rows[r][j];
+                        S::out_t(column, out);
+                        for (int i = 0; i < n; ++i) _mm256_storeu_ps(dst + (i * n + j) * a_term, out[i]);
+                    }
+                }
+            }
+            // 2. dU_xi += W_xi V_xi^T, the reduction over this block's tiles.
+            for (int64_t xi = 0; xi < terms; ++xi)
+                for (int64_t jp = 0; jp < c_panels; ++jp)
+                    for (int64_t ip = 0; ip < k_panels; ++ip)
+                        sgemm_kernel_avx2(count, a + xi * a_term + ip * slot_stride, v + xi * v_term + jp * kTileBlock * 16,
+                                          du + xi * du_term + ip * kMR * c16 + jp * 16, c16, block > first, nullptr);
+        }
+    }
+    // dw[o, i] = G^T (sum over threads of dU[o, i]) G, 8 input channels at a time, the partials added
+    // in thread order.
+    const int64_t i_blocks = c16 / 8;
+#pragma omp parallel for schedule(static) if (p.out_ch * p.in_ch > 4096)
+    for (int64_t o = 0; o < p.out_ch; ++o)
+        for (int64_t ib = 0; ib < i_blocks; ++ib) {
+            __m256 u[terms];
+            for (int xi = 0; xi < terms; ++xi) {
+                const int64_t at = xi * du_term + o * c16 + ib * 8;
+                u[xi] = _mm256_load_ps(partials[0] + at);
+                for (int t = 1; t < team; ++t) u[xi] = _mm256_add_ps(u[xi], _mm256_load_ps(partials[(size_t)t] + at));
+            }
+            __m256 h[n][3];  // h[r] = (row r of dU) G
+            for (int r = 0; r < n; ++r) S::filter_t(u + r * n, h[r]);
+            alignas(32) float taps[9][8];
+            for (int j = 0; j < 3; ++j) {
+                __m256 column[n], out[3];
+                for (int r = 0; r < n; ++r) column[r] = h[r][j];
+                S::filter_t(column, out);
+                for (int r = 0; r < 3; ++r) _mm256_store_ps(taps[r * 3 + j], out[r]);
+            }
+            const int64_t lanes = min64(8, p.in_ch - ib * 8);
+            for (int64_t l = 0; l < lanes; ++l) {
+                float* f = dw + (o * p.in_ch + ib * 8 + l) * 9;
+                for (int tap = 0; tap < 9; ++tap) f[tap] = taps[tap][l];
+            }
+        }
 }
 
 // The problems: forward (x -> out, filters as given) and, at stride 2, backward data (dout -> dx:
@@ -527,6 +731,18 @@ void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b
         run<StrideOneF2>(forward_problem(s, w), x, b, out);
     else
         run<StrideTwoForward>(forward_problem(s, w), x, b, out);
+}
+
+bool winograd_weight_grad_applies(const Conv2dShape& s) { return winograd_applies(s); }
+
+void conv2d_winograd_weight_grad_avx2(const float* dout, const float* x, float* dw, const Conv2dShape& s) {
+    const Problem p = forward_problem(s, nullptr);
+    if (s.sh == 1 && problem_fits<StrideOneF4>(p))
+        weight_grad<StrideOneF4>(p, x, dout, dw);
+    else if (s.sh == 1)
+        weight_grad<StrideOneF2>(p, x, dout, dw);
+    else
+        weight_grad<StrideTwoForward>(p, x, dout, dw);
 }
 
 void conv2d_winograd_backward_data_avx2(const float* dout, const float* w, float* dx, const Conv2dShape& s) {

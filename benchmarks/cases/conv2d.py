@@ -3,10 +3,11 @@ PyTorch (CPU: its oneDNN/native convolution with the runner's thread count; GPU:
 small shapes, the NumPy reference.
 
 Each direction is counted as 2 N K C kh kw OH OW flops (the direct convolution's) and judged against
-the measured FMA peak. The 3x3 shapes with >= 32 channels each side run fastnn's Winograd paths:
-F(2x2, 3x3) at stride 1, 2.25x fewer multiplications, and at stride 2 (forward and backward data) a
-polyphase scheme with 1.44x fewer (both plus the tiles that overhang the output). Their GFLOP/s are
-effective rates, and the stride-1 ones can pass 100% of the peak. The PyTorch peer
+the measured FMA peak. The 3x3 shapes with >= 32 channels each side run fastnn's Winograd paths in
+all three directions: F(4x4, 3x3) at stride 1 (4x fewer multiplications; F(2x2, 3x3), 2.25x, where
+its 4x4 tiles would overhang the output too much), and a polyphase scheme with 1.44x fewer at
+stride 2 (all plus the tiles that overhang the output). Their GFLOP/s are effective rates and can
+pass 100% of the peak. The PyTorch peer
 for each direction is aten.convolution_backward with only that direction's gradients requested,
 so neither side computes more than the case names. On the GPU, fastnn's backward is timed as one
 (data + weight) case against PyTorch's full convolution_backward.
