@@ -14,7 +14,8 @@
 //
 // The sum over i is, for each of the n^2 positions xi, a matrix product M_xi (out, tiles) =
 // U_xi (out, in) V_xi (in, tiles): n^2 GEMMs instead of 9 T^2 multiply-adds per tile and channel pair.
-// The transforms are additions only and run on 8 tiles at once (one ymm lane each).
+// The transforms are additions and small multiples, and run on 8 tiles at once (one ymm lane each).
+// The weight gradient runs the same schemes backwards (see weight_grad below).
 //
 //   F(2x2, 3x3), stride 1 (n 4, P 4, S 2, T 2): 16 terms for 36 products, 2.25x fewer.
 //     B^T d = [d0 - d2, d1 + d2, d2 - d1, d1 - d3]   G f = [f0, (f0 + f1 + f2)/2, (f0 - f1 + f2)/2, f2]
