@@ -286,13 +286,17 @@ static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T
     const int64_t k_panels = ceil_div(s.K, NR);
     T* xpad = thread_scratch<T>(kScratchConvColumns, s.C * plane);
     pad_image(x, n, s, xpad, 0);
+    // packed[kp][p'][l] = dout_n[kp*NR + l, oh, ow], p' = oh*Wp + ow; zero in the columns past OW and
+    // the lanes past K. Row by row, each a transposing panel pack (8x8 blocks on AVX2).
     T* packed = thread_scratch<T>(kScratchPackB, k_panels * cols * NR);
-    std::fill(packed, packed + k_panels * cols * NR, T(0));
-    for (int64_t k = 0; k < s.K; ++k) {  // packed[kp][p'][l] = dout_n[kp*NR + l, oh, ow], p' = oh*Wp + ow
-        const T* g = dout + (n * s.K + k) * P;
-        T* panel = packed + (k / NR) * cols * NR + (k % NR);
-        for (int64_t oh = 0; oh < s.OH; ++oh)
-            for (int64_t ow = 0; ow < s.OW; ++ow) panel[(oh * wp + ow) * NR] = g[oh * s.OW + ow];
+    for (int64_t kp = 0; kp < k_panels; ++kp) {
+        const int64_t lanes = std::min<int64_t>(NR, s.K - kp * NR);
+        T* panel = packed + kp * cols * NR;
+        for (int64_t oh = 0; oh < s.OH; ++oh) {
+            pack_panel_transposed(dout + (n * s.K + kp * NR) * P + oh * s.OW, 1, P, s.OW, lanes, NR,
+                                  panel + oh * wp * NR);
+            if (oh + 1 < s.OH) std::fill(panel + (oh * wp + s.OW) * NR, panel + (oh + 1) * wp * NR, T(0));
+        }
     }
     if (!accumulate) std::fill(target, target + s.K * R, T(0));
     alignas(64) T tile[MR * NR];
