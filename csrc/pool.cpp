@@ -258,11 +258,23 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
         // (Planes of a dx larger than the last-level cache are assembled in scratch and streamed out;
         // a smaller dx is written in place.)
         std::vector<T> spread((size_t)(s.out_height * s.width)), scratch(stream ? (size_t)in_plane : 0);
+        bool vector_spread = false;  // AVX2, stride 2 along the width: whole rows of spread at once
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+        vector_spread = std::is_same_v<T, float> && s.stride_w == 2 && use_avx2();
+#endif
+        std::vector<float> padded(vector_spread ? (size_t)avg_pool2d_spread_s2_scratch(s) : 0);
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < s.planes; ++p) {
             const T* g = dout + p * out_plane;
-            std::fill(spread.begin(), spread.end(), (T)0);
-            for (int64_t i = 0; i < s.out_height; ++i) {
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+            if constexpr (std::is_same_v<T, float>) {
+                if (vector_spread)
+                    for (int64_t i = 0; i < s.out_height; ++i)
+                        avg_pool2d_spread_row_s2_avx2(g + i * s.out_width, s, padded.data(), spread.data() + i * s.width);
+            }
+#endif
+            if (!vector_spread) std::fill(spread.begin(), spread.end(), (T)0);
+            for (int64_t i = 0; i < s.out_height && !vector_spread; ++i) {
                 const T* g_row = g + i * s.out_width;
                 T* spread_row = spread.data() + i * s.width;
                 for (int64_t dj = 0; dj < s.kernel_w; ++dj) {

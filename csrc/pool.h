@@ -53,6 +53,17 @@ int64_t max_pool2d_plane_gather_avx2(const float* plane, float* out, int32_t* ar
 // Copies count floats with streaming (non-temporal) stores: for outputs larger than the last-level
 // cache, which would be evicted before anyone reads them, this skips reading each line in first.
 void stream_copy_avx2(const float* src, float* dst, int64_t count);
+// Average pooling backward, stride 2 along the width: the column sums of one row of windows,
+//   spread_row[c] = sum of g_row[j] over the windows j (0 <= j < s.out_width) whose columns
+//                   j*2 - pad_w .. + kernel_w - 1 hold c,   for 0 <= c < s.width.
+// `padded` is scratch of avg_pool2d_spread_s2_scratch(s) floats.
+void avg_pool2d_spread_row_s2_avx2(const float* g_row, const Pool2dShape& s, float* padded, float* spread_row);
+inline int64_t avg_pool2d_spread_s2_scratch(const Pool2dShape& s) {
+    // The row between kernel_w + 1 zeros and enough zeros for 8-wide reads at the last even column
+    // shifted by up to (1 + pad_w) / 2.
+    const int64_t half = (s.width + 1) / 2, tail = half + (1 + s.pad_w) / 2 + 8;
+    return s.kernel_w + 1 + (s.out_width > tail ? s.out_width : tail) + 8;
+}
 int64_t avg_pool2d_row_interior_avx2(const float* plane, float* out_row, const Pool2dShape& s,
                                      int64_t row_lo, int64_t row_hi, int64_t first, int64_t last);
 

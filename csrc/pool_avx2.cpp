@@ -5,6 +5,7 @@
 // row-major order that decides argmax ties) runs outside it. For window column dj the eight inputs
 // sit at b + k*sw (k = 0..7, b = j*sw - pw + dj): one load for stride 1, two loads and a shuffle for
 // stride 2 (the common pooling stride), eight scalar loads otherwise.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -125,6 +126,41 @@ void stream_copy_avx2(const float* src, float* dst, int64_t count) {
     for (; j + 8 <= count; j += 8) _mm256_stream_ps(dst + j, _mm256_loadu_ps(src + j));
     for (; j < count; ++j) dst[j] = src[j];
     _mm_sfence();  // streaming stores are weakly ordered: make them visible before returning
+}
+
+void avg_pool2d_spread_row_s2_avx2(const float* g_row, const Pool2dShape& s, float* padded, float* spread_row) {
+    // Column c = 2m + parity is held by window j = m + (parity + pad_w - dj) / 2 for each window
+    // column dj of the same parity as c + pad_w: the even and the odd columns are each a sum of shifted
+    // copies of the row, computed 8 at a time and interleaved. g_row is copied between zeros so that
+    // shifted reads past either end see no window.
+    const int64_t kw = s.kernel_w, pw = s.pad_w, lead = kw + 1, out_w = s.out_width, width = s.width;
+    std::fill(padded, padded + lead, 0.0f);
+    std::copy(g_row, g_row + out_w, padded + lead);
+    std::fill(padded + lead + out_w, padded + avg_pool2d_spread_s2_scratch(s), 0.0f);
+    const int64_t half = (width + 1) / 2;  // even columns; odd ones: width / 2
+    for (int64_t m = 0; m < half; m += 8) {
+        __m256 sums[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t dj = 0; dj < kw; ++dj) {
+            const int parity = (int)((dj - pw) & 1);  // of the columns j*2 - pw + dj
+            const int64_t shift = (parity + pw - dj) / 2;
+            // shift >= -(kw - 1) / 2 > -lead; past the copy the reads see zeros (lanes past `half`
+            // may read anything in the buffer: their columns are dropped below).
+            sums[parity] = _mm256_add_ps(sums[parity], _mm256_loadu_ps(padded + lead + m + shift));
+        }
+        // Interleave: [e0 o0 e1 o1 ...] (unpack within 128-bit halves, then join the halves in order).
+        const __m256 lo = _mm256_unpacklo_ps(sums[0], sums[1]), hi = _mm256_unpackhi_ps(sums[0], sums[1]);
+        const __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
+        const int64_t c = 2 * m;
+        if (c + 16 <= width) {
+            _mm256_storeu_ps(spread_row + c, first);
+            _mm256_storeu_ps(spread_row + c + 8, second);
+        } else {
+            alignas(32) float staged[16];
+            _mm256_store_ps(staged, first);
+            _mm256_store_ps(staged + 8, second);
+            std::copy(staged, staged + (width - c), spread_row + c);
+        }
+    }
 }
 
 int64_t max_pool2d_row_interior_avx2(const float* plane, float* out_row, int32_t* argmax_row,
