@@ -16,18 +16,24 @@ namespace fastnn {
 
 // Inputs p[0], p[sw], ..., p[7 sw]. Reads nothing past p[7 sw].
 template <int kStride>
+// At stride 2 the lanes hold the outputs [0 1 4 5 | 2 3 6 7] (p[0], p[2], p[8], p[10] | p[4], ...):
+// lo = p[0..7], hi = p[7..14], the even elements of lo and the odd ones of hi in one in-lane shuffle. Elementwise sums and maxima keep that order, so the
+// cross-lane permute that restores it (unmix) runs once per block of 8 outputs, not once per tap.
 static inline __m256 load_strided(const float* p, int64_t sw) {
     if constexpr (kStride == 1) {
         return _mm256_loadu_ps(p);
     } else if constexpr (kStride == 2) {
-        // lo = p[0..7], hi = p[7..14]; take the even elements of lo and the odd ones of hi
-        // (p[8], p[10], ...), then put the 128-bit halves' pairs in order.
         const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 7);
-        const __m256 mixed = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 2, 0));  // p0 p2 p8 p10 | p4 p6 p12 p14
-        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mixed), _MM_SHUFFLE(3, 1, 2, 0)));
+        return _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 2, 0));  // p0 p2 p8 p10 | p4 p6 p12 p14
     } else {
         return _mm256_setr_ps(p[0], p[sw], p[2 * sw], p[3 * sw], p[4 * sw], p[5 * sw], p[6 * sw], p[7 * sw]);
     }
+}
+
+template <int kStride>
+static inline __m256 unmix(__m256 v) {
+    if constexpr (kStride == 2) return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
+    return v;
 }
 
 static inline int64_t count_nan(__m256 v) {
@@ -44,8 +50,10 @@ template <int kStride>
 static int64_t max_row(const float* plane, float* out_row, int32_t* argmax_row, const Pool2dShape& s,
                        int64_t r0, int64_t r1, int64_t first, int64_t last) {
     const int64_t width = s.width, sw = s.stride_w;
-    const __m256i lane_offset = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                                   _mm256_set1_epi32((int)sw));
+    // Lane k's column offset, in load_strided's lane order.
+    const __m256i lane_offset = _mm256_mullo_epi32(
+        kStride == 2 ? _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7) : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32((int)sw));
     int64_t nan_count = 0;
     for (int64_t block = first; block < last; block += 8) {
         // The last block ends at `last` and may overlap the one before: recomputing a few columns
@@ -66,6 +74,8 @@ static int64_t max_row(const float* plane, float* out_row, int32_t* argmax_row, 
                     _mm256_blendv_ps(_mm256_castsi256_ps(index), _mm256_castsi256_ps(here), take));
             }
         }
+        best = unmix<kStride>(best);
+        index = _mm256_castps_si256(unmix<kStride>(_mm256_castsi256_ps(index)));
         _mm256_storeu_ps(out_row + j, best);
         _mm256_storeu_si256((__m256i*)(argmax_row + j), index);
         nan_count += count_nan(block == j ? best : _mm256_blendv_ps(_mm256_setzero_ps(), best, new_lanes(block - j)));
@@ -87,7 +97,7 @@ static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s,
             const float* row = plane + r * width + c0;
             for (int64_t dj = 0; dj < s.kernel_w; ++dj) sum = _mm256_add_ps(sum, load_strided<kStride>(row + dj, sw));
         }
-        const __m256 mean = _mm256_mul_ps(sum, inv_area);
+        const __m256 mean = _mm256_mul_ps(unmix<kStride>(sum), inv_area);
         _mm256_storeu_ps(out_row + j, mean);
         nan_count += count_nan(block == j ? mean : _mm256_blendv_ps(_mm256_setzero_ps(), mean, new_lanes(block - j)));
     }
