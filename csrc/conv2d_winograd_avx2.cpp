@@ -696,13 +696,17 @@ Problem backward_data_problem(const Conv2dShape& s, const float* w) {
 
 // Enough channels for the GEMMs to dominate the transforms, every image at least one group of tiles
 // (so a group spans at most two images), at most a third of the computed outputs outside the output
-// (edge tiles), and int32 offsets into the two padded images.
+// (edge tiles), int32 offsets into the two padded images, and transformed filters (and, per thread,
+// the weight gradient's dU, as large) of at most 128 MB: n^2 copies of the weights is where
+// Winograd's memory goes (F(4x4, 3x3) at 1024 x 1024 channels: 151 MB; F(2x2, 3x3) takes over).
 template <class S>
 bool problem_fits(const Problem& p) {
     if (p.in_ch < 32 || p.out_ch < 32) return false;
     const Geometry g = geometry<S>(p);
     if (g.image_tiles < kLanes) return false;
     if (g.image_tiles * S::T * S::T * 3 > p.out_h * p.out_w * 4) return false;
+    const int64_t filter_bytes = S::n * S::n * spread(g.k_rows * ceil_div64(p.in_ch, 16) * 16) * (int64_t)sizeof(float);
+    if (filter_bytes > (int64_t(128) << 20)) return false;
     return 2 * p.in_ch * g.plane < INT32_MAX;
 }
 
