@@ -66,6 +66,12 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
         (out, cache): out (N, K, OH, OW) with OH = (H + 2ph - kh) // sh + 1 and
         OW = (W + 2pw - kw) // sw + 1, same dtype and device as x; cache for conv2d_backward.
 
+    Numerics: on CPUs with AVX2, float32 3x3 convolutions with at least 32 channels on each side at
+    stride 1 or 2 run as Winograd convolutions (forward and both gradients). They agree with the
+    direct sum up to float32 rounding, which their transforms enlarge a little: about 1e-5 of the
+    largest output for F(4x4, 3x3) at a few hundred channels, 1e-6 for the others. float64 always
+    takes the direct and GEMM paths.
+
     Raises:
         TypeError: non-array input, non-float or mixed dtypes, mixed devices, non-int stride/padding.
         ValueError: wrong numbers of dimensions, C of w not matching x, b not (K,), an empty
