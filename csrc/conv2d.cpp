@@ -849,10 +849,7 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     small_k = std::is_same_v<T, float> && use_avx2() && !pointwise && conv2d_weight_grad_small_k_applies(s);
 #endif
-    bool winograd = false;
-#ifdef FASTNN_HAVE_AVX2_KERNELS
-    if constexpr (std::is_same_v<T, float>) winograd = use_avx2() && winograd_weight_grad_applies(s);
-#endif
+    const bool winograd = winograd_enabled<T>(s);  // where the forward takes Winograd, so does dw
     const int64_t gw = ceil_div(s.OW, 8) * 8, xw = std::max(wp, gw + s.kw - 1);
     // target (K, R) (+)= dout_n (K, P) cols_n^T (P, R)
     auto one_image = [&](int64_t n, T* target, bool accumulate, bool parallel) {

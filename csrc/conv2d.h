@@ -70,8 +70,8 @@ void conv2d_winograd_forward_avx2(const float* x, const float* w, const float* b
                                   const Conv2dShape& s);
 bool winograd_backward_data_applies(const Conv2dShape& s);
 void conv2d_winograd_backward_data_avx2(const float* dout, const float* w, float* dx, const Conv2dShape& s);
-// Weight gradient (dw overwritten; the bias gradient is the caller's), where the forward applies.
-bool winograd_weight_grad_applies(const Conv2dShape& s);
+// Weight gradient (dw overwritten; the bias gradient is the caller's), wherever the forward applies
+// (winograd_applies).
 void conv2d_winograd_weight_grad_avx2(const float* dout, const float* x, float* dw, const Conv2dShape& s);
 
 }  // namespace fastnn
