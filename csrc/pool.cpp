@@ -266,17 +266,18 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < s.planes; ++p) {
             const T* g = dout + p * out_plane;
-#ifdef FASTNN_HAVE_AVX2_KERNELS
-            if constexpr (std::is_same_v<T, float>) {
-                if (vector_spread)
-                    for (int64_t i = 0; i < s.out_height; ++i)
-                        avg_pool2d_spread_row_s2_avx2(g + i * s.out_width, s, padded.data(), spread.data() + i * s.width);
-            }
-#endif
-            if (!vector_spread) std::fill(spread.begin(), spread.end(), (T)0);
-            for (int64_t i = 0; i < s.out_height && !vector_spread; ++i) {
+            if (!vector_spread) std::fill(spread.begin(), spread.end(), (T)0);  // the scatter adds into it
+            for (int64_t i = 0; i < s.out_height; ++i) {
                 const T* g_row = g + i * s.out_width;
                 T* spread_row = spread.data() + i * s.width;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+                if constexpr (std::is_same_v<T, float>) {
+                    if (vector_spread) {  // writes the whole row
+                        avg_pool2d_spread_row_s2_avx2(g_row, s, padded.data(), spread_row);
+                        continue;
+                    }
+                }
+#endif
                 for (int64_t dj = 0; dj < s.kernel_w; ++dj) {
                     T* base = spread_row - s.pad_w + dj;
                     for (int64_t j = j_lo[(size_t)dj]; j < j_hi[(size_t)dj]; ++j) base[j * s.stride_w] += g_row[j];
