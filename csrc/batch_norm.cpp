@@ -159,19 +159,48 @@ static void channel_statistics(T shift, double sum, double sum_sq, int64_t m, T&
     var = (T)std::max(sum_sq / (double)m - shifted_mean * shifted_mean, 0.0);
 }
 
-// For (N, C) input each thread takes a contiguous block of columns (a multiple of 8 wide) and walks
-// it row by row, with one accumulator per column. (Narrower column tiles that stay in L2 between
-// the two passes measured slower: short strided rows defeat the prefetcher.)
-static void column_block(int64_t channels, int64_t& begin, int64_t& end) {
-    int thread = 0, threads = 1;
+// For (N, C) input the sums cut the rows into at most kRowBlocks blocks of whole rows (at least
+// kMinBlockRows, a multiple of 4, the kernels' row group), each summed into its own per-column
+// partials; each thread takes a run of consecutive blocks (one unbroken stream per array), and
+// after a barrier each thread adds up a block of columns' partials in block order. The block
+// boundaries depend only on N, so the sums are the same for any thread count. The elementwise pass
+// then splits the rows evenly among the threads. Splitting the columns instead (each thread a part
+// of every row, no partials) measured 1.6x-2.3x slower with two threads, and slower than one
+// thread: two cores streaming interleaved halves of the same rows. (At least 64 rows per block
+// keeps the partials' zeroing and adding under 1/32 of the sums' work.)
+static constexpr int64_t kRowBlocks = 8, kMinBlockRows = 64, kRowGroup = 4;
+
+struct RowBlocks {
+    int64_t rows_per_block, count;
+    explicit RowBlocks(int64_t rows) {
+        const int64_t even = ((rows + kRowBlocks - 1) / kRowBlocks + kRowGroup - 1) / kRowGroup * kRowGroup;
+        rows_per_block = std::max(even, kMinBlockRows);
+        count = (rows + rows_per_block - 1) / rows_per_block;
+    }
+};
+
+static int team_size() {
 #ifdef _OPENMP
-    thread = omp_get_thread_num();
-    threads = omp_get_num_threads();
+    return omp_get_num_threads();
+#else
+    return 1;
 #endif
-    const int64_t per_thread = (channels + threads - 1) / threads;
-    const int64_t width = (per_thread + 7) / 8 * 8;
-    begin = std::min<int64_t>(thread * width, channels);
-    end = std::min<int64_t>(begin + width, channels);
+}
+
+static int team_member() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static void even_block(int64_t total, int64_t granule, int64_t& begin, int64_t& end) {
+    const int threads = team_size();
+    const int64_t per_thread = (total + threads - 1) / threads;
+    const int64_t width = (per_thread + granule - 1) / granule * granule;
+    begin = std::min<int64_t>(team_member() * width, total);
+    end = std::min<int64_t>(begin + width, total);
 }
 
 // ---------------------------------------------------------------- forward
@@ -208,31 +237,44 @@ BatchNormForwardResult batch_norm_forward(const T* x, const T* gamma, const T* b
             }
         }
     } else {
+        // partial[b]: row block b's per-column sum and sum of squares (shifted by the first row).
+        const RowBlocks blocks(n_batch);
+        std::vector<double> partial(training ? (size_t)blocks.count * 2 * (size_t)channels : 0);
+        std::vector<T> scale((size_t)channels);
 #pragma omp parallel reduction(+ : nan_count) if (parallel)
-    {
-        int64_t begin, end;
-        column_block(channels, begin, end);
-        const int64_t count = end - begin;
-        if (count > 0) {
-            std::vector<double> sum((size_t)count, 0.0), sum_sq((size_t)count, 0.0);
-            std::vector<T> scale((size_t)count);
-            if (training) {
-                const T* shift = x + begin;  // the first sample's values
-                rows_sums(x + begin, n_batch, channels, shift, count, sum.data(), sum_sq.data());
-                for (int64_t k = 0; k < count; ++k)
-                    channel_statistics(shift[k], sum[(size_t)k], sum_sq[(size_t)k], m, mean[begin + k], var[begin + k]);
-            } else {
-                std::copy(running_mean + begin, running_mean + end, mean + begin);
-                std::copy(running_var + begin, running_var + end, var + begin);
+        {
+            int64_t block_begin, block_end, begin, end;
+            even_block(blocks.count, 1, block_begin, block_end);
+            even_block(channels, 8, begin, end);
+            for (int64_t b = block_begin; training && b < block_end; ++b) {
+                const int64_t r = b * blocks.rows_per_block;
+                double* sum = partial.data() + (size_t)b * 2 * (size_t)channels;
+                std::fill(sum, sum + 2 * channels, 0.0);
+                rows_sums(x + r * channels, std::min(blocks.rows_per_block, n_batch - r), channels, x, channels, sum,
+                          sum + channels);
             }
-            for (int64_t k = 0; k < count; ++k) {
-                inv_std[begin + k] = (T)(1.0 / std::sqrt((double)var[begin + k] + eps));
-                scale[(size_t)k] = gamma[begin + k] * inv_std[begin + k];
+#pragma omp barrier
+            for (int64_t k = begin; k < end; ++k) {
+                if (training) {
+                    double sum = 0, sum_sq = 0;
+                    for (int64_t b = 0; b < blocks.count; ++b) {
+                        sum += partial[(size_t)b * 2 * (size_t)channels + (size_t)k];
+                        sum_sq += partial[(size_t)b * 2 * (size_t)channels + (size_t)(channels + k)];
+                    }
+                    channel_statistics(x[k], sum, sum_sq, m, mean[k], var[k]);
+                } else {
+                    mean[k] = running_mean[k];
+                    var[k] = running_var[k];
+                }
+                inv_std[k] = (T)(1.0 / std::sqrt((double)var[k] + eps));
+                scale[(size_t)k] = gamma[k] * inv_std[k];
             }
-            nan_count += rows_affine(x + begin, n_batch, channels, mean + begin, scale.data(), beta + begin, count,
-                                     out + begin);
+#pragma omp barrier
+            int64_t row_begin, row_end;
+            even_block(n_batch, kRowGroup, row_begin, row_end);
+            nan_count += rows_affine(x + row_begin * channels, row_end - row_begin, channels, mean, scale.data(), beta,
+                                     channels, out + row_begin * channels);
         }
-    }
     }
     BatchNormForwardResult result{nan_count, -1};
     if (!training) return result;
@@ -278,27 +320,41 @@ void batch_norm_backward(const T* x, const T* dy, const T* gamma, const T* mean,
         }
         return;
     }
+    // partial[b]: row block b's per-column sum of dy and of dy (x - mean).
+    const RowBlocks blocks(n_batch);
+    std::vector<double> partial((size_t)blocks.count * 2 * (size_t)channels);
+    std::vector<T> a((size_t)channels), k1((size_t)channels), k0((size_t)channels);
 #pragma omp parallel if (parallel)
     {
-        int64_t begin, end;
-        column_block(channels, begin, end);
-        const int64_t count = end - begin;
-        if (count > 0) {
-            std::vector<double> sum_dy((size_t)count, 0.0), sum_dy_xc((size_t)count, 0.0);
-            std::vector<T> a((size_t)count), k1((size_t)count), k0((size_t)count);
-            rows_grad_sums(dy + begin, x + begin, n_batch, channels, mean + begin, count, sum_dy.data(),
-                           sum_dy_xc.data());
-            for (int64_t k = 0; k < count; ++k) {
-                const double is = inv_std[begin + k], ak = (double)gamma[begin + k] * is;
-                dbeta[begin + k] = (T)sum_dy[(size_t)k];
-                dgamma[begin + k] = (T)(sum_dy_xc[(size_t)k] * is);
-                a[(size_t)k] = (T)ak;
-                k1[(size_t)k] = training ? (T)(-ak * is * (sum_dy_xc[(size_t)k] * is) / m) : (T)0;
-                k0[(size_t)k] = training ? (T)(-ak * sum_dy[(size_t)k] / m) : (T)0;
-            }
-            rows_dx(dy + begin, x + begin, n_batch, channels, mean + begin, a.data(), k1.data(), k0.data(), count,
-                    dx + begin);
+        int64_t block_begin, block_end, begin, end;
+        even_block(blocks.count, 1, block_begin, block_end);
+        even_block(channels, 8, begin, end);
+        for (int64_t b = block_begin; b < block_end; ++b) {
+            const int64_t r = b * blocks.rows_per_block;
+            double* own = partial.data() + (size_t)b * 2 * (size_t)channels;
+            std::fill(own, own + 2 * channels, 0.0);
+            rows_grad_sums(dy + r * channels, x + r * channels, std::min(blocks.rows_per_block, n_batch - r), channels,
+                           mean, channels, own, own + channels);
         }
+#pragma omp barrier
+        for (int64_t k = begin; k < end; ++k) {
+            double sum_dy = 0, sum_dy_xc = 0;
+            for (int64_t b = 0; b < blocks.count; ++b) {
+                sum_dy += partial[(size_t)b * 2 * (size_t)channels + (size_t)k];
+                sum_dy_xc += partial[(size_t)b * 2 * (size_t)channels + (size_t)(channels + k)];
+            }
+            const double is = inv_std[k], ak = (double)gamma[k] * is;
+            dbeta[k] = (T)sum_dy;
+            dgamma[k] = (T)(sum_dy_xc * is);
+            a[(size_t)k] = (T)ak;
+            k1[(size_t)k] = training ? (T)(-ak * is * (sum_dy_xc * is) / m) : (T)0;
+            k0[(size_t)k] = training ? (T)(-ak * sum_dy / m) : (T)0;
+        }
+#pragma omp barrier
+        int64_t row_begin, row_end;
+        even_block(n_batch, kRowGroup, row_begin, row_end);
+        rows_dx(dy + row_begin * channels, x + row_begin * channels, row_end - row_begin, channels, mean, a.data(),
+                k1.data(), k0.data(), channels, dx + row_begin * channels);
     }
 }
 

@@ -19,8 +19,10 @@
 // (N, C) input, from the last-level cache when x fits there) and one write of out (dx). So DRAM sees
 // x (and dy) once and out once; outputs larger than the last-level cache are written with
 // streaming stores, so they are not also read in first.
-// Threads split the channels (the columns of (N, C) input), so every sum has one owner and a fixed
-// order: results do not depend on the thread count's interleaving.
+// Threads split the channels of (N, C, H, W) input, so every sum has one owner and a fixed order.
+// (N, C) input is split into at most 8 blocks of whole rows that depend only on N, with partial
+// sums per block added in block order (batch_norm.cpp). Either way the results do not depend on
+// the thread count.
 #pragma once
 #include <cstdint>
 

@@ -9,9 +9,10 @@ import fastnn.functional as F
 import fastnn.reference as R
 from fastnn.testing import assert_close, numerical_gradient
 
-# Odd sizes, N=1, H=W=1, and two above the kernels' parallel threshold (column blocks that split unevenly).
+# Odd sizes, N=1, H=W=1, and three above the kernels' parallel threshold: (64, 600) one block of rows,
+# (1003, 45) eight blocks of 128 rows, the last one short and not a multiple of the kernels' group of 4.
 SHAPES = [(5, 3), (1, 3, 7, 7), (2, 3, 5, 4), (7, 20), (4, 9, 3, 3), (3, 2, 1, 1), (2, 17, 11, 13), (64, 600),
-          (4, 9, 33, 31)]
+          (1003, 45), (4, 9, 33, 31)]
 
 
 @pytest.fixture(params=["avx2", "portable"])
@@ -30,6 +31,29 @@ def _params(rng, c, dtype):
     running_mean = rng.standard_normal(c).astype(dtype)
     running_var = rng.uniform(0.5, 2.0, c).astype(dtype)
     return gamma, beta, running_mean, running_var
+
+
+@pytest.mark.parametrize("shape", [(1003, 45), (4, 9, 33, 31)])
+def test_same_result_for_any_thread_count(simd, shape):
+    # The sums have a fixed order whatever the thread count (channel owners for (N, C, H, W); row blocks
+    # that depend only on N for (N, C)): results are bitwise equal.
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) * 3 + 2).astype(np.float32)
+    dout = rng.standard_normal(shape).astype(np.float32)
+    gamma, beta, _, _ = _params(rng, shape[1], np.float32)
+    before = fastnn.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            fastnn.set_num_threads(threads)
+            rm, rv = np.zeros(shape[1], np.float32), np.ones(shape[1], np.float32)
+            out, cache = F.batch_norm_forward(x, gamma, beta, rm, rv, training=True)
+            results.append((out, rm, rv) + tuple(F.batch_norm_backward(dout, cache)))
+    finally:
+        fastnn.set_num_threads(before)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("training", [True, False])
