@@ -10,8 +10,11 @@ import fastnn.reference as R
 from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm
 
 # (B, D, H): batch 1, odd sizes, hidden sizes around the 8-float vector width, and one large enough
-# for the kernels to split the hidden units over threads (unevenly, with a tail).
-SIZES = [(1, 3, 4), (2, 5, 7), (3, 1, 8), (5, 6, 9), (4, 16, 17), (7, 33, 24), (9, 20, 1001)]
+# for the kernels to split the hidden units over threads (unevenly, with a tail). The AVX2 path takes
+# each row in chunks of 64 hidden units: H = 130 ends in a chunk of 2, H = 1001's thread ranges end
+# in chunks that stop mid-vector, and H = 1024 puts the gates 4 KB apart.
+SIZES = [(1, 3, 4), (2, 5, 7), (3, 1, 8), (5, 6, 9), (4, 16, 17), (7, 33, 24), (3, 10, 130), (9, 20, 1001),
+         (6, 10, 1024)]
 
 
 @pytest.fixture(params=["avx2", "portable"])
