@@ -14,6 +14,13 @@
 
 namespace fastnn {
 
+// The row kernels prefetch each input row this many bytes ahead of where they read it (into L1): the
+// planes are walked in memory order (input rows of an output row, then the next output row, then the
+// next plane), so 4 KB ahead is a few output rows on. The hardware prefetcher alone left the forward
+// at about half the read bandwidth of a plain sum over the same array (16x64x112x112, one thread:
+// 2x2/2 avg 9.7 -> 6.8 ms, max 12.4 -> 9.0 ms; numpy's sum 4.7 ms).
+static constexpr int64_t kPrefetchBytes = 4096;
+
 // Inputs p[0], p[sw], ..., p[7 sw]. Reads nothing past p[7 sw].
 template <int kStride>
 // At stride 2 the lanes hold the outputs [0 1 4 5 | 2 3 6 7] (p[0], p[2], p[8], p[10] | p[4], ...):
@@ -64,6 +71,7 @@ static int64_t max_row(const float* plane, float* out_row, int32_t* argmax_row, 
         __m256i index = _mm256_add_epi32(_mm256_set1_epi32((int)(r0 * width + c0)), lane_offset);
         for (int64_t r = r0; r < r1; ++r) {
             const float* row = plane + r * width + c0;
+            _mm_prefetch((const char*)row + kPrefetchBytes, _MM_HINT_T0);
             for (int64_t dj = 0; dj < s.kernel_w; ++dj) {
                 const __m256 v = load_strided<kStride>(row + dj, sw);
                 // Strictly greater (first maximum wins ties), or NaN (so NaN reaches the output).
@@ -95,6 +103,7 @@ static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s,
         __m256 sum = _mm256_setzero_ps();
         for (int64_t r = r0; r < r1; ++r) {
             const float* row = plane + r * width + c0;
+            _mm_prefetch((const char*)row + kPrefetchBytes, _MM_HINT_T0);
             for (int64_t dj = 0; dj < s.kernel_w; ++dj) sum = _mm256_add_ps(sum, load_strided<kStride>(row + dj, sw));
         }
         const __m256 mean = _mm256_mul_ps(unmix<kStride>(sum), inv_area);
