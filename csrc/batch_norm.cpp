@@ -170,6 +170,16 @@ static void channel_statistics(T shift, double sum, double sum_sq, int64_t m, T&
 // keeps the partials' zeroing and adding under 1/32 of the sums' work.)
 static constexpr int64_t kRowBlocks = 8, kMinBlockRows = 64, kRowGroup = 4;
 
+// The elementwise pass after the sums: a thread whose rows are larger than its L2 cache walks them
+// back to front in chunks of 16 rows, so that it starts on the rows the sums read last, which are
+// still in L2 and L3 (2048x1024: forward 1.53 -> 1.37 ms, backward 2.25 -> 1.81 ms). A block that
+// fits in L2 goes front to back (256x1024: backwards measured 8% slower).
+static constexpr int64_t kReverseChunk = 16, kReverseAboveBytes = int64_t(1) << 20;
+
+static int64_t reverse_chunk(int64_t rows, int64_t row_bytes) {
+    return rows * row_bytes > kReverseAboveBytes ? kReverseChunk : std::max<int64_t>(rows, 1);
+}
+
 struct RowBlocks {
     int64_t rows_per_block, count;
     explicit RowBlocks(int64_t rows) {
@@ -272,8 +282,12 @@ BatchNormForwardResult batch_norm_forward(const T* x, const T* gamma, const T* b
 #pragma omp barrier
             int64_t row_begin, row_end;
             even_block(n_batch, kRowGroup, row_begin, row_end);
-            nan_count += rows_affine(x + row_begin * channels, row_end - row_begin, channels, mean, scale.data(), beta,
-                                     channels, out + row_begin * channels);
+            const int64_t chunk = reverse_chunk(row_end - row_begin, channels * (int64_t)sizeof(T));
+            for (int64_t r_end = row_end; r_end > row_begin; r_end -= chunk) {
+                const int64_t r = std::max(row_begin, r_end - chunk);
+                nan_count += rows_affine(x + r * channels, r_end - r, channels, mean, scale.data(), beta, channels,
+                                         out + r * channels);
+            }
         }
     }
     BatchNormForwardResult result{nan_count, -1};
@@ -353,8 +367,12 @@ void batch_norm_backward(const T* x, const T* dy, const T* gamma, const T* mean,
 #pragma omp barrier
         int64_t row_begin, row_end;
         even_block(n_batch, kRowGroup, row_begin, row_end);
-        rows_dx(dy + row_begin * channels, x + row_begin * channels, row_end - row_begin, channels, mean, a.data(),
-                k1.data(), k0.data(), channels, dx + row_begin * channels);
+        const int64_t chunk = reverse_chunk(row_end - row_begin, channels * (int64_t)sizeof(T));
+        for (int64_t r_end = row_end; r_end > row_begin; r_end -= chunk) {
+            const int64_t r = std::max(row_begin, r_end - chunk);
+            rows_dx(dy + r * channels, x + r * channels, r_end - r, channels, mean, a.data(), k1.data(), k0.data(),
+                    channels, dx + r * channels);
+        }
     }
 }
 
