@@ -16,9 +16,10 @@
 //
 // Passes over memory, per direction: one streaming read of x (and dy) for the statistics, then one
 // more read of the same channel (from cache: a thread finishes one channel before the next; for
-// (N, C) input, from the last-level cache when x fits there) and one write of out (dx). So DRAM sees
-// x (and dy) once and out once; outputs larger than the last-level cache are written with
-// streaming stores, so they are not also read in first.
+// (N, C) input, from the last-level cache when x fits there, and rows beyond L2 are revisited back
+// to front, most recently read first) and one write of out (dx). So DRAM sees x (and dy) once and
+// out once; (N, C, H, W) outputs larger than the last-level cache are written with streaming
+// stores, so they are not also read in first.
 // Threads split the channels of (N, C, H, W) input, so every sum has one owner and a fixed order.
 // (N, C) input is split into at most 8 blocks of whole rows that depend only on N, with partial
 // sums per block added in block order (batch_norm.cpp). Either way the results do not depend on
