@@ -176,8 +176,14 @@ static constexpr int64_t kRowBlocks = 8, kMinBlockRows = 64, kRowGroup = 4;
 // fits in L2 goes front to back (256x1024: backwards measured 8% slower).
 static constexpr int64_t kReverseChunk = 16, kReverseAboveBytes = int64_t(1) << 20;
 
-static int64_t reverse_chunk(int64_t rows, int64_t row_bytes) {
-    return rows * row_bytes > kReverseAboveBytes ? kReverseChunk : std::max<int64_t>(rows, 1);
+// Calls pass(r, count) over the rows [begin, end) in that order (one call, or chunks back to front).
+template <typename Pass>
+static void elementwise_rows(int64_t begin, int64_t end, int64_t row_bytes, Pass pass) {
+    const int64_t chunk = (end - begin) * row_bytes > kReverseAboveBytes ? kReverseChunk : std::max<int64_t>(end - begin, 1);
+    for (int64_t r_end = end; r_end > begin; r_end -= chunk) {
+        const int64_t r = std::max(begin, r_end - chunk);
+        pass(r, r_end - r);
+    }
 }
 
 struct RowBlocks {
@@ -188,30 +194,6 @@ struct RowBlocks {
         count = (rows + rows_per_block - 1) / rows_per_block;
     }
 };
-
-static int team_size() {
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
-static int team_member() {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static void even_block(int64_t total, int64_t granule, int64_t& begin, int64_t& end) {
-    const int threads = team_size();
-    const int64_t per_thread = (total + threads - 1) / threads;
-    const int64_t width = (per_thread + granule - 1) / granule * granule;
-    begin = std::min<int64_t>(team_member() * width, total);
-    end = std::min<int64_t>(begin + width, total);
-}
 
 // ---------------------------------------------------------------- forward
 template <typename T>
@@ -254,8 +236,8 @@ BatchNormForwardResult batch_norm_forward(const T* x, const T* gamma, const T* b
 #pragma omp parallel reduction(+ : nan_count) if (parallel)
         {
             int64_t block_begin, block_end, begin, end;
-            even_block(blocks.count, 1, block_begin, block_end);
-            even_block(channels, 8, begin, end);
+            team_block(blocks.count, 1, block_begin, block_end);
+            team_block(channels, 8, begin, end);
             for (int64_t b = block_begin; training && b < block_end; ++b) {
                 const int64_t r = b * blocks.rows_per_block;
                 double* sum = partial.data() + (size_t)b * 2 * (size_t)channels;
@@ -281,13 +263,11 @@ BatchNormForwardResult batch_norm_forward(const T* x, const T* gamma, const T* b
             }
 #pragma omp barrier
             int64_t row_begin, row_end;
-            even_block(n_batch, kRowGroup, row_begin, row_end);
-            const int64_t chunk = reverse_chunk(row_end - row_begin, channels * (int64_t)sizeof(T));
-            for (int64_t r_end = row_end; r_end > row_begin; r_end -= chunk) {
-                const int64_t r = std::max(row_begin, r_end - chunk);
-                nan_count += rows_affine(x + r * channels, r_end - r, channels, mean, scale.data(), beta, channels,
+            team_block(n_batch, kRowGroup, row_begin, row_end);
+            elementwise_rows(row_begin, row_end, channels * (int64_t)sizeof(T), [&](int64_t r, int64_t rows) {
+                nan_count += rows_affine(x + r * channels, rows, channels, mean, scale.data(), beta, channels,
                                          out + r * channels);
-            }
+            });
         }
     }
     BatchNormForwardResult result{nan_count, -1};
@@ -341,8 +321,8 @@ void batch_norm_backward(const T* x, const T* dy, const T* gamma, const T* mean,
 #pragma omp parallel if (parallel)
     {
         int64_t block_begin, block_end, begin, end;
-        even_block(blocks.count, 1, block_begin, block_end);
-        even_block(channels, 8, begin, end);
+        team_block(blocks.count, 1, block_begin, block_end);
+        team_block(channels, 8, begin, end);
         for (int64_t b = block_begin; b < block_end; ++b) {
             const int64_t r = b * blocks.rows_per_block;
             double* own = partial.data() + (size_t)b * 2 * (size_t)channels;
@@ -366,13 +346,11 @@ void batch_norm_backward(const T* x, const T* dy, const T* gamma, const T* mean,
         }
 #pragma omp barrier
         int64_t row_begin, row_end;
-        even_block(n_batch, kRowGroup, row_begin, row_end);
-        const int64_t chunk = reverse_chunk(row_end - row_begin, channels * (int64_t)sizeof(T));
-        for (int64_t r_end = row_end; r_end > row_begin; r_end -= chunk) {
-            const int64_t r = std::max(row_begin, r_end - chunk);
-            rows_dx(dy + r * channels, x + r * channels, r_end - r, channels, mean, a.data(), k1.data(), k0.data(),
+        team_block(n_batch, kRowGroup, row_begin, row_end);
+        elementwise_rows(row_begin, row_end, channels * (int64_t)sizeof(T), [&](int64_t r, int64_t rows) {
+            rows_dx(dy + r * channels, x + r * channels, rows, channels, mean, a.data(), k1.data(), k0.data(),
                     channels, dx + r * channels);
-        }
+        });
     }
 }
 

@@ -1,5 +1,6 @@
 #include "cpu_features.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -48,6 +49,17 @@ void set_num_threads(int n) {
 #else
     (void)n;
 #endif
+}
+
+void team_block(int64_t total, int64_t granule, int64_t& begin, int64_t& end) {
+    int thread = 0, threads = 1;
+#ifdef _OPENMP
+    thread = omp_get_thread_num();
+    threads = omp_get_num_threads();
+#endif
+    const int64_t width = ((total + threads - 1) / threads + granule - 1) / granule * granule;
+    begin = std::min<int64_t>(thread * width, total);
+    end = std::min<int64_t>(begin + width, total);
 }
 
 bool openmp_enabled() {

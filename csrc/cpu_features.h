@@ -4,6 +4,7 @@
 // be called when use_avx2() is true: the CPU supports AVX2 and FMA, the build included them, and the
 // user has not forced the portable path (FASTNN_SIMD=portable in the environment, or set_simd()).
 #pragma once
+#include <cstdint>
 
 namespace fastnn {
 
@@ -15,5 +16,9 @@ const char* simd_name();            // "avx2" or "portable"
 int get_num_threads();
 void set_num_threads(int n);
 bool openmp_enabled();
+
+// Inside a parallel region: the calling thread's share [begin, end) of [0, total), contiguous and a
+// multiple of `granule` wide (only the last share may be shorter; late threads may get none).
+void team_block(int64_t total, int64_t granule, int64_t& begin, int64_t& end);
 
 }  // namespace fastnn

@@ -92,19 +92,6 @@ static void backward_row(const T* dh, const T* dc, const T* gates, const T* c_pr
     }
 }
 
-// This thread's hidden units: a contiguous range, a multiple of `multiple` wide (8: the row
-// kernels' vectors; 6: the GEMM's row panels).
-static void hidden_range(int64_t hidden, int64_t& begin, int64_t& end, int64_t multiple = 8) {
-    int thread = 0, threads = 1;
-#ifdef _OPENMP
-    thread = omp_get_thread_num();
-    threads = omp_get_num_threads();
-#endif
-    const int64_t width = ((hidden + threads - 1) / threads + multiple - 1) / multiple * multiple;
-    begin = std::min<int64_t>(thread * width, hidden);
-    end = std::min<int64_t>(begin + width, hidden);
-}
-
 template <typename T>
 int64_t lstm_cell_forward_pointwise(const T* ax, const T* ah, const T* b, const T* c_prev, T* gates, T* c, T* h,
                                     T* tanh_c, int64_t batch, int64_t hidden) {
@@ -112,7 +99,7 @@ int64_t lstm_cell_forward_pointwise(const T* ax, const T* ah, const T* b, const 
 #pragma omp parallel reduction(+ : nan_count) if (4 * batch * hidden > kParallelThreshold)
     {
         int64_t k0, k1;
-        hidden_range(hidden, k0, k1);
+        team_block(hidden, 8, k0, k1);  // whole vectors of the row kernels
         for (int64_t n = 0; k0 < k1 && n < batch; ++n) {
             const int64_t row4 = n * 4 * hidden, row = n * hidden;
             nan_count += forward_row(ax + row4, ah + row4, b, c_prev + row, gates + row4, c + row, h + row,
@@ -128,7 +115,7 @@ void lstm_cell_backward_pointwise(const T* dh, const T* dc, const T* gates, cons
 #pragma omp parallel if (4 * batch * hidden > kParallelThreshold)
     {
         int64_t k0, k1;
-        hidden_range(hidden, k0, k1);
+        team_block(hidden, 8, k0, k1);  // whole vectors of the row kernels
         for (int64_t gate = 0; gate < 4; ++gate) std::fill(db + gate * hidden + k0, db + gate * hidden + k1, (T)0);
         for (int64_t n = 0; k0 < k1 && n < batch; ++n) {
             const int64_t row4 = n * 4 * hidden, row = n * hidden;
@@ -254,7 +241,7 @@ struct LayerInputs final : GemmOperand<T> {
 };
 
 // The layer's time loops run in one parallel region per direction, each thread owning the hidden
-// units [k0, k1) (hidden_range, in whole 6-row GEMM panels): the rows of the per-step GEMMs that produce
+// units [k0, k1) (team_block, in whole 6-row GEMM panels): the rows of the per-step GEMMs that produce
 // its units' values, and the pointwise pass over them, with one barrier per step. (One GEMM over
 // all 4H rows split its rows by gate quarters, so a thread's pointwise pass read three quarters of
 // its gates from the other core's cache, and each step paid three fork/joins.)
@@ -318,7 +305,7 @@ int64_t lstm_layer_forward(const T* xs, const T* h0, const T* c0, const T* Wx, c
 #pragma omp parallel num_threads(threads) reduction(+ : nan_count) if (threads > 1 && 4 * state * H >= kParallelThreshold)
     {
         int64_t k0, k1;
-        hidden_range(H, k0, k1, GemmTraits<T>::MR);
+        team_block(H, GemmTraits<T>::MR, k0, k1);  // whole GEMM row panels
         for (int64_t t = 0; t < steps; ++t) {
             T* g_t = gates + t * block;
             // G_t[q*H + k] += (Wh^T h_{t-1}^T)[q*H + k] for this thread's units k; h_{t-1}^T is h0 read
@@ -389,7 +376,7 @@ void lstm_layer_backward(const T* dhs, const T* dh_last, const T* dc_last, const
 #pragma omp parallel num_threads(threads) if (threads > 1 && 4 * state * H >= kParallelThreshold)
     {
         int64_t k0, k1;
-        hidden_range(H, k0, k1, GemmTraits<T>::MR);
+        team_block(H, GemmTraits<T>::MR, k0, k1);  // whole GEMM row panels
         for (int64_t t = steps - 1; t >= 0; --t) {
             const T* c_prev = t == 0 ? c0_t : c_all + (t - 1) * state;
             T* dg_t = dgates + t * block;

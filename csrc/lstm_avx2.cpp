@@ -21,8 +21,7 @@ static inline void store(float* p, __m256 v, __m256i mask, bool full) {
 }
 
 static void backward_block(const float* dh, const float* dc, const float* gates, const float* c_prev,
-                           const float* tanh_c, float* da, float* dc_prev, float* db, int64_t hidden, int64_t k0,
-                           int64_t k1) {
+                           const float* tanh_c, float* da, float* dc_prev, int64_t hidden, int64_t k0, int64_t k1) {
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     for (int64_t k = k0; k < k1; k += 8) {
         const bool full = k + 8 <= k1;
@@ -44,13 +43,6 @@ static void backward_block(const float* dh, const float* dc, const float* gates,
         store(da + 2 * hidden + k, da_o, mask, full);
         store(da + 3 * hidden + k, da_g, mask, full);
         store(dc_prev + k, _mm256_mul_ps(dc_total, f), mask, full);
-        // Masked-off lanes of da are zero here (their inputs loaded as zero), so db adds nothing there.
-        if (db) {
-            store(db + k, _mm256_add_ps(load(db + k, mask, full), da_i), mask, full);
-            store(db + hidden + k, _mm256_add_ps(load(db + hidden + k, mask, full), da_f), mask, full);
-            store(db + 2 * hidden + k, _mm256_add_ps(load(db + 2 * hidden + k, mask, full), da_o), mask, full);
-            store(db + 3 * hidden + k, _mm256_add_ps(load(db + 3 * hidden + k, mask, full), da_g), mask, full);
-        }
     }
 }
 
@@ -142,7 +134,7 @@ void lstm_backward_row_avx2(const float* dh, const float* dc, const float* gates
         const int64_t len = std::min(kChunk, k1 - k);
         gather_gates(gates + k, nullptr, nullptr, hidden, len, gate_buffer);
         backward_block(dh ? dh + k : nullptr, dc ? dc + k : nullptr, gate_buffer, c_prev + k, tanh_c + k, da_buffer,
-                       dc_prev + k, nullptr, kChunk, 0, len);
+                       dc_prev + k, kChunk, 0, len);
         scatter_gates(da_buffer, len, hidden, da + k, db ? db + k : nullptr);
     }
 }
