@@ -11,6 +11,7 @@ import numpy as np
 from .._backend import is_cupy_array
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = FLOAT_DTYPES
 
 
 def _is_array(a):
@@ -19,16 +20,33 @@ def _is_array(a):
 
 def float_array(name, a, ndim=None):
     """A NumPy or CuPy float32/float64 array with `ndim` dimensions (an int or a tuple of allowed ints)."""
-    if not _is_array(a):
+    # (These checks run on every op call: the common case, a NumPy array of a built-in float dtype,
+    # is settled by identity tests before any slower comparison.)
+    if type(a) is not np.ndarray and not _is_array(a):
         raise TypeError(f"{name}: expected a NumPy or CuPy array, got {type(a).__name__}")
-    if a.dtype not in FLOAT_DTYPES:
+    dtype = a.dtype
+    if dtype is not _FLOAT32 and dtype is not _FLOAT64 and dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: expected float32 or float64, got {a.dtype}")
     if ndim is not None:
-        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        allowed = (ndim,) if type(ndim) is int else tuple(ndim)
         if a.ndim not in allowed:
             want = " or ".join(str(d) for d in allowed)
             raise ValueError(f"{name}: expected {want} dimensions, got shape {tuple(a.shape)}")
     return a
+
+
+def numpy_floats(*arrays):
+    """The checks' fast path: True when every array is a NumPy ndarray (not a subclass) whose dtype
+    is the same built-in float32 or float64 object. Then float_array's type and dtype checks,
+    same_device and same_dtype all pass, and an op may skip them (it still checks dimensions and
+    shapes). False says nothing: run the full checks, which explain what is wrong."""
+    dtype = arrays[0].dtype if type(arrays[0]) is np.ndarray else None
+    if dtype is not _FLOAT32 and dtype is not _FLOAT64:
+        return False
+    for a in arrays:
+        if type(a) is not np.ndarray or a.dtype is not dtype:
+            return False
+    return True
 
 
 def int_array(name, a, ndim=1):
@@ -44,7 +62,10 @@ def int_array(name, a, ndim=1):
 
 def same_device(**arrays):
     """All arrays NumPy, or all CuPy on the current device. Returns True for CuPy."""
-    if all(isinstance(a, np.ndarray) for a in arrays.values()):  # the common case, checked fast
+    for a in arrays.values():  # the common case, all NumPy, checked fast
+        if not isinstance(a, np.ndarray):
+            break
+    else:
         return False
     names = list(arrays)
     on_gpu = [is_cupy_array(arrays[n]) for n in names]
@@ -66,8 +87,9 @@ def same_dtype(**arrays):
     names = list(arrays)
     first = arrays[names[0]].dtype
     for n in names[1:]:
-        if arrays[n].dtype != first:
-            raise TypeError(f"{n} has dtype {arrays[n].dtype} but {names[0]} has {first}: use one dtype")
+        dtype = arrays[n].dtype
+        if dtype is not first and dtype != first:
+            raise TypeError(f"{n} has dtype {dtype} but {names[0]} has {first}: use one dtype")
 
 
 def scalar(name, value):

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, same_device, same_dtype, scalar
+from ._checks import float_array, numpy_floats, same_device, same_dtype, scalar
 
 
 class BatchNormCache(NamedTuple):
@@ -61,12 +61,16 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
             statistic, i.e. NaN or inf in x (refused before the running statistics are touched);
             in evaluation mode NaN in the output.
     """
-    float_array("x", x, ndim=(2, 4))
     params = {"gamma": gamma, "beta": beta, "running_mean": running_mean, "running_var": running_var}
-    for name, v in params.items():
-        float_array(name, v, ndim=1)
-    on_gpu = same_device(x=x, **params)
-    same_dtype(x=x, **params)
+    if numpy_floats(x, gamma, beta, running_mean, running_var) and x.ndim in (2, 4) and gamma.ndim == beta.ndim == \
+            running_mean.ndim == running_var.ndim == 1:
+        on_gpu = False  # (the common case: what the checks below would establish)
+    else:
+        float_array("x", x, ndim=(2, 4))
+        for name, v in params.items():
+            float_array(name, v, ndim=1)
+        on_gpu = same_device(x=x, **params)
+        same_dtype(x=x, **params)
     if not isinstance(training, (bool, np.bool_)):
         raise TypeError(f"training: expected a bool, got {type(training).__name__}")
     training = bool(training)
@@ -123,9 +127,10 @@ def batch_norm_backward(dout, cache):
     """
     if not isinstance(cache, BatchNormCache):
         raise TypeError("cache: expected the BatchNormCache returned by batch_norm_forward")
-    float_array("dout", dout, ndim=cache.x.ndim)
-    same_device(dout=dout, x=cache.x)
-    same_dtype(dout=dout, x=cache.x)
+    if not (numpy_floats(dout, cache.x) and dout.ndim == cache.x.ndim):
+        float_array("dout", dout, ndim=cache.x.ndim)
+        same_device(dout=dout, x=cache.x)
+        same_dtype(dout=dout, x=cache.x)
     if dout.shape != cache.x.shape:
         raise ValueError(f"batch_norm_backward: dout has shape {tuple(dout.shape)}, expected {tuple(cache.x.shape)}")
     if _backend.is_cupy_array(dout):

@@ -21,7 +21,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, same_device, same_dtype
+from ._checks import float_array, numpy_floats, same_device, same_dtype
 
 
 class Conv2dCache(NamedTuple):
@@ -79,14 +79,18 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
             non-finite output (NaN or inf in x, w or b): the message names the culprit. On GPU NaN
             propagates to the output instead (checking would synchronise the device).
     """
-    float_array("x", x, ndim=4)
-    float_array("w", w, ndim=4)
-    arrays = {"x": x, "w": w}
-    if b is not None:
-        float_array("b", b, ndim=1)
-        arrays["b"] = b
-    on_gpu = same_device(**arrays)
-    same_dtype(**arrays)
+    if (numpy_floats(x, w) if b is None else numpy_floats(x, w, b)) and x.ndim == w.ndim == 4 and (
+            b is None or b.ndim == 1):
+        on_gpu = False  # (the common case: what the checks below would establish)
+    else:
+        float_array("x", x, ndim=4)
+        float_array("w", w, ndim=4)
+        arrays = {"x": x, "w": w}
+        if b is not None:
+            float_array("b", b, ndim=1)
+            arrays["b"] = b
+        on_gpu = same_device(**arrays)
+        same_dtype(**arrays)
     stride = _pair("stride", stride, 1)
     padding = _pair("padding", padding, 0)
 
@@ -163,9 +167,12 @@ def _check_backward(dout, cache):
     """Validates dout against the cache; returns (dout, on_gpu), dout C-contiguous on CPU."""
     if not isinstance(cache, Conv2dCache):
         raise TypeError("cache: expected the Conv2dCache returned by conv2d_forward")
-    float_array("dout", dout, ndim=4)
-    on_gpu = same_device(dout=dout, x=cache.x)
-    same_dtype(x=cache.x, dout=dout)
+    if numpy_floats(dout, cache.x) and dout.ndim == 4:
+        on_gpu = False
+    else:
+        float_array("dout", dout, ndim=4)
+        on_gpu = same_device(dout=dout, x=cache.x)
+        same_dtype(x=cache.x, dout=dout)
     expected = conv2d_output_shape(cache.x.shape, cache.w.shape, cache.stride, cache.padding)
     if tuple(dout.shape) != expected:
         raise ValueError(f"dout: expected shape {expected} (the forward output), got {tuple(dout.shape)}")
