@@ -4,10 +4,6 @@
 #include <chrono>
 #include <cstring>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "cpu_features.h"
 
 namespace fastnn {
@@ -40,13 +36,8 @@ double copy_bandwidth_gbs(const float* src, float* dst, int64_t count) {
     // Each thread copies one contiguous slice, as a streaming kernel would.
 #pragma omp parallel
     {
-        int64_t nthreads = 1, tid = 0;
-#ifdef _OPENMP
-        nthreads = omp_get_num_threads();
-        tid = omp_get_thread_num();
-#endif
-        int64_t chunk = (count + nthreads - 1) / nthreads;
-        int64_t begin = std::min(count, tid * chunk), end = std::min(count, begin + chunk);
+        int64_t begin, end;
+        team_block(count, 1, begin, end);
         if (end > begin) std::memcpy(dst + begin, src + begin, (size_t)(end - begin) * sizeof(float));
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

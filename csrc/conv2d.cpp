@@ -11,10 +11,6 @@
 #include "cpu_features.h"
 #include "gemm.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace fastnn {
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -885,12 +881,10 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
         int team = 1;
 #pragma omp parallel num_threads((int)partials.size())
         {
-            int me = 0;
-#ifdef _OPENMP
-            me = omp_get_thread_num();
+            const TeamPosition position = team_position();
+            const int me = position.thread;
 #pragma omp single
-            team = omp_get_num_threads();
-#endif
+            team = position.threads;  // (for the sum of the partials after the region)
             T* mine = thread_scratch<T>(kScratchConvWeightGrad, weights);
             partials[(size_t)me] = mine;
             bool first = true;

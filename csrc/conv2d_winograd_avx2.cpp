@@ -52,10 +52,6 @@
 #include "cpu_features.h"
 #include "gemm.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 namespace fastnn {
 
 namespace {
@@ -456,11 +452,7 @@ void run(const Problem& p, const float* in, const float* bias, float* out) {
     const int threads = get_num_threads();
 #pragma omp parallel num_threads(threads) if (threads > 1 && groups > 1)
     {
-        int me = 0, team = 1;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
-        team = omp_get_num_threads();
-#endif
+        const auto [me, team] = team_position();
         const int64_t first = groups * me / team, last = groups * (me + 1) / team;
         const int64_t slot_size = p.in_ch * g.plane;  // two padded images: image n in slot n % 2
         float* slots = thread_scratch<float>(kScratchConvColumns, 2 * slot_size);
@@ -567,12 +559,10 @@ void weight_grad(const Problem& p, const float* x, const float* dout, float* dw)
     int team = 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        int me = 0;
-#ifdef _OPENMP
-        me = omp_get_thread_num();
+        const TeamPosition position = team_position();
+        const int me = position.thread;
 #pragma omp single
-        team = omp_get_num_threads();
-#endif
+        team = position.threads;  // (for the sum of the partials after the region)
         const int64_t first = g.tiles * me / team, last = g.tiles * (me + 1) / team;
         float* du = thread_scratch<float>(kScratchConvWeightGrad, du_size);
         partials[(size_t)me] = du;

@@ -51,12 +51,16 @@ void set_num_threads(int n) {
 #endif
 }
 
-void team_block(int64_t total, int64_t granule, int64_t& begin, int64_t& end) {
-    int thread = 0, threads = 1;
+TeamPosition team_position() {
 #ifdef _OPENMP
-    thread = omp_get_thread_num();
-    threads = omp_get_num_threads();
+    return {omp_get_thread_num(), omp_get_num_threads()};
+#else
+    return {0, 1};
 #endif
+}
+
+void team_block(int64_t total, int64_t granule, int64_t& begin, int64_t& end) {
+    const auto [thread, threads] = team_position();
     const int64_t width = ((total + threads - 1) / threads + granule - 1) / granule * granule;
     begin = std::min<int64_t>(thread * width, total);
     end = std::min<int64_t>(begin + width, total);

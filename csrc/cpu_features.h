@@ -17,6 +17,13 @@ int get_num_threads();
 void set_num_threads(int n);
 bool openmp_enabled();
 
+// Inside a parallel region: the calling thread's number and the team's size ({0, 1} outside one,
+// or without OpenMP).
+struct TeamPosition {
+    int thread, threads;
+};
+TeamPosition team_position();
+
 // Inside a parallel region: the calling thread's share [begin, end) of [0, total), contiguous and a
 // multiple of `granule` wide (only the last share may be shorter; late threads may get none).
 void team_block(int64_t total, int64_t granule, int64_t& begin, int64_t& end);

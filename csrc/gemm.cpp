@@ -333,11 +333,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
         const int64_t panels = ceil_div(N, NR);
 #pragma omp parallel num_threads(threads)
         {
-            int me = 0, team = 1;
-#ifdef _OPENMP
-            me = omp_get_thread_num();
-            team = omp_get_num_threads();
-#endif
+            const auto [me, team] = team_position();
             const int64_t j_begin = panels * me / team * NR, j_end = std::min(N, panels * (me + 1) / team * NR);
             T* mine = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
             T* apack = thread_scratch<T>(kScratchPackA, m_panels * MR * kc_max);

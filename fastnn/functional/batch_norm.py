@@ -127,13 +127,15 @@ def batch_norm_backward(dout, cache):
     """
     if not isinstance(cache, BatchNormCache):
         raise TypeError("cache: expected the BatchNormCache returned by batch_norm_forward")
-    if not (numpy_floats(dout, cache.x) and dout.ndim == cache.x.ndim):
+    if numpy_floats(dout, cache.x) and dout.ndim == cache.x.ndim:
+        on_gpu = False  # (the common case: what the checks below would establish)
+    else:
         float_array("dout", dout, ndim=cache.x.ndim)
-        same_device(dout=dout, x=cache.x)
+        on_gpu = same_device(dout=dout, x=cache.x)
         same_dtype(dout=dout, x=cache.x)
     if dout.shape != cache.x.shape:
         raise ValueError(f"batch_norm_backward: dout has shape {tuple(dout.shape)}, expected {tuple(cache.x.shape)}")
-    if _backend.is_cupy_array(dout):
+    if on_gpu:
         from .batch_norm_cuda import batch_norm_backward_cuda
 
         return batch_norm_backward_cuda(dout, cache)
