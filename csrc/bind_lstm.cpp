@@ -47,6 +47,26 @@ static py::tuple backward(const py::object& dh, const py::object& dc, const py::
 }
 
 template <typename T>
+static py::tuple input_grads(const py::array& da, const py::array& Wx, const py::array& Wh) {
+    if (da.ndim() != 2 || Wx.ndim() != 2 || Wh.ndim() != 2)
+        throw py::value_error("lstm_cell_input_grads: expected 2-D da (B, 4H), Wx (D, 4H) and Wh (H, 4H)");
+    const int64_t batch = da.shape(0), G = da.shape(1), input = Wx.shape(0), hidden = Wh.shape(0);
+    if (batch < 1 || input < 1 || hidden < 1 || G != 4 * hidden)
+        throw py::value_error("lstm_cell_input_grads: da must be (B, 4H) with H = Wh.shape[0], all dimensions >= 1");
+    const T* dad = checked_data<T>(da, "da", {batch, G});
+    const T* wxd = checked_data<T>(Wx, "Wx", {input, G});
+    const T* whd = checked_data<T>(Wh, "Wh", {hidden, G});
+    py::array_t<T> dx({batch, input}), dh({batch, hidden});
+    T* dxd = dx.mutable_data();
+    T* dhd = dh.mutable_data();
+    {
+        py::gil_scoped_release release;
+        lstm_cell_input_grads<T>(dad, wxd, whd, dxd, dhd, batch, input, hidden);
+    }
+    return py::make_tuple(dx, dh);
+}
+
+template <typename T>
 static const T* optional_data(const py::object& a, const char* name, std::initializer_list<int64_t> shape) {
     return a.is_none() ? nullptr : checked_data<T>(a.cast<py::array>(), name, shape);
 }
@@ -136,6 +156,14 @@ void bind_lstm(py::module_& m) {
         },
         py::arg("dh").none(true), py::arg("dc").none(true), py::arg("gates"), py::arg("c_prev"), py::arg("tanh_c"),
         "Fused LSTM cell backward through the gates: returns (da (B, 4H), dc_prev, db). dh or dc None: zeros.");
+    m.def(
+        "lstm_cell_input_grads",
+        [](const py::array& da, const py::array& Wx, const py::array& Wh) {
+            return dispatch_float(da, "da", [&](auto t) { return input_grads<decltype(t)>(da, Wx, Wh); });
+        },
+        py::arg("da"), py::arg("Wx"), py::arg("Wh"),
+        "Input gradients of an LSTM cell step from the gate gradients da (B, 4H): returns "
+        "(dx = da Wx^T, dh_prev = da Wh^T), computed as one product with the weights read in place.");
     m.def(
         "lstm_layer_forward",
         [](const py::array& xs, const py::array& h0, const py::array& c0, const py::array& Wx, const py::array& Wh,

@@ -237,22 +237,6 @@ static void indirect_kernel(int64_t kc, const T* a, const T* base, const int64_t
     indirect_kernel_portable(kc, a, base, offsets, tile);
 }
 
-template <typename T>
-static void rows_kernel(int64_t kc, const T* const* rows, const T* b, T* tile) {
-    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
-#ifdef FASTNN_HAVE_AVX2_KERNELS
-    if constexpr (std::is_same_v<T, float>) {
-        if (use_avx2()) return sgemm_kernel_rows_avx2(kc, rows, b, tile);
-    }
-#endif
-    T acc[MR][NR] = {};
-    for (int64_t p = 0; p < kc; ++p, b += NR)
-        for (int i = 0; i < MR; ++i)
-            for (int j = 0; j < NR; ++j) acc[i][j] += rows[i][p] * b[j];
-    for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j) tile[i * NR + j] = acc[i][j];
-}
-
 // Zero-pads image n into xpad (C, hp, wp), followed by `slack` zeros: the image at row ph and column
 // pw of planes of hp >= H + ph rows (by default H + 2ph) and wp >= W + pw columns (by default W + 2pw).
 template <typename T>
@@ -305,7 +289,7 @@ static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T
             rows[i] = xpad + c * plane + ii * wp + jj;
         }
         for (int64_t kp = 0; kp < k_panels; ++kp) {
-            rows_kernel<T>(cols, rows, packed + kp * cols * NR, tile);
+            gemm_rows_kernel<T>(cols, rows, packed + kp * cols * NR, tile, NR, false);
             const int64_t ks = std::min<int64_t>(NR, s.K - kp * NR);
             for (int64_t i = 0; i < rows_here; ++i)
                 for (int64_t l = 0; l < ks; ++l) target[(kp * NR + l) * R + r0 + i] += tile[i * NR + l];

@@ -453,6 +453,24 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
     }
 }
 
+template <typename T>
+void gemm_rows_kernel(int64_t kc, const T* const* rows, const T* b, T* c, int64_t ldc, bool accumulate) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx2()) return sgemm_kernel_rows_avx2(kc, rows, b, c, ldc, accumulate);
+    }
+#endif
+    T acc[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, b += NR)
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) acc[i][j] += rows[i][p] * b[j];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) c[i * ldc + j] = (accumulate ? c[i * ldc + j] : T(0)) + acc[i][j];
+}
+template void gemm_rows_kernel<float>(int64_t, const float* const*, const float*, float*, int64_t, bool);
+template void gemm_rows_kernel<double>(int64_t, const double* const*, const double*, double*, int64_t, bool);
+
 // ------------------------------------------------------------------------- pre-packed operands
 template <typename T>
 PackedOperand<T>::PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width)

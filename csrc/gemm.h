@@ -114,6 +114,12 @@ template <typename T>
 void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOperand<T>& B, T* C,
           int64_t ldc, bool accumulate, const T* row_bias, bool parallel);
 
+// Row-pointer block: C[0:MR, 0:NR] (leading dimension ldc) = (accumulate ? C : 0) + sum over p < kc of
+// (rows[i][p], i < MR) x b[p], with b a packed NR-wide B panel. A's rows are read in place (no
+// packing): the AVX2 kernel for float, portable loops otherwise.
+template <typename T>
+void gemm_rows_kernel(int64_t kc, const T* const* rows, const T* b, T* c, int64_t ldc, bool accumulate);
+
 // Per-thread scratch memory, 64-byte aligned, kept between calls (slot = what it is for).
 enum ScratchSlot { kScratchPackA, kScratchPackB, kScratchConvColumns, kScratchConvWeightGrad, kScratchConvRow,
                    kScratchSlots };
@@ -137,8 +143,10 @@ void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, 
 void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, const int64_t* offsets,
                                 float* tile);
 
-// Row-pointer micro-kernel: tile (MR x NR) = sum_p (rows[i][p], i < MR) x b[p] (packed NR panel).
-void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* tile);
+// Row-pointer micro-kernel: C[0:MR, 0:NR] (ldc) = (accumulate ? C : 0) + sum_p (rows[i][p], i < MR) x b[p]
+// (packed NR panel).
+void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc,
+                            bool accumulate);
 
 // Gathered-A micro-kernel: tile (MR x NR) = (accumulate ? tile : 0) + sum_p (base[positions[i] + offsets[p]], i < MR) x b[p].
 void sgemm_kernel_gather_a_avx2(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,

@@ -208,13 +208,15 @@ void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, c
 
 // Row-pointer variant (no packed A): A's six rows are read in place from rows[0..5] (one broadcast
 // each per step, which costs the same as broadcasting from a packed panel). For the weight gradient
-// of a stride-1 convolution those rows are windows of the padded image. Writes the 6 x 16 tile.
-void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* tile) {
+// of a stride-1 convolution those rows are windows of the padded image; for the LSTM cell's input
+// gradients, rows of the weights. Writes (or adds to) the 6 x 16 block of C.
+void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc,
+                            bool accumulate) {
     const float* const a[6] = {rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]};
     __m256 acc[6][2];
     sgemm_block_6x16<true>(
         kc, [&a](int64_t p, int i) { return a[i] + p; }, [b](int64_t p) { return b + 16 * p; }, acc);
-    store_tile_6x16(acc, tile);
+    store_rows<6>(acc, c, ldc, accumulate, nullptr);
 }
 
 // Gathered-A variant: A's six rows are output positions, A[i][p] = base[positions[i] + offsets[p]]

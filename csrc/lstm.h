@@ -28,6 +28,12 @@ template <typename T>
 void lstm_cell_backward_pointwise(const T* dh, const T* dc, const T* gates, const T* c_prev, const T* tanh_c, T* da,
                                   T* dc_prev, T* db, int64_t batch, int64_t hidden);
 
+// dx (B, D) = da Wx^T and dh_prev (B, H) = da Wh^T from da (B, 4H), Wx (D, 4H), Wh (H, 4H): one product
+// [dx | dh_prev]^T = [Wx; Wh] da^T with the weights read in place.
+template <typename T>
+void lstm_cell_input_grads(const T* da, const T* Wx, const T* Wh, T* dx, T* dh_prev, int64_t batch, int64_t input,
+                           int64_t hidden);
+
 // A whole layer of T steps, time-major: the batched formulation (as cuDNN and oneDNN run it).
 //   forward:  G_t (4H, B) = Wx^T x_t^T + b for every step first (steps split across threads, Wx^T
 //             packed once); then per step: G_t += Wh^T h_{t-1}^T (our GEMM, Wh^T packed once for all

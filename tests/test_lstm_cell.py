@@ -12,9 +12,12 @@ from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm
 # (B, D, H): batch 1, odd sizes, hidden sizes around the 8-float vector width, and one large enough
 # for the kernels to split the hidden units over threads (unevenly, with a tail). The AVX2 path takes
 # each row in chunks of 64 hidden units: H = 130 ends in a chunk of 2, H = 1001's thread ranges end
-# in chunks that stop mid-vector, and H = 1024 puts the gates 4 KB apart.
+# in chunks that stop mid-vector, and H = 1024 puts the gates 4 KB apart. The input gradients'
+# product ([Wx; Wh] da^T, in row blocks of 6 and batch panels of 16, over reduction blocks of up to
+# 1024) gets short row blocks (D + H = 20, 364), batches of 2 and 3 panels with a tail (17, 33), and
+# 2 and 4 reduction blocks (4H = 1200, 4004).
 SIZES = [(1, 3, 4), (2, 5, 7), (3, 1, 8), (5, 6, 9), (4, 16, 17), (7, 33, 24), (3, 10, 130), (9, 20, 1001),
-         (6, 10, 1024)]
+         (6, 10, 1024), (33, 7, 13), (17, 64, 300)]
 
 
 @pytest.fixture(params=["avx2", "portable"])
@@ -120,9 +123,13 @@ def test_non_contiguous_input(simd):
     wx_t = np.asfortranarray(wx)
     h_strided = np.repeat(h_prev, 2, axis=1)[:, ::2]
     h, c, cache = F.lstm_cell_forward(x, h_strided, c_prev, wx_t, wh, b)
-    ref_h, ref_c, _ = R.lstm_cell_forward(x, h_prev, c_prev, wx, wh, b)
+    ref_h, ref_c, ref_cache = R.lstm_cell_forward(x, h_prev, c_prev, wx, wh, b)
     assert_close(h, ref_h, 1e-12, 1e-12, name="h")
     assert_close(c, ref_c, 1e-12, 1e-12, name="c")
+    dh = rng.standard_normal(h.shape)
+    for name, grad, ref in zip(["x", "h_prev", "c_prev", "Wx", "Wh", "b"], F.lstm_cell_backward(dh, None, cache),
+                               R.lstm_cell_backward(dh, None, ref_cache)):
+        assert_close(grad, ref, 1e-11, 1e-12, name=f"d{name}")
 
 
 @pytest.mark.parametrize("size", [(1, 3, 4), (5, 7, 9)])

@@ -118,8 +118,8 @@ def lstm_cell_backward(dh, dc, cache):
     da, dc_prev, db = _backend._C.lstm_cell_backward_pointwise(
         None if dh is None else np.ascontiguousarray(dh), None if dc is None else np.ascontiguousarray(dc),
         gates, c_prev, tanh_c)
-    dx = _backend.matmul(da, Wx, trans_b=True)
-    dh_prev = _backend.matmul(da, Wh, trans_b=True)
+    # dx = da Wx^T and dh_prev = da Wh^T, as one product that reads the weights in place.
+    dx, dh_prev = _backend._C.lstm_cell_input_grads(da, np.ascontiguousarray(Wx), np.ascontiguousarray(Wh))
     # [dWx; dWh] = [x, h_prev]^T da as one GEMM (K = B is small, so one call of D + H rows beats
     # two); dWx and dWh are contiguous row blocks of its result.
     in_features = x.shape[1]
