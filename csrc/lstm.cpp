@@ -312,29 +312,23 @@ struct LayerInputs final : GemmOperand<T> {
 // out (4H, T*B), a step's values were 4H runs of B values 4 KB apart at T*B = 1024: every run in the
 // same L1 set and on its own page, and the pointwise passes took a fifth of the loops' time.)
 
-// The pointwise passes of one step in the transposed layout: unit k's B values are contiguous, so
-// the row kernels run along the batch with the gates H * B apart.
+// The pointwise passes of one step in the transposed layout: units [k0, k1) of each gate are one
+// contiguous run of (k1 - k0) * B values (unit k's B values at k * B), with the gates H * B apart, so
+// one row-kernel call covers the thread's whole share. (One call per unit, B = 16 values each, spent
+// more in the calls than in the math.)
 template <typename T>
 static int64_t forward_step(T* g, const T* c_prev, T* c, T* tanh_c, T* h, int64_t batch, int64_t hidden, int64_t k0,
                             int64_t k1) {
-    int64_t nan_count = 0;
-    for (int64_t k = k0; k < k1; ++k) {
-        T* gk = g + k * batch;
-        const int64_t row = k * batch;
-        nan_count += forward_row<T>(gk, nullptr, nullptr, c_prev + row, gk, c + row, h + row, tanh_c + row,
-                                    hidden * batch, 0, batch);
-    }
-    return nan_count;
+    return k0 < k1 ? forward_row<T>(g, nullptr, nullptr, c_prev, g, c, h, tanh_c, hidden * batch, k0 * batch,
+                                    k1 * batch)
+                   : 0;
 }
 
 template <typename T>
 static void backward_step(const T* dh, T* dc, const T* g, const T* c_prev, const T* tanh_c, T* dg, int64_t batch,
                           int64_t hidden, int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) {
-        const int64_t row = k * batch;
-        backward_row<T>(dh + row, dc + row, g + row, c_prev + row, tanh_c + row, dg + row, dc + row, nullptr,
-                        hidden * batch, 0, batch);
-    }
+    if (k0 < k1)
+        backward_row<T>(dh, dc, g, c_prev, tanh_c, dg, dc, nullptr, hidden * batch, k0 * batch, k1 * batch);
 }
 
 template <typename T>
