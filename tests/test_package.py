@@ -1,4 +1,4 @@
-"""The package itself: imports without a GPU, threads, SIMD selection, ceilings."""
+"""The package itself: imports without a GPU, threads, SIMD selection, ceilings, type stubs."""
 import os
 import subprocess
 import sys
@@ -61,3 +61,16 @@ def test_ceiling_probes_measure_something():
     assert np.array_equal(src, dst)
     with pytest.raises(ValueError):
         _C.copy_bandwidth_gbs(src, np.zeros(3, np.float32))
+
+
+def test_type_stubs_name_every_native_function():
+    # fastnn/_C.pyi is what editors and type checkers see of the C++ module: it must list each
+    # function the module exports, and nothing it does not.
+    import re
+    from pathlib import Path
+
+    stubs = (Path(fastnn.__file__).parent / "_C.pyi").read_text()
+    stubbed = set(re.findall(r"^def (\w+)", stubs, re.MULTILINE))
+    exported = {name for name in dir(fastnn._C) if not name.startswith("_") and callable(getattr(fastnn._C, name))}
+    assert exported - stubbed == set(), "functions missing from _C.pyi"
+    assert stubbed - exported == set(), "_C.pyi names functions the module does not have"
