@@ -1,4 +1,5 @@
-// The pointwise half of one LSTM cell step on the CPU (the gate GEMMs are NumPy's/OpenBLAS's).
+// The pointwise half of one LSTM cell step on the CPU (the gate products run on our packed GEMM; the
+// input gradients on lstm_cell_input_grads below), and the whole layer.
 //
 //   ax, ah (B, 4H): x Wx and h_prev Wh; b (4H,); c_prev, c, h, tanh_c (B, H); gates, da (B, 4H)
 //   gate order along 4H: i, f, o, g
