@@ -473,8 +473,8 @@ template void gemm_rows_kernel<double>(int64_t, const double* const*, const doub
 
 // ------------------------------------------------------------------------- pre-packed operands
 template <typename T>
-PackedOperand<T>::PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width)
-    : K_(K), Q_(Q), kc_step_(gemm_kc_step<T>(K)), q_padded_(ceil_div(Q, width) * width), width_(width),
+PackedOperand<T>::PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width, int64_t kc_step)
+    : K_(K), Q_(Q), kc_step_(kc_step > 0 ? kc_step : gemm_kc_step<T>(K)), q_padded_(ceil_div(Q, width) * width), width_(width),
       panels_(nullptr, cached_free) {
     // From the buffer cache: the LSTM layer packs its 4 MB of recurrent weights on every call.
     const size_t bytes = ((size_t)(K * q_padded_) * sizeof(T) + 63) / 64 * 64;

@@ -80,24 +80,24 @@ struct StridedOperand final : GemmOperand<T> {
                      typename GemmOperand<T>::SourceRuns& out) const override;
 };
 
-// The reduction block the driver uses for a reduction of length K: blocks of about KC, all equal
-// (576 = 288 + 288, not 256 + 256 + 64), a multiple of 8.
+// The reduction block for a reduction of length K: blocks of at most KC (the driver's: the traits'
+// KC), all equal (576 = 288 + 288, not 256 + 256 + 64), a multiple of 8.
 template <typename T>
-inline int64_t gemm_kc_step(int64_t K) {
-    const int64_t KC = GemmTraits<T>::KC;
+inline int64_t gemm_kc_step(int64_t K, int64_t KC = GemmTraits<T>::KC) {
     const int64_t blocks = (K + KC - 1) / KC;
     return ((K + blocks - 1) / blocks + 7) / 8 * 8;
 }
 
 // An operand packed once, whole, in the driver's panel layout for a reduction of length K, and
 // then used by many GEMMs without repacking (the LSTM's recurrent weights, used once per time
-// step). Block pc (a multiple of gemm_kc_step(K)) starts at pc * ceil(Q / width) * width; panel t
-// of a block follows at t * kc * width. Packing is parallel (an OpenMP team) unless called inside
-// a parallel region.
+// step). Reduction blocks are kc_step long (0: the driver's, gemm_kc_step(K); the driver reads
+// the panels in place only then). Block pc (a multiple of kc_step) starts at
+// pc * ceil(Q / width) * width; panel t of a block follows at t * kc * width. Packing is parallel
+// (an OpenMP team) unless called inside a parallel region.
 template <typename T>
 class PackedOperand final : public GemmOperand<T> {
    public:
-    PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width);
+    PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width, int64_t kc_step = 0);
     void pack(T* dst, int64_t p0, int64_t kc, int64_t q0, int64_t nq, int width) const override;
     const T* packed_block(int64_t p0, int64_t kc, int64_t q0, int width) const override;
 

@@ -149,21 +149,12 @@ void lstm_cell_input_grads(const T* da, const T* Wx, const T* Wh, T* dx, T* dh_p
     constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
     const int64_t G = 4 * hidden, M = input + hidden;
     const int64_t panels = (batch + NR - 1) / NR, width = panels * NR;
-    const int64_t k_blocks = (G + kInputGradsKc - 1) / kInputGradsKc;
-    const int64_t kc_step = ((G + k_blocks - 1) / k_blocks + 7) / 8 * 8;  // equal blocks, whole vectors
+    const int64_t kc_step = gemm_kc_step<T>(G, kInputGradsKc);
     const int64_t m_blocks = (M + MR - 1) / MR;
-    // da^T in NR-wide panels: reduction block pc at pc * width, its panel t at + t * kc * NR.
-    auto packed = scratch<T>(G * width);
-    T* bp = packed.get();
+    // B = da^T, Q(p = gate row, q = n) = da[n * 4H + row], in NR-wide panels (packed by a team).
+    const PackedOperand<T> da_t(StridedOperand<T>(da, 1, G), G, batch, NR, kc_step);
 #pragma omp parallel if (M * G * batch >= (int64_t(1) << 20))
     {
-#pragma omp for schedule(static)
-        for (int64_t task = 0; task < k_blocks * panels; ++task) {
-            const int64_t pc = (task / panels) * kc_step, t = task % panels, kc = std::min(kc_step, G - pc);
-            pack_panel_transposed(da + t * NR * G + pc, 1, G, kc, std::min<int64_t>(NR, batch - t * NR), NR,
-                                  bp + pc * width + t * kc * NR);
-        }
-        // (implicit barrier: da^T is packed before anyone reads it)
         auto sums = scratch<T>(MR * width);  // one row block of the result, (MR, width)
 #pragma omp for schedule(static)
         for (int64_t mb = 0; mb < m_blocks; ++mb) {
@@ -176,8 +167,9 @@ void lstm_cell_input_grads(const T* da, const T* Wx, const T* Wh, T* dx, T* dh_p
                 const int64_t kc = std::min(kc_step, G - pc);
                 const T* run[MR];
                 for (int i = 0; i < MR; ++i) run[i] = rows[i] + pc;
+                const T* block = da_t.packed_block(pc, kc, 0, NR);
                 for (int64_t t = 0; t < panels; ++t)
-                    gemm_rows_kernel<T>(kc, run, bp + pc * width + t * kc * NR, sums.get() + t * NR, width, pc > 0);
+                    gemm_rows_kernel<T>(kc, run, block + t * kc * NR, sums.get() + t * NR, width, pc > 0);
             }
             for (int i = 0; i < MR && mb * MR + i < M; ++i) {
                 const int64_t r = mb * MR + i;
