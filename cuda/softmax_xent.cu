@@ -33,15 +33,19 @@ __device__ __forceinline__ void online_add(T& m, T& s, T x) {
     }
 }
 
-// Merges two (m, s) pairs. A pair that has seen nothing (m = -inf, s = 0) contributes nothing.
+// Merges two (m, s) pairs. m is never NaN (NaN fails x > m in online_add); a NaN score poisons s
+// instead. A pair with m = -inf has seen only -inf and NaN, so its s is 0 or NaN: it is carried
+// through unscaled, which adds nothing or the NaN (scaling it by exp(-inf - mm) = 0 would drop a
+// NaN and give a finite, wrong loss).
 template <typename T>
 __device__ __forceinline__ void online_merge(T& m, T& s, T m2, T s2) {
     T mm = m > m2 ? m : m2;
-    if (mm == neg_inf<T>()) return;  // both empty (or the row is all -inf so far)
-    T a = (m == neg_inf<T>()) ? T(0) : s * exp_t(m - mm);
-    T b = (m2 == neg_inf<T>()) ? T(0) : s2 * exp_t(m2 - mm);
-    // NaN in either input must survive the merge.
-    if (m != m || m2 != m2) mm = m + m2;
+    if (mm == neg_inf<T>()) {  // both sides: only -inf and NaN so far
+        s = s + s2;
+        return;
+    }
+    T a = (m == neg_inf<T>()) ? s : s * exp_t(m - mm);
+    T b = (m2 == neg_inf<T>()) ? s2 : s2 * exp_t(m2 - mm);
     m = mm;
     s = a + b;
 }

@@ -273,6 +273,26 @@ def test_cuda_bad_labels_give_nan_not_a_crash():
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("c", [2, 33, 1025])  # one element per lane, several, and the block kernel
+def test_cuda_nan_score_anywhere_makes_the_loss_nan(c):
+    # A NaN away from the target once vanished in the (max, sum) merge of a lane that had seen
+    # nothing else, leaving a finite, wrong loss that a training loop's isfinite check would miss.
+    import cupy as cp
+
+    scores = np.zeros((3, c), np.float32)
+    scores[0, c - 1] = np.nan
+    scores[1, :] = -np.inf
+    scores[1, 0] = 0.0
+    scores[1, c // 2 + 1 if c > 2 else 1] = np.nan
+    loss, _ = F.softmax_cross_entropy_forward(cp.asarray(scores[:1]), cp.zeros(1, cp.int64))
+    assert bool(cp.isnan(loss))
+    loss, _ = F.softmax_cross_entropy_forward(cp.asarray(scores[1:2]), cp.zeros(1, cp.int64))
+    assert bool(cp.isnan(loss))
+    loss, _ = F.softmax_cross_entropy_forward(cp.asarray(scores[2:]), cp.zeros(1, cp.int64))
+    assert not bool(cp.isnan(loss))
+
+
+@pytest.mark.cuda
 def test_cuda_mixed_devices_raise():
     import cupy as cp
 

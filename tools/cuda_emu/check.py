@@ -192,6 +192,27 @@ def softmax(shape, dtype, dloss_on_device):
     assert_close(ds, rds, *tol(dtype, classes), name="dscores")
 
 
+def softmax_nan(classes, dtype):
+    """A NaN score anywhere in a row makes that row's lse and loss NaN (never a finite, wrong loss);
+    rows without one are unaffected. Rows: NaN at the label, elsewhere, in the last column, a row of
+    -inf plus one NaN (a lane that saw only -inf and NaN), and a clean row."""
+    rows = 5
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((rows, classes)).astype(dtype)
+    y = np.zeros(rows, np.int64)
+    scores[0, 0] = np.nan
+    scores[1, classes // 2] = np.nan
+    scores[2, classes - 1] = np.nan
+    scores[3, :] = -np.inf
+    scores[3, 0] = 0.0
+    scores[3, classes - 1] = np.nan
+    lse = np.full(rows, 7.0, dtype); row_loss = np.full(rows, 7.0); loss = np.full(1, 7.0, dtype)
+    getattr(lib, "sx_fwd_" + sfx(dtype))(P(scores), P(y), P(lse), P(row_loss), P(loss), L(rows), L(classes))
+    nan_rows = np.array([True, True, True, True, False])
+    if not (np.isnan(lse) == nan_rows).all() or not (np.isnan(row_loss) == nan_rows).all() or not np.isnan(loss[0]):
+        raise SystemExit(f"softmax NaN rows (classes {classes}): lse {lse}, row_loss {row_loss}, loss {loss}")
+
+
 # Small default shapes: the emulator runs one host thread per CUDA thread (256 or 512 per block,
 # fixed by the kernels), blocks one after another. --full adds the larger shapes.
 CONV_FULL = [
@@ -259,6 +280,8 @@ def main():
             for shape in SOFTMAX_FULL if full else SOFTMAX:
                 for on_device in (False, True):
                     softmax(shape, dtype, on_device)
+            for classes in (2, 33, 1025):
+                softmax_nan(classes, dtype)
             print("softmax", d, "ok", flush=True)
     print(f"all ok ({', '.join(which)}) in {time.time() - t0:.0f} s")
 
