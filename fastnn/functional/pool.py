@@ -109,7 +109,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
     """
     float_array("x", x, ndim=4)
     kernel, stride, padding, out_hw = pool_geometry(x.shape, kernel_size, stride, padding, "max_pool2d_forward")
-    if _backend.is_cupy_array(x):
+    if same_device(x=x):
         from .pool_cuda import max_pool2d_forward_cuda
 
         return max_pool2d_forward_cuda(x, kernel, stride, padding)
@@ -166,7 +166,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
     """
     float_array("x", x, ndim=4)
     kernel, stride, padding, out_hw = pool_geometry(x.shape, kernel_size, stride, padding, "avg_pool2d_forward")
-    if _backend.is_cupy_array(x):
+    if same_device(x=x):
         from .pool_cuda import avg_pool2d_forward_cuda
 
         return avg_pool2d_forward_cuda(x, kernel, stride, padding)
@@ -189,7 +189,7 @@ def avg_pool2d_backward(dout, cache):
     if not isinstance(cache, AvgPool2dCache):
         raise TypeError("cache: expected the AvgPool2dCache returned by avg_pool2d_forward")
     float_array("dout", dout, ndim=4)
-    if _backend.is_cupy_array(dout) != cache.on_gpu:
+    if same_device(dout=dout) != cache.on_gpu:
         raise TypeError(
             f"dout is a {'CuPy' if _backend.is_cupy_array(dout) else 'NumPy'} array but the forward pass ran on "
             f"{'CuPy' if cache.on_gpu else 'NumPy'} arrays"
