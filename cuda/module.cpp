@@ -286,6 +286,16 @@ PYBIND11_MODULE(_cuda, m) {
         }
         return n;
     });
+    // Why device_count() said zero: "" when the runtime found devices, else the CUDA error (e.g.
+    // cudaErrorNoDevice, or cudaErrorInsufficientDriver when the driver is older than the runtime
+    // this module was built with), so that `fastnn info` can say why the GPU path is off.
+    m.def("device_count_error", [] {
+        int n = 0;
+        const cudaError_t e = cudaGetDeviceCount(&n);
+        if (e == cudaSuccess) return std::string();
+        cudaGetLastError();
+        return std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+    });
     m.def("runtime_version", [] {
         int v = 0;
         cudaRuntimeGetVersion(&v);

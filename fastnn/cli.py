@@ -24,6 +24,15 @@ def cmd_info(args):
     print(f"output buffer cache: up to {_C.buffer_cache_limit() >> 20} MiB of freed large outputs reused "
           f"(FASTNN_BUFFER_CACHE_MB)")
     print(f"CUDA module built: {fastnn.cuda_module_built()}, GPU available: {fastnn.cuda_available()}")
+    if fastnn.cuda_module_built() and not fastnn.cuda_available():
+        from fastnn import _backend
+
+        reason = _backend._cuda.device_count_error()
+        version = _backend._cuda.runtime_version()
+        print(f"  CUDA runtime {version // 1000}.{version % 1000 // 10}: "
+              f"{reason or 'devices found, but CuPy cannot use them (is a cupy-cuda package installed?)'}")
+        if "InsufficientDriver" in reason:
+            print("  (no NVIDIA driver is installed, or it is older than this CUDA runtime needs)")
     return 0
 
 

@@ -63,14 +63,30 @@ def test_ceiling_probes_measure_something():
         _C.copy_bandwidth_gbs(src, np.zeros(3, np.float32))
 
 
-def test_type_stubs_name_every_native_function():
-    # fastnn/_C.pyi is what editors and type checkers see of the C++ module: it must list each
-    # function the module exports, and nothing it does not.
+@pytest.mark.parametrize("module", ["_C", "_cuda"])
+def test_type_stubs_name_every_native_function(module):
+    # fastnn/_C.pyi and _cuda.pyi are what editors and type checkers see of the native modules: each
+    # must list every function its module exports, and nothing it does not.
     import re
     from pathlib import Path
 
-    stubs = (Path(fastnn.__file__).parent / "_C.pyi").read_text()
+    native = getattr(fastnn._backend, module)
+    if native is None:
+        pytest.skip("fastnn was built without its CUDA module")
+    stubs = (Path(fastnn.__file__).parent / f"{module}.pyi").read_text()
     stubbed = set(re.findall(r"^def (\w+)", stubs, re.MULTILINE))
-    exported = {name for name in dir(fastnn._C) if not name.startswith("_") and callable(getattr(fastnn._C, name))}
-    assert exported - stubbed == set(), "functions missing from _C.pyi"
-    assert stubbed - exported == set(), "_C.pyi names functions the module does not have"
+    exported = {name for name in dir(native) if not name.startswith("_") and callable(getattr(native, name))}
+    assert exported - stubbed == set(), f"functions missing from {module}.pyi"
+    assert stubbed - exported == set(), f"{module}.pyi names functions the module does not have"
+
+
+def test_info_says_why_a_built_cuda_module_has_no_gpu(capsys):
+    from fastnn import cli
+
+    assert cli.main(["info"]) == 0
+    text = capsys.readouterr().out
+    assert f"CUDA module built: {fastnn.cuda_module_built()}, GPU available: {fastnn.cuda_available()}" in text
+    if fastnn.cuda_module_built() and not fastnn.cuda_available():
+        reason = fastnn._backend._cuda.device_count_error()
+        assert reason == "" or reason.startswith("cudaError")
+        assert "CUDA runtime" in text and (reason or "CuPy") in text
