@@ -5,10 +5,12 @@ from .. import _backend
 
 
 def _sum_squares(g):
-    """sum(g^2) accumulated in float64: natively (one pass, no float64 copy) for C-contiguous float NumPy arrays."""
+    """sum(g^2) accumulated in float64: natively (one pass, no float64 copy) for C-contiguous float NumPy
+    arrays; for CuPy arrays a device scalar, so that summing them waits for the GPU once, not per array."""
     if _backend.native_float_arrays(g):
         return _backend._C.sum_squares(g)
-    return float((g.astype("float64", copy=False) ** 2).sum())
+    squares = (g.astype("float64", copy=False) ** 2).sum()
+    return squares if _backend.is_cupy_array(g) else float(squares)
 
 
 def clip_grad_value(params, clip_value):
@@ -26,7 +28,7 @@ def clip_grad_norm(params, max_norm, eps=1e-6):
     if not max_norm > 0:
         raise ValueError(f"clip_grad_norm: max_norm must be positive, got {max_norm}")
     params = list(params)
-    total = math.sqrt(sum(_sum_squares(p.grad) for p in params))
+    total = math.sqrt(float(sum(_sum_squares(p.grad) for p in params)))
     if total > max_norm:
         scale = max_norm / (total + eps)
         for p in params:
