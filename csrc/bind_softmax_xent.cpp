@@ -38,6 +38,7 @@ static py::array backward_in_place(py::array& exps, const py::array& inv_sum,
     T* e = checked_data<T>(exps, "exps", {rows, classes});
     const T* z = checked_data<T>(inv_sum, "inv_sum", {rows});
     const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
+    if (rows == 0 || classes == 0) throw py::value_error("exps: N and C must be at least 1");
     if (!exps.writeable()) throw py::value_error("exps: read-only array");
     {
         py::gil_scoped_release release;
@@ -54,6 +55,7 @@ static py::array backward_recompute(const py::array& scores, const py::array& la
     const T* s = checked_data<T>(scores, "scores", {rows, classes});
     const int64_t* y = checked_data<int64_t>(labels, "labels", {rows});
     const T* l = checked_data<T>(lse, "lse", {rows});
+    if (rows == 0 || classes == 0) throw py::value_error("scores: N and C must be at least 1");
     py::array_t<T> dscores = output_array<T>({rows, classes});
     T* d = dscores.mutable_data();
     {

@@ -207,6 +207,14 @@ def test_native_module_backstops_bad_arrays():
         _C.softmax_xent_backward_recompute(scores, np.zeros(3, np.int64), np.zeros(2, np.float32), 1.0)
     with pytest.raises(TypeError, match="lse"):
         _C.softmax_xent_backward_recompute(scores, np.zeros(3, np.int64), np.zeros(3, np.float64), 1.0)
+    # No classes (or no rows): refused, where the row blocking once divided by C = 0 (SIGFPE).
+    for rows, classes in ((5, 0), (0, 4)):
+        with pytest.raises(ValueError, match="at least 1"):
+            _C.softmax_xent_backward_in_place(np.zeros((rows, classes), np.float32), np.ones(rows, np.float32),
+                                              np.zeros(rows, np.int64), 1.0)
+        with pytest.raises(ValueError, match="at least 1"):
+            _C.softmax_xent_backward_recompute(np.zeros((rows, classes), np.float32), np.zeros(rows, np.int64),
+                                               np.zeros(rows, np.float32), 1.0)
 
 
 # ------------------------------------------------------------------------------------------- PyTorch
