@@ -193,7 +193,7 @@ int64_t max_pool2d_backward(const T* dout, const int32_t* argmax, T* dx, const P
 
 template <typename T>
 int64_t avg_pool2d_forward(const T* x, T* out, const Pool2dShape& s) {
-    const T inv_area = (T)1 / (T)(s.kernel_h * s.kernel_w);
+    const T inv_area = (T)(1.0 / ((double)s.kernel_h * (double)s.kernel_w));  // (the product may overflow int64)
     auto row = [&](const T* plane, T* dst, int32_t*, int64_t i, int64_t r0, int64_t r1, int64_t first,
                    int64_t last) -> int64_t {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
@@ -234,7 +234,7 @@ static void covering_windows(int64_t extent, int64_t out_extent, int64_t kernel,
 template <typename T>
 void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
     const int64_t in_plane = s.height * s.width, out_plane = s.out_height * s.out_width;
-    const T inv_area = (T)1 / (T)(s.kernel_h * s.kernel_w);
+    const T inv_area = (T)(1.0 / ((double)s.kernel_h * (double)s.kernel_w));  // (the product may overflow int64)
     const bool stream = s.planes * in_plane * (int64_t)sizeof(T) >= kStreamBytes;
     std::vector<int64_t> row_first, row_last;
     covering_windows(s.height, s.out_height, s.kernel_h, s.stride_h, s.pad_h, row_first, row_last);

@@ -95,7 +95,7 @@ template <int kStride>
 static int64_t avg_row(const float* plane, float* out_row, const Pool2dShape& s, int64_t r0, int64_t r1,
                        int64_t first, int64_t last) {
     const int64_t width = s.width, sw = s.stride_w;
-    const __m256 inv_area = _mm256_set1_ps(1.0f / (float)(s.kernel_h * s.kernel_w));
+    const __m256 inv_area = _mm256_set1_ps((float)(1.0 / ((double)s.kernel_h * (double)s.kernel_w)));
     int64_t nan_count = 0;
     for (int64_t block = first; block < last; block += 8) {
         const int64_t j = block + 8 <= last ? block : last - 8;  // an overlapping last block, as in max_row

@@ -188,6 +188,23 @@ def test_bad_input(fwd):
         fwd(bad, 2)
 
 
+def test_avg_pool_divides_by_a_window_area_beyond_int64(simd_path):
+    # Windows of 2^32 x 2^32 (mostly padding) over a 4x4 image of ones: 5x5 windows, each holding
+    # the whole image, so every mean is 16 / 2^64. The area was once an int64 product that wrapped
+    # (to 0: inf; or negative: the sign flipped). fastnn.functional refuses padded inputs of 2^31
+    # and more (its backward walks the window); the native forward divides in double.
+    from fastnn import _C
+
+    x = np.ones((1, 1, 4, 4), np.float32)
+    for kernel, padding in (((2**32, 2**32), (2**31, 2**31)), ((2**32, 2**31), (2**31, 2**30))):
+        with pytest.raises(ValueError, match="under 2\\^31"):
+            F.avg_pool2d_forward(x, kernel, stride=1, padding=padding)
+        out, _ = _C.avg_pool2d_forward(x, kernel, (1, 1), padding)
+        assert out.shape == (1, 1, 5, 5)
+        expected = 16.0 / (float(kernel[0]) * float(kernel[1]))
+        assert_close(out, np.full(out.shape, expected), 1e-6, 0.0, name="mean over a huge window")
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_bad_backward_input(kind):
     fwd, bwd, _, _ = POOLS[kind]
