@@ -1,4 +1,9 @@
 """Input checks shared by the layers: a clear TypeError/ValueError before any arithmetic runs."""
+import math
+
+import numpy as np
+
+from .._backend import is_cupy_array
 from ..functional._checks import float_array, same_device, same_dtype
 
 
@@ -23,4 +28,40 @@ def same_shape(layer, a_name, a, b_name, b):
         raise ValueError(f"{layer}: {a_name} has shape {tuple(a.shape)} but {b_name} has {tuple(b.shape)}")
 
 
-__all__ = ["float_array", "last_dim", "layer_input", "same_device", "same_dtype", "same_shape"]
+def upstream_grad(layer, dout, shape, name="dout"):
+    """dout = dL/dy (called `name` in the layer's backward) is a NumPy or CuPy array of exactly
+    `shape`, the shape the layer's forward returned. Without this a transposed, flattened or
+    broadcastable dout would be reshaped or broadcast into a silently wrong gradient.
+    One tuple comparison, no copy."""
+    if type(dout) is not np.ndarray and not (isinstance(dout, np.ndarray) or is_cupy_array(dout)):
+        raise TypeError(f"{layer}.backward: {name} must be a NumPy or CuPy array, got {type(dout).__name__}")
+    if dout.shape != shape:
+        raise ValueError(f"{layer}.backward: {name} must have the shape of the forward output {tuple(shape)}, "
+                         f"got {tuple(dout.shape)}")
+    return dout
+
+
+def hyperparameter(layer, name, value, above=None, at_least=None, below=None, at_most=None):
+    """A hyperparameter as a finite float, optionally with value > above, value >= at_least,
+    value < below and value <= at_most. NaN and inf are refused: they make every output NaN
+    without an error."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__float__"):
+        raise TypeError(f"{layer}: {name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    valid, wanted = math.isfinite(number), []
+    if above is not None:
+        valid, wanted = valid and number > above, wanted + [f"> {above}"]
+    if at_least is not None:
+        valid, wanted = valid and number >= at_least, wanted + [f">= {at_least}"]
+    if below is not None:
+        valid, wanted = valid and number < below, wanted + [f"< {below}"]
+    if at_most is not None:
+        valid, wanted = valid and number <= at_most, wanted + [f"<= {at_most}"]
+    if not valid:
+        raise ValueError(f"{layer}: {name} must be a finite number {' and '.join(wanted)}".rstrip()
+                         + f", got {value}")
+    return number
+
+
+__all__ = ["float_array", "hyperparameter", "last_dim", "layer_input", "same_device", "same_dtype", "same_shape",
+           "upstream_grad"]

@@ -29,6 +29,7 @@ class ReLU(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
+        _checks.upstream_grad("ReLU", dout, y.shape)
         if _backend.native_float_arrays(dout, y):
             return _backend._C.relu_backward(dout.reshape(-1), y.reshape(-1)).reshape(dout.shape)
         return dout * (y > 0)
@@ -39,7 +40,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = _checks.hyperparameter("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x):
         _float_input("LeakyReLU", x)
@@ -49,8 +50,10 @@ class LeakyReLU(Module):
         return xp.where(positive, x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, dout):
+        positive = self._pop_cache()
+        _checks.upstream_grad("LeakyReLU", dout, positive.shape)
         xp = _backend.array_module(dout)
-        return xp.where(self._pop_cache(), dout, dout * dout.dtype.type(self.negative_slope))
+        return xp.where(positive, dout, dout * dout.dtype.type(self.negative_slope))
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -66,6 +69,9 @@ class PReLU(Module):
     def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
         super().__init__()
         self.num_parameters = int(num_parameters)
+        if self.num_parameters < 1:
+            raise ValueError(f"PReLU: num_parameters must be positive, got {num_parameters}")
+        init = _checks.hyperparameter("PReLU", "init", init)
         self.weight = Parameter(np.full(self.num_parameters, init, dtype=dtype), "weight")
 
     def _slope(self, x):
@@ -87,6 +93,7 @@ class PReLU(Module):
 
     def backward(self, dout):
         x, positive = self._pop_cache()
+        _checks.upstream_grad("PReLU", dout, x.shape)
         xp = _backend.array_module(dout)
         a = self._slope(x)
         contribution = dout * x * ~positive  # dy * x where x <= 0
@@ -106,7 +113,7 @@ class ELU(Module):
 
     def __init__(self, alpha=1.0):
         super().__init__()
-        self.alpha = float(alpha)
+        self.alpha = _checks.hyperparameter(type(self).__name__, "alpha", alpha)
 
     def _elu(self, x):
         xp = _backend.array_module(x)
@@ -123,6 +130,7 @@ class ELU(Module):
 
     def backward(self, dout):
         y, positive = self._pop_cache()
+        _checks.upstream_grad(type(self).__name__, dout, y.shape)
         xp = _backend.array_module(dout)
         return xp.where(positive, dout, dout * (y + y.dtype.type(self.alpha)))
 
@@ -168,6 +176,7 @@ class GELU(Module):
 
     def backward(self, dout):
         x, t = self._pop_cache()
+        _checks.upstream_grad("GELU", dout, x.shape)
         local = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * self.C * (1 + 3 * 0.044715 * x * x)
         return (dout * local).astype(dout.dtype, copy=False)
 
@@ -185,6 +194,7 @@ class Sigmoid(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
+        _checks.upstream_grad("Sigmoid", dout, y.shape)
         return dout * y * (1 - y)
 
 
@@ -199,6 +209,7 @@ class Tanh(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
+        _checks.upstream_grad("Tanh", dout, y.shape)
         return dout * (1 - y * y)
 
 
@@ -219,6 +230,7 @@ class Softmax(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
+        _checks.upstream_grad("Softmax", dout, y.shape)
         return y * (dout - (dout * y).sum(axis=self.axis, keepdims=True))
 
     def extra_repr(self):

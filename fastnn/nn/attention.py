@@ -62,6 +62,7 @@ class MultiHeadAttention(Module):
 
     def backward(self, dout):
         q, k, v, attn = self._pop_cache()
+        _checks.upstream_grad("MultiHeadAttention", dout, (q.shape[0], q.shape[2], self.embed_dim))
         d_heads = self._split_heads(self.out_proj.backward(dout))
         dv = attn.transpose(0, 1, 3, 2) @ d_heads
         dattn = d_heads @ v.transpose(0, 1, 3, 2)
@@ -86,6 +87,8 @@ class PositionalEncoding(Module):
 
     def __init__(self, embed_dim, max_len=5000):
         super().__init__()
+        if embed_dim < 1 or max_len < 1:
+            raise ValueError(f"PositionalEncoding: embed_dim and max_len must be positive, got {embed_dim}, {max_len}")
         self.embed_dim, self.max_len = embed_dim, max_len
         pos = np.arange(max_len, dtype=np.float64)[:, None]
         freq = np.exp(-math.log(10000.0) * np.arange(0, embed_dim, 2, dtype=np.float64) / embed_dim)
@@ -105,10 +108,11 @@ class PositionalEncoding(Module):
         _checks.last_dim("PositionalEncoding", x, self.embed_dim)
         if x.shape[1] > self.max_len:
             raise ValueError(f"PositionalEncoding: sequence length {x.shape[1]} exceeds max_len {self.max_len}")
+        self._push_cache(x.shape)
         return x + self._pe(x)
 
     def backward(self, dout):
-        return dout
+        return _checks.upstream_grad("PositionalEncoding", dout, self._pop_cache())
 
     def extra_repr(self):
         return f"{self.embed_dim}, max_len={self.max_len}"

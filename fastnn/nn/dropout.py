@@ -15,9 +15,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, seed=None):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = _checks.hyperparameter("Dropout", "p", p, at_least=0.0, below=1.0)
         self.seed = seed
         self._rng_cpu = np.random.default_rng(seed)
         self._rng_gpu = None
@@ -32,14 +30,15 @@ class Dropout(Module):
     def forward(self, x):
         _checks.float_array("Dropout input", x)
         if not self.training or self.p == 0.0:
-            self._push_cache(None)
+            self._push_cache((x.shape, None))
             return x
         scaled_mask = (self._uniform(x) >= self.p) * x.dtype.type(1.0 / (1.0 - self.p))
-        self._push_cache(scaled_mask)
+        self._push_cache((x.shape, scaled_mask))
         return x * scaled_mask
 
     def backward(self, dout):
-        scaled_mask = self._pop_cache()
+        shape, scaled_mask = self._pop_cache()
+        _checks.upstream_grad("Dropout", dout, shape)
         return dout if scaled_mask is None else dout * scaled_mask
 
     def extra_repr(self):

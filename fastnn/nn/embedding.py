@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import _backend, init
+from . import _checks
 from .module import Module, Parameter
 
 
@@ -9,11 +10,15 @@ class Embedding(Module):
     """y[..., :] = W[idx[...], :] for integer indices idx of any shape, W (num_embeddings, dim).
 
     Backward scatters: dW[k] += sum of dy over the positions where idx == k (repeated indices add).
-    The indices have no gradient, so backward returns None. Default init: W ~ N(0, 1).
+    The indices have no gradient, so backward returns None. An empty index array is a legal batch:
+    y is (*idx.shape, dim) with no rows, and its backward adds nothing. Default init: W ~ N(0, 1).
     """
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32):
         super().__init__()
+        if num_embeddings < 1 or embedding_dim < 1:
+            raise ValueError(f"Embedding: sizes must be positive, got num_embeddings={num_embeddings}, "
+                             f"embedding_dim={embedding_dim}")
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
         self.weight = init.normal(Parameter(np.empty((num_embeddings, embedding_dim), dtype), "weight"))
 
@@ -31,6 +36,9 @@ class Embedding(Module):
 
     def backward(self, dout):
         idx = self._pop_cache()
+        _checks.upstream_grad("Embedding", dout, idx.shape + (self.embedding_dim,))
+        if idx.size == 0:
+            return None
         flat_idx = idx.reshape(-1)
         flat_dout = dout.reshape(-1, self.embedding_dim)
         if _backend.is_cupy_array(dout):

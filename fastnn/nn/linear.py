@@ -34,6 +34,7 @@ class Linear(Module):
 
     def backward(self, dout):
         x2, x_shape = self._pop_cache()
+        _checks.upstream_grad("Linear", dout, x_shape[:-1] + (self.out_features,))
         d2 = dout.reshape(-1, self.out_features)
         _backend.matmul(x2, d2, trans_a=True, out=self.weight.grad, accumulate=True)
         if self.bias is not None:
@@ -70,6 +71,7 @@ class Maxout(Module):
 
     def backward(self, dout):
         winner, z_shape = self._pop_cache()
+        _checks.upstream_grad("Maxout", dout, winner.shape)
         xp = _backend.array_module(dout)
         is_winner = xp.arange(self.pieces) == winner[..., None]
         dz = is_winner * dout[..., None]
@@ -83,8 +85,10 @@ class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
 
     def forward(self, x):
-        self._push_cache(x.shape)
-        return x.reshape(x.shape[0], -1)
+        y = x.reshape(x.shape[0], -1)
+        self._push_cache((x.shape, y.shape))
+        return y
 
     def backward(self, dout):
-        return dout.reshape(self._pop_cache())
+        x_shape, y_shape = self._pop_cache()
+        return _checks.upstream_grad("Flatten", dout, y_shape).reshape(x_shape)

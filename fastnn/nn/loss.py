@@ -82,9 +82,7 @@ class HuberLoss(Loss):
 
     def __init__(self, delta=1.0):
         super().__init__()
-        if delta <= 0:
-            raise ValueError(f"HuberLoss: delta must be positive, got {delta}")
-        self.delta = float(delta)
+        self.delta = _checks.hyperparameter("HuberLoss", "delta", delta, above=0.0)
 
     def forward(self, pred, target):
         _pred_and_target("HuberLoss", pred, target)
@@ -183,9 +181,7 @@ class TripletLoss(Loss):
 
     def __init__(self, margin=1.0):
         super().__init__()
-        if margin < 0:
-            raise ValueError(f"TripletLoss: margin must be >= 0, got {margin}")
-        self.margin = float(margin)
+        self.margin = _checks.hyperparameter("TripletLoss", "margin", margin, at_least=0.0)
 
     def forward(self, anchor, positive, negative):
         for name, a in (("anchor", anchor), ("positive", positive), ("negative", negative)):

@@ -23,11 +23,9 @@ class _BatchNorm(Module):
         super().__init__()
         if num_features < 1:
             raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1], got {momentum}")
-        if eps <= 0:
-            raise ValueError(f"{type(self).__name__}: eps must be positive, got {eps}")
-        self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
+        self.num_features = num_features
+        self.momentum = _checks.hyperparameter(type(self).__name__, "momentum", momentum, at_least=0.0, at_most=1.0)
+        self.eps = _checks.hyperparameter(type(self).__name__, "eps", eps, above=0.0)
         self.gamma = Parameter(np.ones(num_features, dtype), "gamma")
         self.beta = Parameter(np.zeros(num_features, dtype), "beta")
         self.running_mean = np.zeros(num_features, dtype)
@@ -76,7 +74,10 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
         super().__init__()
-        self.normalized_shape, self.eps = int(normalized_shape), float(eps)
+        self.normalized_shape = int(normalized_shape)
+        if self.normalized_shape < 1:
+            raise ValueError(f"LayerNorm: normalized_shape must be positive, got {normalized_shape}")
+        self.eps = _checks.hyperparameter("LayerNorm", "eps", eps, above=0.0)
         self.gamma = Parameter(np.ones(self.normalized_shape, dtype), "gamma")
         self.beta = Parameter(np.zeros(self.normalized_shape, dtype), "beta")
 
@@ -93,6 +94,7 @@ class LayerNorm(Module):
 
     def backward(self, dout):
         x_hat, inv_std = self._pop_cache()
+        _checks.upstream_grad("LayerNorm", dout, x_hat.shape)
         lead = tuple(range(dout.ndim - 1))
         self.gamma.grad += (dout * x_hat).sum(axis=lead)
         self.beta.grad += dout.sum(axis=lead)

@@ -6,9 +6,9 @@ states at every step; final_state is h_T (num_layers, N, H), or (h_T, c_T) for t
 (the same form) is the initial state, zeros when None: pass the last batch's final state to
 continue a sequence (truncated BPTT; the state is a constant input, gradients stop there).
 
-backward(dhs, dstate=None) takes dL/dhs and optionally dL/d(final state), runs backpropagation
-through time, accumulates the weight gradients and returns dL/dx. dL/d(initial state) is left in
-`initial_state_grad` (same form as the state).
+backward(dhs, dstate=None) takes dL/dhs (exactly hs's shape) and optionally dL/d(final state)
+(the state's form and shape), runs backpropagation through time, accumulates the weight gradients
+and returns dL/dx. dL/d(initial state) is left in `initial_state_grad` (same form as the state).
 
 Weights per layer: Wx (D_in, G*H), Wh (H, G*H), biases over G*H, with G gates (RNN 1, GRU 3,
 LSTM 4). Init: Wx Xavier-uniform, Wh orthogonal per gate block, biases 0 (the LSTM forget-gate
@@ -224,9 +224,11 @@ class _Recurrent(Module):
             hs, final = layer.forward(hs, layer_state)
             for k, part in enumerate(self._parts(final)):
                 finals[k].append(part)
+        self._push_cache(hs.shape)
         return hs, self._join([xp.stack(f) for f in finals])
 
     def backward(self, dhs, dstate=None):
+        _checks.upstream_grad(type(self).__name__, dhs, self._pop_cache(), name="dhs")
         xp = _backend.array_module(dhs)
         n = dhs.shape[0]
         if dstate is None:
