@@ -15,11 +15,17 @@ Fans follow fastnn's weight layouts:
     orthogonal(gain):  w = gain * Q, Q from the QR decomposition of a Gaussian matrix (sign-fixed so
                        Q is uniformly distributed), rows or columns orthonormal
 
+Arguments are checked (ValueError): value, mean, a, b must be finite, std and gain finite and >= 0,
+a <= b. An empty weight (a zero in its shape, e.g. (0, 3)) has nothing to fill: every initialiser
+returns it unchanged, including the fan-based ones, whose fan_in or fan_in + fan_out is then 0 (the
+arguments are still checked).
+
 Random numbers come from `rng` (a numpy Generator) when given, else from this module's generator,
 which manual_seed(seed) resets. They are drawn on the CPU and copied to the GPU for CuPy arrays, so a
 seed gives the same weights on both devices.
 """
 import math
+import numbers
 
 import numpy as np
 
@@ -49,6 +55,19 @@ def _target(w):
     return data
 
 
+def _finite(name, value, low=None):
+    """`value` as a float, finite and (when low is given) >= low: TypeError for a non-number,
+    ValueError for NaN, inf or a value below low."""
+    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) or (
+            isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")):
+        raise TypeError(f"init: {name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or (low is not None and value < low):
+        bound = "" if low is None else f" and >= {low:g}"
+        raise ValueError(f"init: {name} must be finite{bound}, got {value}")
+    return value
+
+
 def _fill(w, values):
     data = _target(w)
     if _backend.is_cupy_array(data):
@@ -74,51 +93,94 @@ def zeros(w):
 
 
 def constant(w, value):
-    _target(w)[...] = value
+    """w = value everywhere; value is a finite number, or an array of finite numbers that broadcasts
+    to w's shape."""
+    data = _target(w)
+    if _backend.is_cupy_array(value) or np.ndim(value) > 0:
+        xp = _backend.array_module(value)
+        if not bool(xp.isfinite(xp.asarray(value)).all()):
+            raise ValueError("init: constant value has non-finite entries (NaN or inf)")
+    else:
+        _finite("value", value)
+    data[...] = value
     return w
 
 
 def normal(w, std=1.0, mean=0.0, rng=None):
+    """w ~ N(mean, std^2); std finite and >= 0, mean finite."""
     data = _target(w)
+    std, mean = _finite("std", std, low=0.0), _finite("mean", mean)
     return _fill(w, (rng or _rng).normal(mean, std, size=data.shape))
 
 
 def uniform(w, a=0.0, b=1.0, rng=None):
+    """w ~ U(a, b); a <= b, both finite."""
     data = _target(w)
+    a, b = _finite("a", a), _finite("b", b)
+    if a > b:
+        raise ValueError(f"init: uniform needs a <= b, got a={a}, b={b}")
     return _fill(w, (rng or _rng).uniform(a, b, size=data.shape))
 
 
+def _fans_or_none(w):
+    """(fan_in, fan_out) of w's array, or None for an empty array (nothing to fill: fans can be 0)."""
+    data = _target(w)
+    fan_in, fan_out = fans(data.shape)
+    return None if data.size == 0 else (fan_in, fan_out)
+
+
 def xavier_uniform(w, gain=1.0, rng=None):
-    fan_in, fan_out = fans(_target(w).shape)
-    bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    """w ~ U(-bound, bound), bound = gain sqrt(6 / (fan_in + fan_out)); an empty w is returned unchanged."""
+    gain = _finite("gain", gain, low=0.0)
+    f = _fans_or_none(w)
+    if f is None:
+        return w
+    bound = gain * math.sqrt(6.0 / (f[0] + f[1]))
     return uniform(w, -bound, bound, rng)
 
 
 def xavier_normal(w, gain=1.0, rng=None):
-    fan_in, fan_out = fans(_target(w).shape)
-    return normal(w, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng=rng)
+    """w ~ N(0, gain^2 2 / (fan_in + fan_out)); an empty w is returned unchanged."""
+    gain = _finite("gain", gain, low=0.0)
+    f = _fans_or_none(w)
+    if f is None:
+        return w
+    return normal(w, gain * math.sqrt(2.0 / (f[0] + f[1])), rng=rng)
 
 
 def he_normal(w, rng=None):
-    fan_in, _ = fans(_target(w).shape)
-    return normal(w, math.sqrt(2.0 / fan_in), rng=rng)
+    """w ~ N(0, 2 / fan_in); an empty w (fan_in may be 0) is returned unchanged."""
+    f = _fans_or_none(w)
+    if f is None:
+        return w
+    return normal(w, math.sqrt(2.0 / f[0]), rng=rng)
 
 
 def he_uniform(w, rng=None):
-    fan_in, _ = fans(_target(w).shape)
-    bound = math.sqrt(6.0 / fan_in)
+    """w ~ U(-bound, bound), bound = sqrt(6 / fan_in); an empty w is returned unchanged."""
+    f = _fans_or_none(w)
+    if f is None:
+        return w
+    bound = math.sqrt(6.0 / f[0])
     return uniform(w, -bound, bound, rng)
 
 
 def lecun_normal(w, rng=None):
-    fan_in, _ = fans(_target(w).shape)
-    return normal(w, math.sqrt(1.0 / fan_in), rng=rng)
+    """w ~ N(0, 1 / fan_in); an empty w is returned unchanged."""
+    f = _fans_or_none(w)
+    if f is None:
+        return w
+    return normal(w, math.sqrt(1.0 / f[0]), rng=rng)
 
 
 def orthogonal(w, gain=1.0, rng=None):
+    """w = gain Q with orthonormal rows or columns (module docstring); an empty w is returned unchanged."""
     data = _target(w)
+    gain = _finite("gain", gain, low=0.0)
     if data.ndim < 2:
         raise ValueError(f"orthogonal: needs at least 2 dimensions, got shape {tuple(data.shape)}")
+    if data.size == 0:
+        return w
     rows, cols = data.shape[0], math.prod(data.shape[1:])
     a = (rng or _rng).normal(size=(max(rows, cols), min(rows, cols)))
     q, r = np.linalg.qr(a)

@@ -44,22 +44,30 @@ def load_text(names="shakespeare"):
     Args:
         names: a book name ("carroll-alice"), a group name ("shakespeare": Hamlet, Macbeth and
             Julius Caesar, about 375 thousand characters), or a list of them. list_texts() names them.
+            Only these plain names are accepted, never paths: a name with a path separator or ".."
+            is refused, so no file outside the shipped texts can be read (read_text_file(path)
+            reads a file of your own).
 
     Raises:
-        ValueError: an unknown name (the message lists the known ones).
+        TypeError: a name that is not a str.
+        ValueError: an unknown name, or a path (the message lists the known names).
     """
     if isinstance(names, str):
         names = [names]
     names = list(names)
     if not names:
         raise ValueError("load_text: no text names given")
+    known = list_texts()
     books = []
     for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"load_text: text names are str, got {type(name).__name__} {name!r}")
+        if name not in known:
+            path_like = "/" in name or "\\" in name or ".." in name
+            why = " (a path: only the plain names of the shipped texts are accepted)" if path_like else ""
+            raise ValueError(f"load_text: unknown text {name!r}{why}; known: {', '.join(known)}")
         for book in TEXT_GROUPS.get(name, (name,)):
-            file = TEXT_DIR / f"{book}.txt"
-            if not isinstance(book, str) or not file.is_file():
-                raise ValueError(f"load_text: unknown text {name!r}; known: {', '.join(list_texts())}")
-            books.append(read_text_file(file))
+            books.append(read_text_file(TEXT_DIR / f"{book}.txt"))
     return "\n\n".join(book.strip("\n") for book in books) + "\n"
 
 

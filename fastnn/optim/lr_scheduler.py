@@ -12,8 +12,16 @@ is created.
     InverseSqrtLR     eta(t) = eta0 / sqrt(t + 1)                  (eta0 / sqrt(epoch), epochs from 1)
     ReduceLROnPlateau eta <- max(eta * factor, min_lr) after `patience` evaluations without improvement;
                       step(metric) with the validation metric
+
+Arguments are checked when a schedule is made (ValueError, naming the argument and the value): NaN and
++-inf are refused everywhere; tau, c, gamma and decay must be > 0; the values of PiecewiseConstantLR and
+min_lr and threshold >= 0 (a negative learning rate is gradient ascent); step_size and the boundaries are
+integers >= 1, patience an integer >= 0 (TypeError for a non-integer); factor is in (0, 1).
 """
 import math
+import numbers
+
+import numpy as np
 
 
 class LRScheduler:
@@ -23,7 +31,7 @@ class LRScheduler:
         if not hasattr(optimizer, "lr"):
             raise TypeError(f"{type(self).__name__}: expected an optimizer with an lr, got {type(optimizer).__name__}")
         self.optimizer = optimizer
-        self.eta0 = float(optimizer.lr)
+        self.eta0 = _non_negative(type(self).__name__, "the optimizer's lr (eta0)", optimizer.lr)
         self.t = 0
 
     def lr_at(self, t):
@@ -39,14 +47,48 @@ class LRScheduler:
         return {"t": self.t, "eta0": self.eta0}
 
     def load_state_dict(self, state):
-        self.t, self.eta0 = int(state["t"]), float(state["eta0"])
+        """Restores t (an integer >= 0) and eta0 (finite, >= 0), checked before either is set."""
+        owner = f"{type(self).__name__} load_state_dict"
+        t, eta0 = _int_at_least(owner, "t", state["t"], 0), _non_negative(owner, "eta0", state["eta0"])
+        self.t, self.eta0 = t, eta0
         self.optimizer.lr = self.lr_at(self.t)
 
 
+def _real(owner, name, value):
+    """`value` as a float (a real number or a 0-d numeric array); TypeError for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0
+                                           and value.dtype.kind in "iuf"):
+        return float(value)
+    raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
+
+
 def _positive(owner, name, value):
-    if not value > 0:
-        raise ValueError(f"{owner}: {name} must be positive, got {value}")
-    return float(value)
+    """`value` as a float in (0, inf): ValueError for 0, negatives, NaN and inf."""
+    value = _real(owner, name, value)
+    if not 0.0 < value < math.inf:
+        raise ValueError(f"{owner}: {name} must be finite and > 0, got {value}")
+    return value
+
+
+def _non_negative(owner, name, value):
+    """`value` as a float in [0, inf): ValueError for negatives, NaN and inf."""
+    value = _real(owner, name, value)
+    if not 0.0 <= value < math.inf:
+        raise ValueError(f"{owner}: {name} must be finite and >= 0, got {value}")
+    return value
+
+
+def _int_at_least(owner, name, value, low):
+    """`value` as an int >= low: TypeError for a non-integer (bool and 2.0 included), ValueError below low."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
+    if value < low:
+        raise ValueError(f"{owner}: {name} must be >= {low}, got {value}")
+    return int(value)
 
 
 class PowerLR(LRScheduler):
@@ -77,11 +119,12 @@ class PiecewiseConstantLR(LRScheduler):
 
     def __init__(self, optimizer, boundaries, values):
         super().__init__(optimizer)
-        boundaries, values = [int(b) for b in boundaries], [float(v) for v in values]
+        boundaries = [_int_at_least("PiecewiseConstantLR", f"boundaries[{k}]", b, 1) for k, b in enumerate(boundaries)]
+        values = [_non_negative("PiecewiseConstantLR", f"values[{k}]", v) for k, v in enumerate(values)]
         if len(values) != len(boundaries) + 1:
             raise ValueError(f"PiecewiseConstantLR: need len(values) = len(boundaries) + 1, got "
                              f"{len(values)} values for {len(boundaries)} boundaries")
-        if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])) or (boundaries and boundaries[0] < 1):
+        if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])):
             raise ValueError(f"PiecewiseConstantLR: boundaries must be increasing and >= 1, got {boundaries}")
         self.boundaries, self.values = boundaries, values
         optimizer.lr = self.lr_at(0)
@@ -96,9 +139,8 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         super().__init__(optimizer)
-        if int(step_size) < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = int(step_size), _positive("StepLR", "gamma", gamma)
+        self.step_size = _int_at_least("StepLR", "step_size", step_size, 1)
+        self.gamma = _positive("StepLR", "gamma", gamma)
 
     def lr_at(self, t):
         return self.eta0 * self.gamma ** (t // self.step_size)
@@ -131,15 +173,16 @@ class ReduceLROnPlateau:
     def __init__(self, optimizer, factor=0.1, patience=10, mode="min", threshold=0.0, min_lr=0.0):
         if not hasattr(optimizer, "lr"):
             raise TypeError(f"ReduceLROnPlateau: expected an optimizer with an lr, got {type(optimizer).__name__}")
+        owner = "ReduceLROnPlateau"
+        factor = _real(owner, "factor", factor)
         if not 0.0 < factor < 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
-        if int(patience) < 0 or threshold < 0 or min_lr < 0:
-            raise ValueError("ReduceLROnPlateau: patience, threshold and min_lr must be >= 0")
         self.optimizer = optimizer
-        self.factor, self.patience, self.mode = float(factor), int(patience), mode
-        self.threshold, self.min_lr = float(threshold), float(min_lr)
+        self.factor, self.patience, self.mode = factor, _int_at_least(owner, "patience", patience, 0), mode
+        self.threshold = _non_negative(owner, "threshold", threshold)
+        self.min_lr = _non_negative(owner, "min_lr", min_lr)
         self.best = math.inf if mode == "min" else -math.inf
         self.bad_evaluations = 0
 
@@ -165,4 +208,9 @@ class ReduceLROnPlateau:
         return {"best": self.best, "bad_evaluations": self.bad_evaluations}
 
     def load_state_dict(self, state):
-        self.best, self.bad_evaluations = float(state["best"]), int(state["bad_evaluations"])
+        """Restores best (a number or +-inf, not NaN) and bad_evaluations (an integer >= 0)."""
+        owner = "ReduceLROnPlateau load_state_dict"
+        best = _real(owner, "best", state["best"])
+        if math.isnan(best):
+            raise ValueError(f"{owner}: best must not be NaN")
+        self.best, self.bad_evaluations = best, _int_at_least(owner, "bad_evaluations", state["bad_evaluations"], 0)

@@ -19,6 +19,13 @@ Two general forms carry all of them (as tinygrad derives its optimizers from one
         RMSProp:  b1 = 0, rho, c = 1 - rho, no correction
         Adam:     b1, rho = b2, c = 1 - b2, bias-corrected
 
+Hyperparameter ranges, checked by check_hyperparameters (ValueError outside, TypeError for a non-number)
+in the constructors, when lr is set (by hand or by a schedule) and in load_state_dict:
+    lr, weight_decay, l1, decoupled_weight_decay    finite, >= 0
+    max_norm, eps                                   finite, > 0   (eps = inf would make every step 0)
+    momentum / beta, beta1, beta2, rho              in [0, 1)     (rho = 1 makes RMSProp's c = 1 - rho = 0,
+                                                                   so s stays 0 and the step is lr g / eps)
+
 Regularisers every optimizer accepts:
     weight_decay (L2):     g <- g + weight_decay * w           (added to the gradient)
     l1:                    g <- g + l1 * sign(w)
@@ -34,6 +41,7 @@ compare the two bit for bit); on CuPy each update is one fused elementwise kerne
 time CuPy arrays are seen.
 """
 import math
+import numbers
 from collections import OrderedDict
 
 import numpy as np
@@ -42,6 +50,52 @@ from .. import _backend
 
 # The fused native update on C-contiguous float NumPy arrays (off: the NumPy ufunc path everywhere).
 _NATIVE_CPU_UPDATE = True
+
+
+# The one rule table for hyperparameters: name -> (the rule in words, the test of a float value).
+# Every test is false for NaN, and the finite ranges are false for +-inf.
+_HYPERPARAMETER_RULES = {
+    "lr": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
+    "weight_decay": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
+    "l1": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
+    "decoupled_weight_decay": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
+    "max_norm": ("finite and > 0", lambda v: 0.0 < v < math.inf),
+    "eps": ("finite and > 0", lambda v: 0.0 < v < math.inf),
+    "momentum": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "beta": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "beta1": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "beta2": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "rho": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+}
+
+
+def _real(owner, name, value):
+    """`value` as a float: a real number or a 0-d integer/float array (as np.load gives); TypeError else."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        return float(value)
+    raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
+
+
+def check_hyperparameters(owner, **values):
+    """Checks each name=value against the module's ranges (module docstring) and returns the values
+    as floats, in order. The constructors, the lr setter and load_state_dict all check through here.
+
+    Raises:
+        TypeError: a value that is not a real number.
+        ValueError: a value outside its range (NaN and +-inf included).
+    """
+    out = []
+    for name, value in values.items():
+        rule, ok = _HYPERPARAMETER_RULES[name]
+        v = _real(owner, name, value)
+        if not ok(v):
+            raise ValueError(f"{owner}: {name} must be {rule}, got {v}")
+        out.append(v)
+    return out
 
 
 def _check_param(i, p):
@@ -66,19 +120,22 @@ class Optimizer:
             raise ValueError("optimizer: got an empty parameter list")
         for i, p in enumerate(self.params):
             _check_param(i, p)
-        for name, value in (("lr", lr), ("weight_decay", weight_decay), ("l1", l1),
-                            ("decoupled_weight_decay", decoupled_weight_decay)):
-            if not np.isfinite(value) or value < 0:
-                raise ValueError(f"{type(self).__name__}: {name} must be finite and >= 0, got {value}")
-        if max_norm is not None and not max_norm > 0:
-            raise ValueError(f"{type(self).__name__}: max_norm must be positive, got {max_norm}")
-        self.lr = float(lr)
-        self.weight_decay, self.l1 = float(weight_decay), float(l1)
-        self.decoupled_weight_decay = float(decoupled_weight_decay)
-        self.max_norm = max_norm
+        owner = type(self).__name__
+        self._lr, self.weight_decay, self.l1, self.decoupled_weight_decay = check_hyperparameters(
+            owner, lr=lr, weight_decay=weight_decay, l1=l1, decoupled_weight_decay=decoupled_weight_decay)
+        self.max_norm = None if max_norm is None else check_hyperparameters(owner, max_norm=max_norm)[0]
         self.t = 0
         self.state = [dict() for _ in self.params]
         self._scratch = [dict() for _ in self.params]
+
+    @property
+    def lr(self):
+        """The learning rate; setting it (by hand or from a schedule) checks it is finite and >= 0."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = check_hyperparameters(type(self).__name__, lr=value)[0]
 
     def zero_grad(self):
         for p in self.params:
@@ -151,9 +208,21 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state_dict):
-        """Restores step, lr and per-parameter state; shapes must match the parameters."""
+        """Restores step, lr and per-parameter state; shapes must match the parameters.
+
+        Everything is checked before anything changes: lr by the constructor's rules
+        (check_hyperparameters), step an integer >= 0, state arrays finite (and the second moment s
+        >= 0, as sqrt(s) needs), so a bad checkpoint raises instead of turning the weights into NaN.
+        """
         if "step" not in state_dict or "lr" not in state_dict:
             raise KeyError("optimizer load_state_dict: needs 'step' and 'lr'")
+        owner = f"{type(self).__name__} load_state_dict"
+        lr = check_hyperparameters(owner, lr=state_dict["lr"])[0]
+        step = state_dict["step"]
+        if isinstance(step, np.ndarray) and step.ndim == 0:
+            step = step[()]
+        if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral) or step < 0:
+            raise ValueError(f"{owner}: step must be an integer >= 0, got {step!r}")
         new_state = [dict() for _ in self.params]
         for key, a in state_dict.items():
             if key in ("step", "lr"):
@@ -170,9 +239,13 @@ class Optimizer:
                 raise ValueError(f"optimizer load_state_dict: {key} has shape {tuple(a.shape)}, "
                                  f"parameter {i} has {tuple(p.shape)}")
             xp = _backend.array_module(p)
-            new_state[i][parts[2]] = xp.array(a, dtype=p.dtype)
-        self.t = int(state_dict["step"])
-        self.lr = float(state_dict["lr"])
+            a = new_state[i][parts[2]] = xp.array(a, dtype=p.dtype)
+            if not bool(xp.isfinite(a).all()):
+                raise ValueError(f"{owner}: {key} has non-finite values (NaN or inf)")
+            if parts[2] == "s" and bool((a < 0).any()):
+                raise ValueError(f"{owner}: {key} (the second moment) has negative values")
+        self.t = int(step)
+        self._lr = lr
         self.state = new_state
 
 
@@ -209,11 +282,10 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, **regularisers):
         super().__init__(params, lr, **regularisers)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1), got {momentum}")
+        momentum, = check_hyperparameters(type(self).__name__, momentum=momentum)
         if nesterov and momentum == 0.0:
             raise ValueError(f"{type(self).__name__}: Nesterov needs momentum > 0")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.momentum, self.nesterov = momentum, bool(nesterov)
         self._state_names = ("velocity",) if momentum else ()
 
     def _update_cpu(self, i, p, state, g):
@@ -250,6 +322,7 @@ class Momentum(SGD):
     """SGD with momentum (Polyak's heavy ball): v = beta v + lr g;  w -= v."""
 
     def __init__(self, params, lr, beta=0.9, **regularisers):
+        check_hyperparameters(type(self).__name__, beta=beta)
         super().__init__(params, lr, momentum=beta, **regularisers)
 
 
@@ -258,23 +331,24 @@ class Nesterov(SGD):
     step taken with the gradient at the look-ahead point w - beta v (Sutskever et al. 2013)."""
 
     def __init__(self, params, lr, beta=0.9, **regularisers):
+        check_hyperparameters(type(self).__name__, beta=beta)
         super().__init__(params, lr, momentum=beta, nesterov=True, **regularisers)
 
 
 class _Adaptive(Optimizer):
     """The adaptive family (module docstring): m = b1 m + (1 - b1) g, s = rho s + c g^2,
-    w -= lr m_hat / (sqrt(s_hat) + eps)."""
+    w -= lr m_hat / (sqrt(s_hat) + eps).
+
+    b1 and rho are checked by the subclasses under their public names (beta1/beta2 for Adam, rho for
+    RMSProp: in [0, 1)); Adagrad's rho = 1 (with c = 1) is fixed, not a user's choice. eps is checked here.
+    """
 
     _state_names = ("m", "s")
 
     def __init__(self, params, lr, b1, rho, c, eps, bias_correction, **regularisers):
         super().__init__(params, lr, **regularisers)
-        for name, value in (("beta1", b1), ("rho/beta2", rho)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{type(self).__name__}: {name} must be in [0, 1], got {value}")
-        if not eps > 0:
-            raise ValueError(f"{type(self).__name__}: eps must be positive, got {eps}")
-        self.b1, self.rho, self.c, self.eps = float(b1), float(rho), float(c), float(eps)
+        eps, = check_hyperparameters(type(self).__name__, eps=eps)
+        self.b1, self.rho, self.c, self.eps = float(b1), float(rho), float(c), eps
         self.bias_correction = bool(bias_correction)
         if self.b1 == 0.0:
             self._state_names = ("s",)  # m = g: no first-moment state on the CPU path
@@ -341,6 +415,7 @@ class RMSProp(_Adaptive):
     """RMSProp (Hinton): s = rho s + (1 - rho) g^2;  w -= lr g / (sqrt(s) + eps)."""
 
     def __init__(self, params, lr=1e-2, rho=0.99, eps=1e-8, **regularisers):
+        rho, = check_hyperparameters(type(self).__name__, rho=rho)  # rho = 1 would make 1 - rho = 0
         super().__init__(params, lr, b1=0.0, rho=rho, c=1.0 - rho, eps=eps, bias_correction=False,
                          **regularisers)
 
@@ -350,7 +425,9 @@ class Adam(_Adaptive):
     w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, **regularisers):
-        b1, b2 = betas
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
+        b1, b2 = check_hyperparameters(type(self).__name__, beta1=betas[0], beta2=betas[1])
         super().__init__(params, lr, b1=b1, rho=b2, c=1.0 - b2, eps=eps, bias_correction=True, **regularisers)
 
 
@@ -359,4 +436,5 @@ class AdamW(Adam):
     Adam step; the decay never enters m or v."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, **regularisers):
+        check_hyperparameters(type(self).__name__, weight_decay=weight_decay)  # named as the caller wrote it
         super().__init__(params, lr, betas=betas, eps=eps, decoupled_weight_decay=weight_decay, **regularisers)
