@@ -25,11 +25,11 @@ which manual_seed(seed) resets. They are drawn on the CPU and copied to the GPU 
 seed gives the same weights on both devices.
 """
 import math
-import numbers
 
 import numpy as np
 
 from . import _backend
+from .functional._checks import real_number
 
 _rng = np.random.default_rng()
 
@@ -58,14 +58,7 @@ def _target(w):
 def _finite(name, value, low=None):
     """`value` as a float, finite and (when low is given) >= low: TypeError for a non-number,
     ValueError for NaN, inf or a value below low."""
-    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) or (
-            isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")):
-        raise TypeError(f"init: {name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or (low is not None and value < low):
-        bound = "" if low is None else f" and >= {low:g}"
-        raise ValueError(f"init: {name} must be finite{bound}, got {value}")
-    return value
+    return real_number("init", name, value, at_least=low)
 
 
 def _fill(w, values):

@@ -145,7 +145,7 @@ def test_constructor_refuses_bad_hyperparameter(make):
 
 
 def test_hyperparameter_message_names_argument_and_value():
-    with pytest.raises(ValueError, match=r"LayerNorm: eps must be a finite number > 0.0, got -1"):
+    with pytest.raises(ValueError, match=r"LayerNorm: eps must be finite and > 0, got -1"):
         nn.LayerNorm(8, eps=-1)
     with pytest.raises(TypeError, match="LeakyReLU: negative_slope must be a real number, got str"):
         nn.LeakyReLU("0.1")

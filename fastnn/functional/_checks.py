@@ -4,6 +4,7 @@ Every op checks its inputs here before any kernel runs: TypeError for a wrong ar
 device, ValueError for shapes and parameter values. Non-contiguous arrays are accepted and copied to
 C order (the kernels read rows as contiguous memory).
 """
+import math
 import numbers
 
 import numpy as np
@@ -99,3 +100,36 @@ def scalar(name, value):
     if _is_array(value) and value.ndim == 0 and value.dtype.kind in "fiu":
         return value
     raise TypeError(f"{name}: expected a real scalar or a 0-d array, got {type(value).__name__}")
+
+
+def real_number(owner, name, value, above=None, at_least=None, below=None, at_most=None, finite=True):
+    """`value` as a float: a Python or NumPy real number or a 0-d numeric array (as np.load gives).
+    The one check for hyperparameters (layers, optimizers, schedules, initialisers): NaN and +-inf
+    are refused (they would make every output NaN, or every step a no-op, without an error) unless
+    finite=False (then only NaN), and so is anything outside the given bounds
+    (value > above, >= at_least, < below, <= at_most).
+
+    Raises:
+        TypeError: not a real number (bool, str, None, arrays of more than one value, ...).
+        ValueError: NaN, inf or out of range; the message names owner, name, the rule and the value.
+    """
+    if isinstance(value, (bool, np.bool_)) or not (isinstance(value, numbers.Real) or (
+            isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf")):
+        shown = repr(value) if isinstance(value, (bool, np.bool_)) else type(value).__name__
+        raise TypeError(f"{owner}: {name} must be a real number, got {shown}")
+    number = float(value)
+    low = above if above is not None else at_least
+    high = below if below is not None else at_most
+    ok = not math.isnan(number) and (not finite or math.isfinite(number))
+    ok = ok and (above is None or number > above) and (at_least is None or number >= at_least)
+    ok = ok and (below is None or number < below) and (at_most is None or number <= at_most)
+    if not ok:
+        if low is not None and high is not None:
+            rule = f"in {'(' if above is not None else '['}{low:g}, {high:g}{')' if below is not None else ']'}"
+        else:
+            bound = (f" and > {above:g}" if above is not None else f" and >= {at_least:g}" if at_least is not None
+                     else f" and < {below:g}" if below is not None else f" and <= {at_most:g}" if at_most is not None
+                     else "")
+            rule = ("finite" if finite else "a number (not NaN)") + bound
+        raise ValueError(f"{owner}: {name} must be {rule}, got {value}")
+    return number

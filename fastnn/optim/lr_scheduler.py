@@ -23,6 +23,8 @@ import numbers
 
 import numpy as np
 
+from ..functional._checks import real_number
+
 
 class LRScheduler:
     """Base class: step() advances t and sets optimizer.lr = lr_at(t)."""
@@ -54,30 +56,14 @@ class LRScheduler:
         self.optimizer.lr = self.lr_at(self.t)
 
 
-def _real(owner, name, value):
-    """`value` as a float (a real number or a 0-d numeric array); TypeError for anything else."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    if isinstance(value, numbers.Real) or (isinstance(value, np.ndarray) and value.ndim == 0
-                                           and value.dtype.kind in "iuf"):
-        return float(value)
-    raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
-
-
 def _positive(owner, name, value):
     """`value` as a float in (0, inf): ValueError for 0, negatives, NaN and inf."""
-    value = _real(owner, name, value)
-    if not 0.0 < value < math.inf:
-        raise ValueError(f"{owner}: {name} must be finite and > 0, got {value}")
-    return value
+    return real_number(owner, name, value, above=0.0)
 
 
 def _non_negative(owner, name, value):
     """`value` as a float in [0, inf): ValueError for negatives, NaN and inf."""
-    value = _real(owner, name, value)
-    if not 0.0 <= value < math.inf:
-        raise ValueError(f"{owner}: {name} must be finite and >= 0, got {value}")
-    return value
+    return real_number(owner, name, value, at_least=0.0)
 
 
 def _int_at_least(owner, name, value, low):
@@ -174,9 +160,7 @@ class ReduceLROnPlateau:
         if not hasattr(optimizer, "lr"):
             raise TypeError(f"ReduceLROnPlateau: expected an optimizer with an lr, got {type(optimizer).__name__}")
         owner = "ReduceLROnPlateau"
-        factor = _real(owner, "factor", factor)
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor}")
+        factor = real_number(owner, "factor", factor, above=0.0, below=1.0)
         if mode not in ("min", "max"):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         self.optimizer = optimizer
@@ -210,7 +194,5 @@ class ReduceLROnPlateau:
     def load_state_dict(self, state):
         """Restores best (a number or +-inf, not NaN) and bad_evaluations (an integer >= 0)."""
         owner = "ReduceLROnPlateau load_state_dict"
-        best = _real(owner, "best", state["best"])
-        if math.isnan(best):
-            raise ValueError(f"{owner}: best must not be NaN")
+        best = real_number(owner, "best", state["best"], finite=False)
         self.best, self.bad_evaluations = best, _int_at_least(owner, "bad_evaluations", state["bad_evaluations"], 0)

@@ -47,37 +47,26 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _backend
+from ..functional._checks import real_number
 
 # The fused native update on C-contiguous float NumPy arrays (off: the NumPy ufunc path everywhere).
 _NATIVE_CPU_UPDATE = True
 
 
-# The one rule table for hyperparameters: name -> (the rule in words, the test of a float value).
-# Every test is false for NaN, and the finite ranges are false for +-inf.
+# The rule table for optimizer hyperparameters: name -> the bounds real_number checks (always finite).
 _HYPERPARAMETER_RULES = {
-    "lr": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
-    "weight_decay": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
-    "l1": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
-    "decoupled_weight_decay": ("finite and >= 0", lambda v: 0.0 <= v < math.inf),
-    "max_norm": ("finite and > 0", lambda v: 0.0 < v < math.inf),
-    "eps": ("finite and > 0", lambda v: 0.0 < v < math.inf),
-    "momentum": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
-    "beta": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
-    "beta1": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
-    "beta2": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
-    "rho": ("in [0, 1)", lambda v: 0.0 <= v < 1.0),
+    "lr": dict(at_least=0.0),
+    "weight_decay": dict(at_least=0.0),
+    "l1": dict(at_least=0.0),
+    "decoupled_weight_decay": dict(at_least=0.0),
+    "max_norm": dict(above=0.0),
+    "eps": dict(above=0.0),
+    "momentum": dict(at_least=0.0, below=1.0),
+    "beta": dict(at_least=0.0, below=1.0),
+    "beta1": dict(at_least=0.0, below=1.0),
+    "beta2": dict(at_least=0.0, below=1.0),
+    "rho": dict(at_least=0.0, below=1.0),
 }
-
-
-def _real(owner, name, value):
-    """`value` as a float: a real number or a 0-d integer/float array (as np.load gives); TypeError else."""
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
-        return float(value)
-    raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
 
 
 def check_hyperparameters(owner, **values):
@@ -88,14 +77,7 @@ def check_hyperparameters(owner, **values):
         TypeError: a value that is not a real number.
         ValueError: a value outside its range (NaN and +-inf included).
     """
-    out = []
-    for name, value in values.items():
-        rule, ok = _HYPERPARAMETER_RULES[name]
-        v = _real(owner, name, value)
-        if not ok(v):
-            raise ValueError(f"{owner}: {name} must be {rule}, got {v}")
-        out.append(v)
-    return out
+    return [real_number(owner, name, value, **_HYPERPARAMETER_RULES[name]) for name, value in values.items()]
 
 
 def _check_param(i, p):
