@@ -5,8 +5,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -57,9 +59,12 @@ inline auto dispatch_float(const py::array& a, const char* name, Fn&& fn) {
 // back to it when NumPy frees the array (buffer_cache.h); small ones are NumPy's own.
 template <typename T>
 inline py::array_t<T> output_array(const std::vector<py::ssize_t>& shape) {
-    size_t count = 1;
-    for (py::ssize_t extent : shape) count *= (size_t)extent;
-    const size_t bytes = count * sizeof(T);
+    // The element count and size are checked for overflow (extents from huge geometry arguments
+    // could wrap the product around to a small buffer): std::bad_alloc, a MemoryError in Python.
+    size_t count = 1, bytes = 0;
+    for (py::ssize_t extent : shape)
+        if (extent < 0 || __builtin_mul_overflow(count, (size_t)extent, &count)) throw std::bad_alloc();
+    if (__builtin_mul_overflow(count, sizeof(T), &bytes) || bytes > (size_t)PTRDIFF_MAX) throw std::bad_alloc();
     if (bytes < kMinCachedBytes) return py::array_t<T>(shape);
     void* data = cached_alloc(bytes);
     py::capsule owner(data, [](void* p) { cached_free(p); });

@@ -268,6 +268,9 @@ def good_args():
         (lambda x, w, b: (x[:, :, :2], w, b, 1, 0), ValueError, "larger than the padded input"),
         (lambda x, w, b: (x[:, :, :, :1], w, b, 1, 0), ValueError, "larger than the padded input"),
         (lambda x, w, b: (x[:0], w, b, 1, 0), ValueError, "empty"),
+        (lambda x, w, b: (x, w, b, 1, (2**63 - 1, 0)), ValueError, r"under 2\^31"),
+        (lambda x, w, b: (x, w, b, 1, (0, 2**31)), ValueError, r"under 2\^31"),
+        (lambda x, w, b: (x, w, b, (1, 2**31), 0), ValueError, r"under 2\^31"),
         (lambda x, w, b: (np.where(x > 1.5, np.nan, x), w, b, 1, 0), ValueError, "x contains NaN"),
         (lambda x, w, b: (x, np.where(w > 1.5, np.inf, w), b, 1, 0), ValueError, "w contains inf"),
         (lambda x, w, b: (x, w, np.full_like(b, np.nan), 1, 0), ValueError, "b contains NaN"),
@@ -277,6 +280,20 @@ def test_forward_rejects_bad_input(change, error, match):
     x, w, b = good_args()
     with pytest.raises(error, match=match):
         F.conv2d_forward(*change(x, w, b))
+
+
+def test_native_module_refuses_geometry_that_would_overflow():
+    # Padding of 2^63 - 1 once wrapped H + 2 ph around to H - 2 in the binding's own check, and the
+    # padded copy of x then wrote past its buffer (heap corruption; found by fuzzing under ASan).
+    from fastnn import _C
+
+    x, w, _ = good_args()
+    for args in ((1, 1, 2**63 - 1, 0), (1, 1, 0, 2**62), (2**61, 2**61, 2**61, 2**61), (2**31, 1, 0, 0)):
+        with pytest.raises(ValueError, match=r"under 2\^31"):
+            _C.conv2d_forward(x, w, None, *args)
+    dout = np.ones((x.shape[0], w.shape[0], 2, 2), x.dtype)
+    with pytest.raises(ValueError, match=r"under 2\^31"):
+        _C.conv2d_backward_data(dout, w, 2**62, 4, 1, 1, 0, 0)
 
 
 def test_kernel_fitting_only_with_padding_is_accepted():

@@ -188,21 +188,27 @@ def test_bad_input(fwd):
         fwd(bad, 2)
 
 
-def test_avg_pool_divides_by_a_window_area_beyond_int64(simd_path):
-    # Windows of 2^32 x 2^32 (mostly padding) over a 4x4 image of ones: 5x5 windows, each holding
-    # the whole image, so every mean is 16 / 2^64. The area was once an int64 product that wrapped
-    # (to 0: inf; or negative: the sign flipped). fastnn.functional refuses padded inputs of 2^31
-    # and more (its backward walks the window); the native forward divides in double.
+def test_geometry_that_would_overflow_is_refused_at_both_layers():
+    # Windows of 2^32 (mostly padding) over a 4x4 image once wrapped the int64 window area (to 0:
+    # outputs inf; or negative: the sign flipped), and a height of 2^62 passed to a backward wrapped
+    # H * W past the int32 check. Padded extents, kernels and strides of 2^31 and more are refused
+    # by fastnn.functional and by the native module itself, before any arithmetic.
     from fastnn import _C
 
     x = np.ones((1, 1, 4, 4), np.float32)
     for kernel, padding in (((2**32, 2**32), (2**31, 2**31)), ((2**32, 2**31), (2**31, 2**30))):
-        with pytest.raises(ValueError, match="under 2\\^31"):
-            F.avg_pool2d_forward(x, kernel, stride=1, padding=padding)
-        out, _ = _C.avg_pool2d_forward(x, kernel, (1, 1), padding)
-        assert out.shape == (1, 1, 5, 5)
-        expected = 16.0 / (float(kernel[0]) * float(kernel[1]))
-        assert_close(out, np.full(out.shape, expected), 1e-6, 0.0, name="mean over a huge window")
+        for fwd, native in ((F.avg_pool2d_forward, _C.avg_pool2d_forward), (F.max_pool2d_forward, _C.max_pool2d_forward)):
+            with pytest.raises(ValueError, match="under 2\\^31"):
+                fwd(x, kernel, stride=1, padding=padding)
+            with pytest.raises(ValueError, match="under 2\\^31"):
+                native(x, kernel, (1, 1), padding)
+    with pytest.raises(ValueError, match="under 2\\^31"):
+        F.max_pool2d_forward(x, 2, stride=2**31)
+    dout = np.ones((2, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="under 2\\^31"):
+        _C.max_pool2d_backward(dout, np.zeros((2, 3, 3, 3), np.int32), 2**62, 6, (2, 2), (2, 2), (0, 0))
+    with pytest.raises(ValueError, match="under 2\\^31"):
+        _C.avg_pool2d_backward(np.ones((2, 3, 6, 6), np.float32), 2**62, 6, (3, 3), (1, 1), (1, 1))
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])

@@ -102,6 +102,11 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
         raise ValueError(f"b: expected shape ({k},) for {k} filters, got {tuple(b.shape)}")
     if min(n, c, h, width) == 0 or min(k, kh, kw) == 0:
         raise ValueError(f"conv2d_forward: empty extent in x {tuple(x.shape)} or w {tuple(w.shape)}")
+    if max(h + 2 * padding[0], width + 2 * padding[1], *stride) >= 2**31:
+        raise ValueError(
+            f"conv2d_forward: the padded input ({h + 2 * padding[0]}, {width + 2 * padding[1]}) and the stride "
+            f"{stride} must be under 2^31 along each axis"
+        )
     if kh > h + 2 * padding[0] or kw > width + 2 * padding[1]:
         raise ValueError(
             f"kernel {kh}x{kw} is larger than the padded input {h + 2 * padding[0]}x{width + 2 * padding[1]} "

@@ -70,9 +70,10 @@ def pool_geometry(x_shape, kernel_size, stride, padding, op="pool2d"):
     n, c, h, w = x_shape
     if min(n, c, h, w) < 1:
         raise ValueError(f"{op}: x must not be empty, got shape {tuple(x_shape)}")
-    if max(h + 2 * padding[0], w + 2 * padding[1]) >= 2**31:
+    if max(h + 2 * padding[0], w + 2 * padding[1], *stride) >= 2**31:
         raise ValueError(
-            f"{op}: the padded input ({h + 2 * padding[0]}, {w + 2 * padding[1]}) must be under 2^31 along each axis"
+            f"{op}: the padded input ({h + 2 * padding[0]}, {w + 2 * padding[1]}) and the stride {stride} must be "
+            f"under 2^31 along each axis"
         )
     if h + 2 * padding[0] < kernel[0] or w + 2 * padding[1] < kernel[1]:
         raise ValueError(
