@@ -17,11 +17,8 @@ static Conv2dShape make_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_
         throw py::value_error("conv2d: every extent of x and w must be at least 1");
     if (sh < 1 || sw < 1) throw py::value_error("conv2d: stride must be at least 1");
     if (ph < 0 || pw < 0) throw py::value_error("conv2d: padding must be non-negative");
-    // Bounded before any arithmetic: 2^63 - 1 padding once wrapped H + 2 ph around to H - 2, and the
-    // padded copy of x then wrote past its buffer.
-    constexpr int64_t kLimit = int64_t(1) << 31;
-    if (H >= kLimit || W >= kLimit || kh >= kLimit || kw >= kLimit || sh >= kLimit || sw >= kLimit ||
-        ph >= kLimit || pw >= kLimit || H + 2 * ph >= kLimit || W + 2 * pw >= kLimit)
+    // (the sums only once their terms are known to be small: binding_utils.h)
+    if (!under_max_geometry({H, W, kh, kw, sh, sw, ph, pw}) || !under_max_geometry({H + 2 * ph, W + 2 * pw}))
         throw py::value_error("conv2d: the padded input, kernel and stride must be under 2^31 along each axis");
     if (kh > H + 2 * ph || kw > W + 2 * pw)
         throw py::value_error("conv2d: the kernel is larger than the padded input");

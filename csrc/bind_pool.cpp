@@ -19,12 +19,10 @@ static Pool2dShape pool_shape(int64_t n, int64_t c, int64_t h, int64_t w, Pair k
             throw py::value_error("pool2d: need kernel_size >= 1, stride >= 1, 0 <= padding <= kernel_size / 2");
     }
     if (n < 1 || c < 1 || h < 1 || w < 1) throw py::value_error("pool2d: x must not be empty");
-    // Bounded before any arithmetic (h + 2 pad and h * w must not wrap around).
-    constexpr int64_t kLimit = int64_t(1) << 31;
-    for (int a = 0; a < 2; ++a)
-        if (kernel[a] >= kLimit || stride[a] >= kLimit || pad[a] >= kLimit)
-            throw py::value_error("pool2d: kernel_size, stride and padding must be under 2^31");
-    if (h >= kLimit || w >= kLimit || h + 2 * pad[0] >= kLimit || w + 2 * pad[1] >= kLimit)
+    // (the sums only once their terms are known to be small: binding_utils.h)
+    if (!under_max_geometry({kernel[0], kernel[1], stride[0], stride[1], pad[0], pad[1]}))
+        throw py::value_error("pool2d: kernel_size, stride and padding must be under 2^31");
+    if (!under_max_geometry({h, w}) || !under_max_geometry({h + 2 * pad[0], w + 2 * pad[1]}))
         throw py::value_error("pool2d: the padded input must be under 2^31 along each axis");
     if (h + 2 * pad[0] < kernel[0] || w + 2 * pad[1] < kernel[1])
         throw py::value_error("pool2d: the window is larger than the padded input");

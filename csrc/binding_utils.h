@@ -55,6 +55,16 @@ inline auto dispatch_float(const py::array& a, const char* name, Fn&& fn) {
     throw py::type_error(std::string(name) + ": expected float32 or float64");
 }
 
+// Geometry arguments (extents passed as numbers, kernel sizes, strides, padding, padded extents) at or
+// above this are refused before any arithmetic on them: H + 2 ph and H * W must not wrap around in
+// int64 (2^63 - 1 padding once did, and a padded copy of x was written past its buffer).
+constexpr int64_t kMaxGeometry = int64_t(1) << 31;
+inline bool under_max_geometry(std::initializer_list<int64_t> values) {
+    for (int64_t v : values)
+        if (v >= kMaxGeometry) return false;
+    return true;
+}
+
 // A new C-contiguous output array. Large ones (>= kMinCachedBytes) come from the buffer cache and go
 // back to it when NumPy frees the array (buffer_cache.h); small ones are NumPy's own.
 template <typename T>

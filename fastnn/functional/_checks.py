@@ -102,6 +102,21 @@ def scalar(name, value):
     raise TypeError(f"{name}: expected a real scalar or a 0-d array, got {type(value).__name__}")
 
 
+# Padded extents and strides from 2^31 up are refused before any arithmetic on them (the native
+# bindings refuse them too, csrc/binding_utils.h kMaxGeometry): sums like H + 2 ph once wrapped around
+# in int64 and sent a kernel out of bounds.
+MAX_GEOMETRY = 2**31
+
+
+def geometry_in_range(op, h, w, padding, stride):
+    """ValueError unless H + 2 ph, W + 2 pw and both strides are under MAX_GEOMETRY."""
+    if max(h + 2 * padding[0], w + 2 * padding[1], *stride) >= MAX_GEOMETRY:
+        raise ValueError(
+            f"{op}: the padded input ({h + 2 * padding[0]}, {w + 2 * padding[1]}) and the stride {stride} must be "
+            f"under 2^31 along each axis"
+        )
+
+
 def real_number(owner, name, value, above=None, at_least=None, below=None, at_most=None, finite=True):
     """`value` as a float: a Python or NumPy real number or a 0-d numeric array (as np.load gives).
     The one check for hyperparameters (layers, optimizers, schedules, initialisers): NaN and +-inf

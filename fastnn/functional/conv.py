@@ -21,7 +21,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, numpy_floats, same_device, same_dtype
+from ._checks import float_array, geometry_in_range, numpy_floats, same_device, same_dtype
 
 
 class Conv2dCache(NamedTuple):
@@ -102,11 +102,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
         raise ValueError(f"b: expected shape ({k},) for {k} filters, got {tuple(b.shape)}")
     if min(n, c, h, width) == 0 or min(k, kh, kw) == 0:
         raise ValueError(f"conv2d_forward: empty extent in x {tuple(x.shape)} or w {tuple(w.shape)}")
-    if max(h + 2 * padding[0], width + 2 * padding[1], *stride) >= 2**31:
-        raise ValueError(
-            f"conv2d_forward: the padded input ({h + 2 * padding[0]}, {width + 2 * padding[1]}) and the stride "
-            f"{stride} must be under 2^31 along each axis"
-        )
+    geometry_in_range("conv2d_forward", h, width, padding, stride)
     if kh > h + 2 * padding[0] or kw > width + 2 * padding[1]:
         raise ValueError(
             f"kernel {kh}x{kw} is larger than the padded input {h + 2 * padding[0]}x{width + 2 * padding[1]} "

@@ -18,7 +18,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, same_device
+from ._checks import float_array, geometry_in_range, same_device
 
 
 class MaxPool2dCache(NamedTuple):
@@ -70,11 +70,7 @@ def pool_geometry(x_shape, kernel_size, stride, padding, op="pool2d"):
     n, c, h, w = x_shape
     if min(n, c, h, w) < 1:
         raise ValueError(f"{op}: x must not be empty, got shape {tuple(x_shape)}")
-    if max(h + 2 * padding[0], w + 2 * padding[1], *stride) >= 2**31:
-        raise ValueError(
-            f"{op}: the padded input ({h + 2 * padding[0]}, {w + 2 * padding[1]}) and the stride {stride} must be "
-            f"under 2^31 along each axis"
-        )
+    geometry_in_range(op, h, w, padding, stride)
     if h + 2 * padding[0] < kernel[0] or w + 2 * padding[1] < kernel[1]:
         raise ValueError(
             f"{op}: kernel_size {kernel} is larger than the padded input "
