@@ -4,12 +4,12 @@
 
 namespace fastnn {
 
-// Every array: T, C-contiguous (any shape), as many elements as w; the written ones writeable.
+// Every array: T, C-contiguous and aligned (any shape), as many elements as w; the written ones writeable.
 template <typename T>
 static T* elements(const py::array& a, const char* name, int64_t n, bool written) {
     if (!has_dtype<T>(a))
         throw py::type_error(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())));
-    if (!(a.flags() & py::array::c_style)) throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+    check_layout<T>(a, name);
     if (a.size() != n) throw py::value_error(std::string(name) + ": size differs from w");
     if (written && !a.writeable()) throw py::value_error(std::string(name) + ": read-only array");
     return static_cast<T*>(const_cast<void*>(a.data()));

@@ -22,15 +22,27 @@ inline bool has_dtype(const py::array& a) {
     return py::isinstance<py::array_t<T>>(a);
 }
 
-// Checks `a` is a C-contiguous array of T with exactly `shape` (-1 = any extent) and returns its data.
+// Checks `a` is C-contiguous and its data aligned to T, as the kernels' element loads assume (a NumPy
+// view at an odd byte offset, e.g. np.zeros(9, np.uint8)[1:].view(np.float32), is contiguous but not
+// aligned: reading it through a T* is undefined behaviour). The Python layer copies such arrays first.
+template <typename T>
+inline void check_layout(const py::array& a, const char* name) {
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+    if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0)
+        throw py::value_error(std::string(name) + ": expected an array aligned to its element size, got one at " +
+                              "an unaligned address (copy it, e.g. numpy.require(a, requirements='CA'))");
+}
+
+// Checks `a` is a C-contiguous, aligned array of T with exactly `shape` (-1 = any extent) and returns
+// its data.
 template <typename T>
 inline T* checked_data(const py::array& a, const char* name, std::initializer_list<int64_t> shape) {
     if (!has_dtype<T>(a))
         throw py::type_error(std::string(name) + ": expected dtype " +
                              std::string(py::str(py::dtype::of<T>())) + ", got " +
                              std::string(py::str(a.dtype())));
-    if (!(a.flags() & py::array::c_style))
-        throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+    check_layout<T>(a, name);
     if (a.ndim() != (py::ssize_t)shape.size())
         throw py::value_error(std::string(name) + ": expected " + std::to_string(shape.size()) +
                               " dimensions, got " + std::to_string(a.ndim()));

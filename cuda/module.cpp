@@ -18,8 +18,13 @@
 namespace py = pybind11;
 using namespace fastnn::cuda;
 
+// A device pointer from Python as a T*. The Python layer passes C-contiguous, aligned CuPy arrays; a
+// pointer not aligned to T (a view at an odd byte offset) would fault the kernel with a misaligned
+// address, which poisons the CUDA context, so it is refused here.
 template <typename T>
 static T* ptr(std::uintptr_t p) {
+    if (p % alignof(T) != 0)
+        throw py::value_error("device array not aligned to its element size (pass a copy of it)");
     return reinterpret_cast<T*>(p);
 }
 

@@ -80,11 +80,30 @@ def cupy_module():
 
 
 def native_float_arrays(*arrays):
-    """True when every array is a C-contiguous NumPy array of one float dtype (float32 or float64):
-    what fastnn._C's elementwise kernels take as they are."""
+    """True when every array is a C-contiguous, aligned NumPy array of one float dtype (float32 or
+    float64): what fastnn._C's elementwise kernels take as they are."""
     first = arrays[0]
-    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.flags.c_contiguous for a in arrays) and (
-        first.dtype in (np.float32, np.float64))
+    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.flags.c_contiguous and a.flags.aligned
+               for a in arrays) and first.dtype in (np.float32, np.float64)
+
+
+def is_native_layout(a):
+    """True when a is C-contiguous and its data aligned to its element size: what the native kernels
+    read and write in place."""
+    if isinstance(a, np.ndarray):
+        return a.flags.c_contiguous and a.flags.aligned
+    return a.flags.c_contiguous and a.data.ptr % a.itemsize == 0
+
+
+def c_array(a, dtype=None):
+    """a as the native kernels take it: C-contiguous, its data aligned to its element size, of dtype
+    when given (NumPy or CuPy, as a is). a itself when it already is; a copy otherwise. (A contiguous
+    view at an odd byte offset, e.g. np.zeros(9, np.uint8)[1:].view(np.float32), is not aligned: the
+    kernels' loads from it would be undefined behaviour, and on a GPU a misaligned-address fault.)"""
+    if not is_cupy_array(a):
+        return np.require(a, dtype, ("C", "A"))
+    a = cupy_module().ascontiguousarray(a, dtype)
+    return a if a.data.ptr % a.itemsize == 0 else a.copy()
 
 
 def array_module(a):
@@ -99,8 +118,8 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
     spin and take the cores from the next kernel. CuPy (and anything else) goes to xp.matmul."""
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype and a.dtype in (
             np.float32, np.float64) and (out is None or (isinstance(out, np.ndarray) and out.dtype == a.dtype
-                                                         and out.flags.c_contiguous)):
-        return _C.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), trans_a, trans_b, out, accumulate)
+                                                         and is_native_layout(out))):
+        return _C.gemm(c_array(a), c_array(b), trans_a, trans_b, out, accumulate)
     xp = array_module(a)
     result = xp.matmul(a.T if trans_a else a, b.T if trans_b else b)
     if out is None:

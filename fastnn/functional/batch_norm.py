@@ -97,15 +97,15 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
 
         return batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training, momentum, eps)
 
-    # The running statistics are updated in place: the kernel writes into contiguous ones directly,
-    # anything else through a contiguous copy that is written back.
-    rm = running_mean if running_mean.flags.c_contiguous else np.ascontiguousarray(running_mean)
-    rv = running_var if running_var.flags.c_contiguous else np.ascontiguousarray(running_var)
-    x = np.ascontiguousarray(x)
-    gamma = np.ascontiguousarray(gamma)
+    # The running statistics are updated in place: the kernel writes into C-contiguous, aligned ones
+    # directly, anything else through such a copy that is written back.
+    rm = _backend.c_array(running_mean)
+    rv = _backend.c_array(running_var)
+    x = _backend.c_array(x)
+    gamma = _backend.c_array(gamma)
     # The native layer refuses NaN/inf parameters before computing, and non-finite batch statistics
     # (NaN or inf in x) before touching the running statistics; both raise ValueError.
-    out, mean, inv_std = _backend._C.batch_norm_forward(x, gamma, np.ascontiguousarray(beta), rm, rv, training,
+    out, mean, inv_std = _backend._C.batch_norm_forward(x, gamma, _backend.c_array(beta), rm, rv, training,
                                                         momentum, eps)
     if training and rm is not running_mean:
         running_mean[...] = rm
@@ -140,4 +140,4 @@ def batch_norm_backward(dout, cache):
 
         return batch_norm_backward_cuda(dout, cache)
     x, gamma, mean, inv_std, training = cache
-    return _backend._C.batch_norm_backward(x, np.ascontiguousarray(dout), gamma, mean, inv_std, training)
+    return _backend._C.batch_norm_backward(x, _backend.c_array(dout), gamma, mean, inv_std, training)

@@ -45,9 +45,9 @@ def batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training=
     """
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
-    x = cp.ascontiguousarray(x)
-    gamma = cp.ascontiguousarray(gamma)
-    beta = cp.ascontiguousarray(beta)
+    x = _backend.c_array(x)
+    gamma = _backend.c_array(gamma)
+    beta = _backend.c_array(beta)
     n, c, l = _layout(x)
     stream = cp.cuda.get_current_stream().ptr
     out = cp.empty_like(x)
@@ -66,8 +66,8 @@ def batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training=
     inv_std = cp.empty(c, dtype=x.dtype)
     # The kernel updates the running statistics where they lie; a strided view gets a contiguous
     # stand-in that is copied back afterwards.
-    run_mean = running_mean if running_mean.flags.c_contiguous else cp.ascontiguousarray(running_mean)
-    run_var = running_var if running_var.flags.c_contiguous else cp.ascontiguousarray(running_var)
+    run_mean = _backend.c_array(running_mean)
+    run_var = _backend.c_array(running_var)
     partials = _partials(cp, native, n, c, l)  # held here: the kernels are queued after this line
     native.batch_norm_forward_training(
         x.dtype.name, x.data.ptr, gamma.data.ptr, beta.data.ptr, out.data.ptr, mean.data.ptr,
@@ -94,12 +94,12 @@ def batch_norm_backward_cuda(dout, cache):
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
     x, gamma, mean, inv_std, training = cache
-    dout = cp.ascontiguousarray(dout)
+    dout = _backend.c_array(dout)
     if dout.shape != x.shape or dout.dtype != x.dtype:
         raise ValueError(
             f"batch_norm_backward_cuda: dout {tuple(dout.shape)} {dout.dtype} does not match x {tuple(x.shape)} {x.dtype}"
         )
-    gamma, mean, inv_std = (cp.ascontiguousarray(a) for a in (gamma, mean, inv_std))
+    gamma, mean, inv_std = (_backend.c_array(a) for a in (gamma, mean, inv_std))
     n, c, l = _layout(x)
     dx = cp.empty_like(x)
     dgamma = cp.empty(c, dtype=x.dtype)

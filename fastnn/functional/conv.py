@@ -114,9 +114,9 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
 
         return conv2d_forward_cuda(x, w, b, stride, padding)
 
-    x = np.ascontiguousarray(x)
-    w = np.ascontiguousarray(w)
-    b = None if b is None else np.ascontiguousarray(b)
+    x = _backend.c_array(x)
+    w = _backend.c_array(w)
+    b = None if b is None else _backend.c_array(b)
     out, finite = _backend._C.conv2d_forward(x, w, b, stride[0], stride[1], padding[0], padding[1])
     if not finite:
         raise ValueError(f"conv2d_forward: the output is not finite: {_nonfinite_culprit(x=x, w=w, b=b)}")
@@ -177,7 +177,7 @@ def _check_backward(dout, cache):
     expected = conv2d_output_shape(cache.x.shape, cache.w.shape, cache.stride, cache.padding)
     if tuple(dout.shape) != expected:
         raise ValueError(f"dout: expected shape {expected} (the forward output), got {tuple(dout.shape)}")
-    return (dout if on_gpu else np.ascontiguousarray(dout)), on_gpu
+    return (dout if on_gpu else _backend.c_array(dout)), on_gpu
 
 
 def _backward_data_cpu(dout, cache):

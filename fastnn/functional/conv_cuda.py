@@ -37,11 +37,11 @@ def conv2d_forward_cuda(x, w, b=None, stride=1, padding=0):
     native = _backend.require_cuda_module()
     stride = _pair("stride", stride, 1)
     padding = _pair("padding", padding, 0)
-    x = cp.ascontiguousarray(x)
-    w = cp.ascontiguousarray(w)
+    x = _backend.c_array(x)
+    w = _backend.c_array(w)
     bias_ptr = 0
     if b is not None:
-        b = cp.ascontiguousarray(b)
+        b = _backend.c_array(b)
         bias_ptr = b.data.ptr
     out_shape = conv2d_output_shape(x.shape, w.shape, stride, padding)
     out = cp.empty(out_shape, dtype=x.dtype)
@@ -65,7 +65,7 @@ def conv2d_backward_cuda(dout, cache):
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
     x, w, has_bias, stride, padding = cache
-    dout = cp.ascontiguousarray(dout)
+    dout = _backend.c_array(dout)
     out_shape = conv2d_output_shape(x.shape, w.shape, stride, padding)
     if tuple(dout.shape) != out_shape:
         raise ValueError(f"conv2d_backward_cuda: dout has shape {tuple(dout.shape)}, expected {out_shape}")

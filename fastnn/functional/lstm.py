@@ -77,10 +77,10 @@ def lstm_cell_forward(x, h_prev, c_prev, Wx, Wh, b):
         return lstm_cell_forward_cuda(x, h_prev, c_prev, Wx, Wh, b)
 
     # The GEMMs copy strided operands to C order; the fused kernel reads c_prev and b as contiguous rows.
-    c_prev = np.ascontiguousarray(c_prev)
+    c_prev = _backend.c_array(c_prev)
     a_x = _backend.matmul(x, Wx)  # (B, 4H), fresh and C-contiguous: the kernel writes the gates over it
     a_h = _backend.matmul(h_prev, Wh)
-    h, c, tanh_c, nan_count = _backend._C.lstm_cell_forward_pointwise(a_x, a_h, np.ascontiguousarray(b), c_prev)
+    h, c, tanh_c, nan_count = _backend._C.lstm_cell_forward_pointwise(a_x, a_h, _backend.c_array(b), c_prev)
     if nan_count:
         raise ValueError("lstm_cell_forward: h or c is NaN (NaN or inf in the inputs or weights)")
     return h, c, LSTMCellCache(x, h_prev, c_prev, Wx, Wh, a_x, tanh_c)
@@ -116,10 +116,10 @@ def lstm_cell_backward(dh, dc, cache):
 
     x, h_prev, c_prev, Wx, Wh, gates, tanh_c = cache
     da, dc_prev, db = _backend._C.lstm_cell_backward_pointwise(
-        None if dh is None else np.ascontiguousarray(dh), None if dc is None else np.ascontiguousarray(dc),
+        None if dh is None else _backend.c_array(dh), None if dc is None else _backend.c_array(dc),
         gates, c_prev, tanh_c)
     # dx = da Wx^T and dh_prev = da Wh^T, as one product that reads the weights in place.
-    dx, dh_prev = _backend._C.lstm_cell_input_grads(da, np.ascontiguousarray(Wx), np.ascontiguousarray(Wh))
+    dx, dh_prev = _backend._C.lstm_cell_input_grads(da, _backend.c_array(Wx), _backend.c_array(Wh))
     # [dWx; dWh] = [x, h_prev]^T da as one GEMM (K = B is small, so one call of D + H rows beats
     # two); dWx and dWh are contiguous row blocks of its result.
     in_features = x.shape[1]
@@ -193,9 +193,9 @@ def lstm_forward(xs, h0, c0, Wx, Wh, b):
     if min(steps, batch, in_features, hidden) < 1:
         raise ValueError(f"lstm_forward: empty dimension (T={steps}, B={batch}, D={in_features}, H={hidden})")
     xp = _backend.array_module(xs)
-    xs, Wx, Wh, b = (xp.ascontiguousarray(a) for a in (xs, Wx, Wh, b))
-    h0 = xp.zeros((batch, hidden), xs.dtype) if h0 is None else xp.ascontiguousarray(h0)
-    c0 = xp.zeros((batch, hidden), xs.dtype) if c0 is None else xp.ascontiguousarray(c0)
+    xs, Wx, Wh, b = (_backend.c_array(a) for a in (xs, Wx, Wh, b))
+    h0 = xp.zeros((batch, hidden), xs.dtype) if h0 is None else _backend.c_array(h0)
+    c0 = xp.zeros((batch, hidden), xs.dtype) if c0 is None else _backend.c_array(c0)
     if on_gpu:
         from .lstm_cuda import cuda_cell_pointwise
 
@@ -235,7 +235,7 @@ def lstm_backward(dhs, dh_last, dc_last, cache):
         same_dtype(**{name: v, "xs": cache.xs})
         if tuple(v.shape) != shape:
             raise ValueError(f"lstm_backward: {name} has shape {tuple(v.shape)}, expected {shape}")
-        grads[name] = xp.ascontiguousarray(v)
+        grads[name] = _backend.c_array(v)
     dhs, dh_last, dc_last = (grads.get(n) for n in ("dhs", "dh_last", "dc_last"))
     if cache.layout == "steps":
         if _backend.is_cupy_array(cache.xs):
@@ -300,7 +300,7 @@ def _cpu_forward_pointwise(a, b, c_prev):
 
 
 def _cpu_backward_pointwise(dh, dc, gates, c_prev, tanh_c):
-    da, dc_prev, _ = _backend._C.lstm_cell_backward_pointwise(dh, dc, gates, np.ascontiguousarray(c_prev), tanh_c)
+    da, dc_prev, _ = _backend._C.lstm_cell_backward_pointwise(dh, dc, gates, _backend.c_array(c_prev), tanh_c)
     return da, dc_prev
 
 

@@ -29,11 +29,11 @@ def lstm_cell_forward_cuda(x, h_prev, c_prev, Wx, Wh, b):
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
     batch, hidden = h_prev.shape
-    c_prev = cp.ascontiguousarray(c_prev)
-    b = cp.ascontiguousarray(b)
+    c_prev = _backend.c_array(c_prev)
+    b = _backend.c_array(b)
     gates = cp.matmul(x, Wx)  # a fresh C-contiguous (B, 4H) array: the kernel overwrites it in place
     gates += cp.matmul(h_prev, Wh)
-    gates = cp.ascontiguousarray(gates)
+    gates = _backend.c_array(gates)
     c = cp.empty_like(c_prev)
     h = cp.empty_like(c_prev)
     tanh_c = cp.empty_like(c_prev)
@@ -58,9 +58,9 @@ def lstm_cell_backward_cuda(dh, dc, cache):
     native = _backend.require_cuda_module()
     x, h_prev, c_prev, Wx, Wh, gates, tanh_c = cache
     batch, hidden = c_prev.shape
-    c_prev, gates, tanh_c = (cp.ascontiguousarray(a) for a in (c_prev, gates, tanh_c))
-    dh = None if dh is None else cp.ascontiguousarray(dh, dtype=c_prev.dtype)
-    dc = None if dc is None else cp.ascontiguousarray(dc, dtype=c_prev.dtype)
+    c_prev, gates, tanh_c = (_backend.c_array(a) for a in (c_prev, gates, tanh_c))
+    dh = None if dh is None else _backend.c_array(dh, dtype=c_prev.dtype)
+    dc = None if dc is None else _backend.c_array(dc, dtype=c_prev.dtype)
     for name, v in (("dh", dh), ("dc", dc)):
         if v is not None and v.shape != c_prev.shape:
             raise ValueError(f"lstm_cell_backward_cuda: {name} has shape {tuple(v.shape)}, expected {tuple(c_prev.shape)}")
@@ -88,7 +88,7 @@ def cuda_cell_pointwise():
 
     def forward(a, b, c_prev):
         batch, hidden = c_prev.shape
-        c_prev = cp.ascontiguousarray(c_prev)
+        c_prev = _backend.c_array(c_prev)
         c, h, tanh_c = cp.empty_like(c_prev), cp.empty_like(c_prev), cp.empty_like(c_prev)
         native.lstm_cell_forward(a.dtype.name, a.data.ptr, b.data.ptr, c_prev.data.ptr, c.data.ptr, h.data.ptr,
                                  tanh_c.data.ptr, batch, hidden, cp.cuda.get_current_stream().ptr)
@@ -96,7 +96,7 @@ def cuda_cell_pointwise():
 
     def backward(dh, dc, gates, c_prev, tanh_c):
         batch, hidden = c_prev.shape
-        c_prev = cp.ascontiguousarray(c_prev)
+        c_prev = _backend.c_array(c_prev)
         da, dc_prev = cp.empty_like(gates), cp.empty_like(c_prev)
         native.lstm_cell_backward(gates.dtype.name, gates.data.ptr, c_prev.data.ptr, tanh_c.data.ptr,
                                   0 if dh is None else dh.data.ptr, 0 if dc is None else dc.data.ptr, da.data.ptr,

@@ -114,7 +114,7 @@ def max_pool2d_forward(x, kernel_size, stride=None, padding=0):
         from .pool_cuda import max_pool2d_forward_cuda
 
         return max_pool2d_forward_cuda(x, kernel, stride, padding)
-    x = np.ascontiguousarray(x)
+    x = _backend.c_array(x)
     out, argmax, nan_count = _backend._C.max_pool2d_forward(x, kernel, stride, padding)
     _check_not_nan("max_pool2d_forward", nan_count)
     return out, MaxPool2dCache(x.shape, x.dtype, argmax, kernel, stride, padding)
@@ -145,7 +145,7 @@ def max_pool2d_backward(dout, cache):
 
         return max_pool2d_backward_cuda(dout, cache)
     h, w = cache.x_shape[2:]
-    return _backend._C.max_pool2d_backward(np.ascontiguousarray(dout), cache.argmax, h, w, cache.kernel_size,
+    return _backend._C.max_pool2d_backward(_backend.c_array(dout), cache.argmax, h, w, cache.kernel_size,
                                            cache.stride, cache.padding)
 
 
@@ -171,7 +171,7 @@ def avg_pool2d_forward(x, kernel_size, stride=None, padding=0):
         from .pool_cuda import avg_pool2d_forward_cuda
 
         return avg_pool2d_forward_cuda(x, kernel, stride, padding)
-    x = np.ascontiguousarray(x)
+    x = _backend.c_array(x)
     out, nan_count = _backend._C.avg_pool2d_forward(x, kernel, stride, padding)
     _check_not_nan("avg_pool2d_forward", nan_count)
     return out, AvgPool2dCache(x.shape, x.dtype, False, kernel, stride, padding)
@@ -206,5 +206,5 @@ def avg_pool2d_backward(dout, cache):
 
         return avg_pool2d_backward_cuda(dout, cache)
     h, w = cache.x_shape[2:]
-    return _backend._C.avg_pool2d_backward(np.ascontiguousarray(dout), h, w, cache.kernel_size, cache.stride,
+    return _backend._C.avg_pool2d_backward(_backend.c_array(dout), h, w, cache.kernel_size, cache.stride,
                                            cache.padding)

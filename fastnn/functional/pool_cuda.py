@@ -31,7 +31,7 @@ def max_pool2d_forward_cuda(x, kernel_size, stride=None, padding=0):
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
     kernel, stride, padding, out_hw = pool_geometry(x.shape, kernel_size, stride, padding, "max_pool2d_forward")
-    x = cp.ascontiguousarray(x)
+    x = _backend.c_array(x)
     out = cp.empty(x.shape[:2] + out_hw, dtype=x.dtype)
     argmax = cp.empty(out.shape, dtype=cp.int32)
     native.max_pool2d_forward(
@@ -45,8 +45,8 @@ def max_pool2d_backward_cuda(dout, cache):
     """dx (N, C, H, W) of max pooling from dout (N, C, P, Q) and the MaxPool2dCache of the forward pass."""
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
-    dout = cp.ascontiguousarray(dout)
-    argmax = cp.ascontiguousarray(cache.argmax, dtype=cp.int32)
+    dout = _backend.c_array(dout)
+    argmax = _backend.c_array(cache.argmax, dtype=cp.int32)
     if dout.shape != argmax.shape or dout.dtype != cache.dtype:
         raise ValueError(
             f"max_pool2d_backward_cuda: dout {tuple(dout.shape)} {dout.dtype} does not match the forward "
@@ -70,7 +70,7 @@ def avg_pool2d_forward_cuda(x, kernel_size, stride=None, padding=0):
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
     kernel, stride, padding, out_hw = pool_geometry(x.shape, kernel_size, stride, padding, "avg_pool2d_forward")
-    x = cp.ascontiguousarray(x)
+    x = _backend.c_array(x)
     out = cp.empty(x.shape[:2] + out_hw, dtype=x.dtype)
     native.avg_pool2d_forward(
         x.dtype.name, x.data.ptr, out.data.ptr, _shape_tuple(x.shape, kernel, stride, padding, out_hw),
@@ -84,7 +84,7 @@ def avg_pool2d_backward_cuda(dout, cache):
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
     _, _, _, out_hw = pool_geometry(cache.x_shape, cache.kernel_size, cache.stride, cache.padding)
-    dout = cp.ascontiguousarray(dout)
+    dout = _backend.c_array(dout)
     if tuple(dout.shape) != tuple(cache.x_shape[:2]) + out_hw or dout.dtype != cache.dtype:
         raise ValueError(
             f"avg_pool2d_backward_cuda: dout {tuple(dout.shape)} {dout.dtype} does not match the forward "

@@ -68,12 +68,12 @@ def softmax_cross_entropy_forward(scores, y):
     if on_gpu:
         return _forward_cuda(scores, y)
 
-    labels = np.ascontiguousarray(y, dtype=np.int64)
+    labels = _backend.c_array(y, dtype=np.int64)
     bad = np.flatnonzero((labels < 0) | (labels >= c))
     if bad.size:
         i = int(bad[0])
         raise ValueError(f"y[{i}] = {int(labels[i])} is outside [0, {c}) ({bad.size} label(s) out of range)")
-    scores = np.ascontiguousarray(scores)
+    scores = _backend.c_array(scores)
     loss_sum, exps, inv_sum, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
     if first_nonfinite >= 0:
         i = int(first_nonfinite)
@@ -114,8 +114,8 @@ def _forward_cuda(scores, y):
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
     n, c = scores.shape
-    scores = cp.ascontiguousarray(scores)
-    labels = cp.ascontiguousarray(y, dtype=cp.int64)
+    scores = _backend.c_array(scores)
+    labels = _backend.c_array(y, dtype=cp.int64)
     lse = cp.empty(n, dtype=scores.dtype)
     row_loss = cp.empty(n, dtype=cp.float64)
     loss = cp.empty((), dtype=scores.dtype)
@@ -132,7 +132,7 @@ def _backward_cuda(dloss, scores, labels, lse):
     n, c = scores.shape
     dloss_ptr, dloss_value = 0, 0.0
     if _backend.is_cupy_array(dloss):
-        dloss = cp.ascontiguousarray(dloss, dtype=scores.dtype)
+        dloss = _backend.c_array(dloss, dtype=scores.dtype)
         dloss_ptr = dloss.data.ptr
     elif isinstance(dloss, np.ndarray):
         dloss_value = float(dloss)

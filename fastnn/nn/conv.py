@@ -116,9 +116,9 @@ class ConvTranspose2d(Module):
         xp = _backend.array_module(x)
         # The convolution z -> x whose data gradient is this layer's output; z's values never
         # enter dz, only its shape does.
-        conv_cache = F.Conv2dCache(xp.zeros(out_shape, dtype=x.dtype), xp.ascontiguousarray(self.weight.data),
+        conv_cache = F.Conv2dCache(xp.zeros(out_shape, dtype=x.dtype), _backend.c_array(self.weight.data),
                                    False, self.stride, self.padding)
-        y = F.conv2d_backward_data(xp.ascontiguousarray(x), conv_cache)
+        y = F.conv2d_backward_data(_backend.c_array(x), conv_cache)
         if self.bias is not None:
             y += self.bias.data.reshape(1, -1, 1, 1)
         self._push_cache(x)
