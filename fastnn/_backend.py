@@ -100,6 +100,10 @@ def c_array(a, dtype=None):
     when given (NumPy or CuPy, as a is). a itself when it already is; a copy otherwise. (A contiguous
     view at an odd byte offset, e.g. np.zeros(9, np.uint8)[1:].view(np.float32), is not aligned: the
     kernels' loads from it would be undefined behaviour, and on a GPU a misaligned-address fault.)"""
+    if type(a) is np.ndarray and (dtype is None or a.dtype == dtype):  # the common case, settled fast
+        flags = a.flags
+        if flags.c_contiguous and flags.aligned:
+            return a
     if not is_cupy_array(a):
         return np.require(a, dtype, ("C", "A"))
     a = cupy_module().ascontiguousarray(a, dtype)
