@@ -1,0 +1,449 @@
+"""A NumPy-backed stand-in for the part of CuPy that fastnn uses (developer tool, see ../README.md).
+
+With the CUDA kernels built for host emulation (tools/cuda_emu) as fastnn._cuda, it lets fastnn's
+GPU code paths (the *_cuda.py wrappers, cuda/module.cpp, the optimizers' elementwise kernels,
+Module.to("cuda"), the training loop) run on a machine without a GPU. "Device" memory is host
+memory: ndarray.data.ptr is the address of a NumPy buffer, which the emulated kernels read and
+write directly.
+
+It keeps the CuPy rules that catch mistakes: an ndarray is not a numpy.ndarray (isinstance checks
+tell them apart), it refuses implicit conversion to NumPy (np.asarray(a) raises, as in CuPy; use
+cupy.asnumpy or a.get()), ufuncs refuse to mix it with NumPy arrays, and reductions and scalar
+indexing return 0-d arrays, not NumPy scalars.
+"""
+import ctypes
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import types
+
+import numpy as _np
+
+# dtypes and constants, as in CuPy
+from numpy import (bool_, dtype, float16, float32, float64, inf, int8, int16, int32, int64, nan, newaxis,  # noqa: F401
+                   pi, uint8, uint16, uint32, uint64, e)
+
+__version__ = "0.0-fake"
+
+
+def _unwrap(x):
+    if isinstance(x, ndarray):
+        return x._a
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unwrap(v) for v in x)
+    return x
+
+
+def _wrap(x):
+    if isinstance(x, _np.ndarray):
+        return ndarray._of(x)
+    if isinstance(x, _np.generic):
+        return ndarray._of(_np.asarray(x))
+    if isinstance(x, tuple):
+        return tuple(_wrap(v) for v in x)
+    if isinstance(x, list):
+        return [_wrap(v) for v in x]
+    return x
+
+
+def _refuse_numpy(values, what):
+    for v in values:
+        if isinstance(v, _np.ndarray) and not isinstance(v, ndarray):
+            raise TypeError(f"Unsupported type {type(v)} in {what}: a numpy.ndarray mixed with cupy arrays")
+        if isinstance(v, (list, tuple)):
+            _refuse_numpy(v, what)
+
+
+class _Flags:
+    def __init__(self, a):
+        self.c_contiguous = a.flags.c_contiguous
+        self.f_contiguous = a.flags.f_contiguous
+        self.owndata = a.flags.owndata
+
+    def __getitem__(self, key):
+        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous, "OWNDATA": self.owndata}[key]
+
+
+class _Pointer:
+    def __init__(self, a):
+        self.ptr = a.__array_interface__["data"][0]
+
+
+class ndarray:
+    """A CuPy-like array holding a NumPy array (._a) as its "device" memory."""
+
+    __slots__ = ("_a",)
+    __array_priority__ = 100
+
+    def __init__(self, shape, dtype=float, order="C"):
+        self._a = _np.empty(shape, dtype=dtype, order=order)
+
+    @classmethod
+    def _of(cls, a):
+        obj = cls.__new__(cls)
+        obj._a = a
+        return obj
+
+    # ---- attributes
+    shape = property(lambda self: self._a.shape)
+    dtype = property(lambda self: self._a.dtype)
+    ndim = property(lambda self: self._a.ndim)
+    size = property(lambda self: self._a.size)
+    itemsize = property(lambda self: self._a.itemsize)
+    nbytes = property(lambda self: self._a.nbytes)
+    strides = property(lambda self: self._a.strides)
+    flags = property(lambda self: _Flags(self._a))
+    data = property(lambda self: _Pointer(self._a))
+    device = property(lambda self: cuda.Device(0))
+    T = property(lambda self: ndarray._of(self._a.T))
+    base = property(lambda self: None if self._a.base is None else _wrap(self._a.base))
+
+    @shape.setter
+    def shape(self, value):
+        self._a.shape = value
+
+    # ---- conversions
+    def __array__(self, *args, **kwargs):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
+                        "NumPy array explicitly.")
+
+    def get(self, stream=None, order="C", out=None):
+        if out is not None:
+            out[...] = self._a
+            return out
+        return _np.array(self._a, order=order)
+
+    def set(self, arr, stream=None):
+        self._a[...] = arr
+
+    def item(self):
+        return self._a.item()
+
+    def tolist(self):
+        return self._a.tolist()
+
+    def __float__(self):
+        return float(self._a)
+
+    def __int__(self):
+        return int(self._a)
+
+    def __bool__(self):
+        return bool(self._a)
+
+    def __index__(self):
+        return self._a.__index__()
+
+    def __len__(self):
+        return len(self._a)
+
+    def __iter__(self):
+        for row in self._a:
+            yield _wrap(row)
+
+    def __repr__(self):
+        return "fake-cupy " + repr(self._a)
+
+    def __str__(self):
+        return str(self._a)
+
+    # ---- indexing
+    def __getitem__(self, key):
+        return _wrap(self._a[_unwrap(key)])
+
+    def __setitem__(self, key, value):
+        self._a[_unwrap(key)] = _unwrap(value)
+
+    # ---- methods: NumPy's, with arrays unwrapped and results wrapped
+    def __getattr__(self, name):
+        attr = getattr(self._a, name)
+        if not callable(attr):
+            return _wrap(attr)
+
+        def method(*args, **kwargs):
+            _refuse_numpy(args, f"ndarray.{name}")
+            return _wrap(attr(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+        return method
+
+    def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
+        return ndarray._of(self._a.astype(dtype, order=order, copy=copy))
+
+    def copy(self, order="C"):
+        return ndarray._of(self._a.copy(order=order))
+
+    def view(self, dtype=None):
+        return ndarray._of(self._a.view() if dtype is None else self._a.view(dtype))
+
+    # ---- NumPy protocols: ufuncs and functions act on the held arrays
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        _refuse_numpy(inputs, f"ufunc {ufunc.__name__}")
+        out = kwargs.get("out")
+        if out is not None:
+            _refuse_numpy(out, f"ufunc {ufunc.__name__} out")
+            kwargs["out"] = tuple(_unwrap(o) for o in out)
+        result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _wrap(result)
+
+    def __array_function__(self, func, types_, args, kwargs):
+        _refuse_numpy(args, func.__name__)
+        return _wrap(func(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+
+def _operator(ufunc, reflected=False, inplace=False):
+    if inplace:
+        def op(self, other):
+            return ufunc(self, other, out=(self,))
+    elif reflected:
+        def op(self, other):
+            return ufunc(other, self)
+    else:
+        def op(self, other):
+            return ufunc(self, other)
+    return op
+
+
+for _name, _ufunc in [("add", _np.add), ("sub", _np.subtract), ("mul", _np.multiply), ("truediv", _np.true_divide),
+                      ("floordiv", _np.floor_divide), ("mod", _np.remainder), ("pow", _np.power),
+                      ("matmul", _np.matmul), ("and", _np.bitwise_and), ("or", _np.bitwise_or),
+                      ("xor", _np.bitwise_xor), ("lshift", _np.left_shift), ("rshift", _np.right_shift)]:
+    setattr(ndarray, f"__{_name}__", _operator(_ufunc))
+    setattr(ndarray, f"__r{_name}__", _operator(_ufunc, reflected=True))
+    setattr(ndarray, f"__i{_name}__", _operator(_ufunc, inplace=True))
+for _name, _ufunc in [("lt", _np.less), ("le", _np.less_equal), ("gt", _np.greater), ("ge", _np.greater_equal),
+                      ("eq", _np.equal), ("ne", _np.not_equal)]:
+    setattr(ndarray, f"__{_name}__", _operator(_ufunc))
+ndarray.__neg__ = lambda self: _np.negative(self)
+ndarray.__pos__ = lambda self: _np.positive(self)
+ndarray.__abs__ = lambda self: _np.absolute(self)
+ndarray.__invert__ = lambda self: _np.invert(self)
+ndarray.__hash__ = None
+
+
+# ---- module functions
+def asarray(a, dtype=None, order=None):
+    if isinstance(a, ndarray):
+        return a if dtype is None or a.dtype == _np.dtype(dtype) else a.astype(dtype)
+    return ndarray._of(_np.array(a, dtype=dtype, order=order or "K", copy=True))
+
+
+def array(obj, dtype=None, copy=True, order="K", ndmin=0):
+    if isinstance(obj, ndarray):
+        return ndarray._of(_np.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
+    return ndarray._of(_np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin))
+
+
+def ascontiguousarray(a, dtype=None):
+    if not isinstance(a, ndarray):
+        raise TypeError(f"Unsupported type {type(a)}")
+    return ndarray._of(_np.ascontiguousarray(a._a, dtype=dtype))
+
+
+def asnumpy(a, stream=None, order="C", out=None):
+    if isinstance(a, ndarray):
+        return a.get(order=order, out=out)
+    return _np.asarray(a, order=order)
+
+
+def get_array_module(*args):
+    return sys.modules[__name__] if any(isinstance(a, ndarray) for a in args) else _np
+
+
+def copyto(dst, src, casting="same_kind", where=True):
+    _np.copyto(dst._a, _unwrap(src), casting=casting, where=_unwrap(where))
+
+
+def __getattr__(name):
+    """Any other name: NumPy's function of that name, on unwrapped arguments, results wrapped."""
+    target = getattr(_np, name)
+    if isinstance(target, type) or not callable(target):
+        return target
+
+    def function(*args, **kwargs):
+        _refuse_numpy(args, name)
+        return _wrap(target(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+
+    function.__name__ = name
+    return function
+
+
+class RandomState:
+    """CuPy's RandomState on NumPy's generator: the float methods take a dtype, as CuPy's do."""
+
+    def __init__(self, seed=None):
+        self._rs = _np.random.RandomState(seed)
+
+    def _floats(self, values, dtype):
+        return ndarray._of(_np.asarray(values, dtype=dtype))
+
+    def random_sample(self, size=None, dtype=float):
+        return self._floats(self._rs.random_sample(size), dtype)
+
+    def rand(self, *size, dtype=float):
+        return self._floats(self._rs.random_sample(size), dtype)
+
+    def uniform(self, low=0.0, high=1.0, size=None, dtype=float):
+        return self._floats(self._rs.uniform(low, high, size), dtype)
+
+    def standard_normal(self, size=None, dtype=float):
+        return self._floats(self._rs.standard_normal(size), dtype)
+
+    def normal(self, loc=0.0, scale=1.0, size=None, dtype=float):
+        return self._floats(self._rs.normal(loc, scale, size), dtype)
+
+    def randint(self, low, high=None, size=None, dtype=int):
+        return ndarray._of(self._rs.randint(low, high, size, dtype=dtype))
+
+
+class _Random:
+    RandomState = RandomState
+
+    def __init__(self):
+        self._global = RandomState()
+
+    def seed(self, seed=None):
+        self._global = RandomState(seed)
+
+    def __getattr__(self, name):
+        return getattr(self._global, name)
+
+
+random = _Random()
+
+
+# ---- ElementwiseKernel: the CUDA C body compiled with the host C++ compiler, one loop over the elements
+_kernel_cache = os.environ.get("FAKE_CUPY_CACHE", os.path.join(tempfile.gettempdir(), "fake_cupy_kernels"))
+_C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t", "bool": "bool",
+            "float": "float", "double": "double", "int": "int32_t"}
+_C_DTYPES = {"float": _np.float32, "double": _np.float64, "int32_t": _np.int32, "int64_t": _np.int64, "bool": _np.bool_}
+
+
+def _parse_params(text):
+    params = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        *type_words, name = part.split()
+        params.append((" ".join(w for w in type_words if w not in ("raw", "const")), name))
+    return params
+
+
+class ElementwiseKernel:
+    """ElementwiseKernel(in_params, out_params, operation, name): `operation` runs once per element,
+    with every array parameter bound to its element (outputs by reference) and scalars by value.
+    Type placeholders (a one-letter type such as T) take the dtype of the first array given for them."""
+
+    def __init__(self, in_params, out_params, operation, name="kernel", **_):
+        self.inputs, self.outputs = _parse_params(in_params), _parse_params(out_params)
+        self.operation, self.name = operation, name
+        self._compiled = {}
+
+    def _library(self, ctypes_of):
+        key = tuple(sorted(ctypes_of.items()))
+        if key in self._compiled:
+            return self._compiled[key]
+        lines = ["#include <cmath>", "#include <cstdint>", "using std::sqrt; using std::exp; using std::log;",
+                 "using std::abs; using std::tanh; using std::max; using std::min;"]
+        lines += [f"typedef {c} {t};" for t, c in ctypes_of.items() if t not in _C_TYPES]
+        lines.append('extern "C" void run(int64_t n, void** p, const int64_t* step) {')
+        lines.append("  for (int64_t i = 0; i < n; ++i) {")
+        for k, (t, name) in enumerate(self.inputs):
+            ct = _C_TYPES.get(t, t)
+            lines.append(f"    const {ct} {name} = static_cast<const {ct}*>(p[{k}])[i * step[{k}]];")
+        for k, (t, name) in enumerate(self.outputs, start=len(self.inputs)):
+            ct = _C_TYPES.get(t, t)
+            lines.append(f"    {ct}& {name} = static_cast<{ct}*>(p[{k}])[i * step[{k}]];")
+        lines += ["    " + self.operation, "  }", "}"]
+        source = "\n".join(lines) + "\n"
+        digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+        os.makedirs(_kernel_cache, exist_ok=True)
+        path = os.path.join(_kernel_cache, f"{self.name}_{digest}.so")
+        if not os.path.exists(path):
+            src_path = path[:-3] + ".cpp"
+            with open(src_path, "w") as f:
+                f.write(source)
+            tmp = path + f".{os.getpid()}.tmp"
+            subprocess.run([os.environ.get("CXX", "g++"), "-O1", "-shared", "-fPIC", "-std=c++17", src_path, "-o", tmp],
+                           check=True)
+            os.replace(tmp, path)
+        lib = ctypes.CDLL(path)
+        lib.run.argtypes = [ctypes.c_int64, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)]
+        self._compiled[key] = lib
+        return lib
+
+    def __call__(self, *args):
+        params = self.inputs + self.outputs
+        if len(args) != len(params):
+            raise TypeError(f"{self.name}: expected {len(params)} arguments (outputs included), got {len(args)}")
+        _refuse_numpy(args, self.name)
+        ctypes_of, size = {}, None
+        for (t, name), a in zip(params, args):
+            if isinstance(a, ndarray):
+                if t not in _C_TYPES and t not in ctypes_of:
+                    ctypes_of[t] = {_np.dtype(_np.float32): "float", _np.dtype(_np.float64): "double"}[a.dtype]
+                if a.size != 1 or a.ndim > 0:
+                    if size is not None and a.size != size:
+                        raise ValueError(f"{self.name}: {name} has {a.size} elements, another array {size}")
+                    size = a.size
+        if size is None:
+            size = 1
+        holders, pointers, steps = [], [], []
+        for (t, name), a in zip(params, args):
+            want = _np.dtype(_C_DTYPES[ctypes_of.get(t) or _C_TYPES[t]])
+            if isinstance(a, ndarray) and (a.ndim > 0 or (t, name) in self.outputs):
+                if a.dtype != want or not a.flags.c_contiguous:
+                    raise TypeError(f"{self.name}: {name} must be a C-contiguous {want} array, got {a.dtype}")
+                pointers.append(a.data.ptr)
+                steps.append(1 if a.size == size else 0)
+            else:
+                held = _np.array(_unwrap(a), dtype=want).reshape(1)
+                holders.append(held)
+                pointers.append(held.ctypes.data)
+                steps.append(0)
+        lib = self._library(ctypes_of)
+        lib.run(size, (ctypes.c_void_p * len(pointers))(*pointers), (ctypes.c_int64 * len(steps))(*steps))
+        outs = args[len(self.inputs):]
+        return outs[0] if len(outs) == 1 else outs
+
+
+# ---- cupy.cuda
+class _Stream:
+    ptr = 0
+
+    def synchronize(self):
+        pass
+
+
+class _Device:
+    def __init__(self, device=0):
+        self.id = int(device)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def use(self):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def __eq__(self, other):
+        return isinstance(other, _Device) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+
+cuda = types.ModuleType("cupy.cuda")
+cuda.Device = _Device
+cuda.Stream = _Stream
+cuda.get_current_stream = lambda: _Stream()
+cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, runtimeGetVersion=lambda: 13000,
+                                     deviceSynchronize=lambda: None,
+                                     getDeviceProperties=lambda i: {"name": b"fake-cupy host emulation"})
+sys.modules["cupy.cuda"] = cuda
