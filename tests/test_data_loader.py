@@ -132,7 +132,7 @@ def test_data_already_on_the_gpu_is_batched_there():
         np.testing.assert_array_equal(xb.get()[:, 0], yb.get() * 2)
     host_x, host_y = next(iter(data.DataLoader(x, y, batch_size=4, device="cpu")))
     assert isinstance(host_x, np.ndarray) and host_y.tolist() == [0, 1, 2, 3]
-    with pytest.raises(TypeError, match="all NumPy or all CuPy"):
+    with pytest.raises(TypeError, match="must all be NumPy or all CuPy"):
         data.DataLoader(x, np.arange(10))
 
 
