@@ -5,6 +5,7 @@
 #   bash tools/fake_cupy/run.sh              # the cuda-marked tests (pytest -m cuda): ~3 min on 2 cores
 #   bash tools/fake_cupy/run.sh CMD ARGS...  # any command, e.g.
 #   bash tools/fake_cupy/run.sh python -m fastnn train lenet5 --device cuda --limit-train 256 --limit-eval 128
+#   bash tools/fake_cupy/run.sh python tools/fake_cupy/diff_fuzz.py 1 300   # CPU vs GPU differential fuzz
 #
 # It tests the installed fastnn (pip install . from this checkout first): its Python files and _C,
 # with its _cuda replaced by the emulated one, copied under tools/fake_cupy/build/ (git-ignored).
@@ -50,5 +51,11 @@ export FAKE_CUPY_CACHE="$out/kernels"
 if [[ $# -eq 0 ]]; then
     set -- "$python" -m pytest "$repo/tests" -m cuda -p no:cacheprovider -q -rs
 fi
+# The command runs in build/, not in the checkout (whose fastnn/ would shadow the copy with the
+# emulated _cuda), so arguments naming existing files or folders are made absolute first.
+args=()
+for a in "$@"; do
+    if [[ "$a" != /* && -e "$a" ]]; then args+=("$PWD/$a"); else args+=("$a"); fi
+done
 cd "$out"
-exec "$@"
+exec "${args[@]}"
