@@ -51,11 +51,9 @@ export FAKE_CUPY_CACHE="$out/kernels"
 if [[ $# -eq 0 ]]; then
     set -- "$python" -m pytest "$repo/tests" -m cuda -p no:cacheprovider -q -rs
 fi
-# The command runs in build/, not in the checkout (whose fastnn/ would shadow the copy with the
-# emulated _cuda), so arguments naming existing files or folders are made absolute first.
-args=()
-for a in "$@"; do
-    if [[ "$a" != /* && -e "$a" ]]; then args+=("$PWD/$a"); else args+=("$a"); fi
-done
-cd "$out"
-exec "${args[@]}"
+# Python must not put the current folder first on sys.path (python -m / -c do), or the checkout's
+# fastnn/ (without _C) would shadow the copy with the emulated _cuda: PYTHONSAFEPATH (3.11+).
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    { echo "run.sh: needs Python 3.11 or newer (PYTHONSAFEPATH)" >&2; exit 1; }
+export PYTHONSAFEPATH=1
+exec "$@"
