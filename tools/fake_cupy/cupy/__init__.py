@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import types
 
 import numpy as _np
@@ -439,7 +440,29 @@ class _Device:
         return hash(self.id)
 
 
+class _Event:
+    """Records the host clock: every emulated kernel has finished when its launch returns."""
+
+    def __init__(self, *args, **kwargs):
+        self.time = None
+
+    def record(self, stream=None):
+        self.time = time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+
+def _elapsed_ms(start, stop):
+    return (stop.time - start.time) * 1e3
+
+
 cuda = types.ModuleType("cupy.cuda")
+cuda.Event = _Event
+cuda.get_elapsed_time = _elapsed_ms
+cuda.device = types.SimpleNamespace(get_cublas_handle=lambda: 0)
+cuda.cublas = types.SimpleNamespace(CUBLAS_DEFAULT_MATH=0, get_math_mode=lambda handle: 0,
+                                    set_math_mode=lambda handle, mode: None)
 cuda.Device = _Device
 cuda.Stream = _Stream
 cuda.get_current_stream = lambda: _Stream()
