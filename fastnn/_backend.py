@@ -83,15 +83,16 @@ def native_float_arrays(*arrays):
     """True when every array is a C-contiguous, aligned NumPy array of one float dtype (float32 or
     float64): what fastnn._C's elementwise kernels take as they are."""
     first = arrays[0]
-    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype and a.flags.c_contiguous and a.flags.aligned
-               for a in arrays) and first.dtype in (np.float32, np.float64)
+    return all(isinstance(a, np.ndarray) and a.dtype == first.dtype and is_native_layout(a) for a in arrays) and (
+        first.dtype in (np.float32, np.float64))
 
 
 def is_native_layout(a):
-    """True when a is C-contiguous and its data aligned to its element size: what the native kernels
-    read and write in place."""
+    """True when a (NumPy or CuPy) is C-contiguous and its data aligned to its element size: what the
+    native kernels read and write in place."""
     if isinstance(a, np.ndarray):
-        return a.flags.c_contiguous and a.flags.aligned
+        flags = a.flags
+        return flags.c_contiguous and flags.aligned
     return a.flags.c_contiguous and a.data.ptr % a.itemsize == 0
 
 
@@ -100,14 +101,12 @@ def c_array(a, dtype=None):
     when given (NumPy or CuPy, as a is). a itself when it already is; a copy otherwise. (A contiguous
     view at an odd byte offset, e.g. np.zeros(9, np.uint8)[1:].view(np.float32), is not aligned: the
     kernels' loads from it would be undefined behaviour, and on a GPU a misaligned-address fault.)"""
-    if type(a) is np.ndarray and (dtype is None or a.dtype == dtype):  # the common case, settled fast
-        flags = a.flags
-        if flags.c_contiguous and flags.aligned:
-            return a
+    if type(a) is np.ndarray and (dtype is None or a.dtype == dtype) and is_native_layout(a):  # the common case
+        return a
     if not is_cupy_array(a):
         return np.require(a, dtype, ("C", "A"))
     a = cupy_module().ascontiguousarray(a, dtype)
-    return a if a.data.ptr % a.itemsize == 0 else a.copy()
+    return a if is_native_layout(a) else a.copy()
 
 
 def array_module(a):

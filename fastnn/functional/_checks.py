@@ -117,6 +117,16 @@ def geometry_in_range(op, h, w, padding, stride):
         )
 
 
+def integer_or_none(value):
+    """`value` as an int when it is an integer: a Python or NumPy integer, or a 0-d integer array (as
+    np.load gives). None for anything else, bool and 2.0 included: the caller raises its own error."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
 def real_number(owner, name, value, above=None, at_least=None, below=None, at_most=None, finite=True):
     """`value` as a float: a Python or NumPy real number or a 0-d numeric array (as np.load gives).
     The one check for hyperparameters (layers, optimizers, schedules, initialisers): NaN and +-inf

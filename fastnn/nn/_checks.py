@@ -1,8 +1,5 @@
 """Input checks shared by the layers: a clear TypeError/ValueError before any arithmetic runs."""
-import numpy as np
-
-from .._backend import is_cupy_array
-from ..functional._checks import float_array, real_number, same_device, same_dtype
+from ..functional._checks import _is_array, float_array, real_number, same_device, same_dtype
 
 
 def layer_input(layer, x, like, ndim=None):
@@ -31,7 +28,7 @@ def upstream_grad(layer, dout, shape, name="dout"):
     `shape`, the shape the layer's forward returned. Without this a transposed, flattened or
     broadcastable dout would be reshaped or broadcast into a silently wrong gradient.
     One tuple comparison, no copy."""
-    if type(dout) is not np.ndarray and not (isinstance(dout, np.ndarray) or is_cupy_array(dout)):
+    if not _is_array(dout):
         raise TypeError(f"{layer}.backward: {name} must be a NumPy or CuPy array, got {type(dout).__name__}")
     if dout.shape != shape:
         raise ValueError(f"{layer}.backward: {name} must have the shape of the forward output {tuple(shape)}, "

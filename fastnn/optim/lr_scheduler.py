@@ -19,11 +19,8 @@ min_lr and threshold >= 0 (a negative learning rate is gradient ascent); step_si
 integers >= 1, patience an integer >= 0 (TypeError for a non-integer); factor is in (0, 1).
 """
 import math
-import numbers
 
-import numpy as np
-
-from ..functional._checks import real_number
+from ..functional._checks import integer_or_none, real_number
 
 
 class LRScheduler:
@@ -68,13 +65,12 @@ def _non_negative(owner, name, value):
 
 def _int_at_least(owner, name, value, low):
     """`value` as an int >= low: TypeError for a non-integer (bool and 2.0 included), ValueError below low."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    number = integer_or_none(value)
+    if number is None:
         raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
-    if value < low:
-        raise ValueError(f"{owner}: {name} must be >= {low}, got {value}")
-    return int(value)
+    if number < low:
+        raise ValueError(f"{owner}: {name} must be >= {low}, got {number}")
+    return number
 
 
 class PowerLR(LRScheduler):

@@ -41,13 +41,12 @@ compare the two bit for bit); on CuPy each update is one fused elementwise kerne
 time CuPy arrays are seen.
 """
 import math
-import numbers
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import _backend
-from ..functional._checks import real_number
+from ..functional._checks import integer_or_none, real_number
 
 # The fused native update on C-contiguous float NumPy arrays (off: the NumPy ufunc path everywhere).
 _NATIVE_CPU_UPDATE = True
@@ -200,11 +199,9 @@ class Optimizer:
             raise KeyError("optimizer load_state_dict: needs 'step' and 'lr'")
         owner = f"{type(self).__name__} load_state_dict"
         lr = check_hyperparameters(owner, lr=state_dict["lr"])[0]
-        step = state_dict["step"]
-        if isinstance(step, np.ndarray) and step.ndim == 0:
-            step = step[()]
-        if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Integral) or step < 0:
-            raise ValueError(f"{owner}: step must be an integer >= 0, got {step!r}")
+        step = integer_or_none(state_dict["step"])
+        if step is None or step < 0:
+            raise ValueError(f"{owner}: step must be an integer >= 0, got {state_dict['step']!r}")
         new_state = [dict() for _ in self.params]
         for key, a in state_dict.items():
             if key in ("step", "lr"):
@@ -226,7 +223,7 @@ class Optimizer:
                 raise ValueError(f"{owner}: {key} has non-finite values (NaN or inf)")
             if parts[2] == "s" and bool((a < 0).any()):
                 raise ValueError(f"{owner}: {key} (the second moment) has negative values")
-        self.t = int(step)
+        self.t = step
         self._lr = lr
         self.state = new_state
 
