@@ -17,16 +17,7 @@ out="${EMU_BUILD_DIR:-$here/build}"
 units=(conv2d pool batch_norm lstm softmax_xent)
 
 # CUDA headers: $CUDA_HOME, else next to nvcc, else /usr/local/cuda.
-cuda_home="${CUDA_HOME:-${CUDA_PATH:-}}"
-if [[ -z "$cuda_home" ]] && command -v nvcc >/dev/null 2>&1; then
-    cuda_home="$(cd "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." && pwd)"
-fi
-cuda_inc="${cuda_home:-/usr/local/cuda}/include"
-[[ -f "$cuda_inc/cuda_runtime.h" ]] || cuda_inc=/usr/local/cuda/include
-if [[ ! -f "$cuda_inc/cuda_runtime.h" ]]; then
-    echo "build.sh: no cuda_runtime.h under $cuda_inc; set CUDA_HOME to a CUDA toolkit" >&2
-    exit 1
-fi
+source "$here/cuda_include.sh"
 
 flags=(-std=c++20 -O1 -g -fPIC -shared -pthread -Wno-attributes -Wno-subobject-linkage)
 lib="$out/libemu.so"

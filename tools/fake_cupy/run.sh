@@ -34,12 +34,7 @@ rm -f "$out/site/fastnn"/_cuda*.so
 
 read -r py_inc pybind_inc ext < <("$python" -c 'import sysconfig, pybind11
 print(sysconfig.get_paths()["include"], pybind11.get_include(), sysconfig.get_config_var("EXT_SUFFIX"))')
-cuda_home="${CUDA_HOME:-${CUDA_PATH:-}}"
-if [[ -z "$cuda_home" ]] && command -v nvcc >/dev/null 2>&1; then
-    cuda_home="$(cd "$(dirname "$(readlink -f "$(command -v nvcc)")")/.." && pwd)"
-fi
-cuda_inc="${cuda_home:-/usr/local/cuda}/include"
-[[ -f "$cuda_inc/cuda_runtime.h" ]] || cuda_inc=/usr/local/cuda/include
+source "$repo/tools/cuda_emu/cuda_include.sh"
 ${CXX:-g++} -std=c++20 -O1 -fPIC -shared -pthread -Wno-attributes -Wno-subobject-linkage \
     -I"$repo/tools/cuda_emu" -I"$repo/cuda" -I"$cuda_inc" -I"$py_inc" -I"$pybind_inc" \
     -include "$repo/tools/cuda_emu/emu.h" \

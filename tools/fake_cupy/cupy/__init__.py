@@ -321,6 +321,7 @@ _kernel_cache = os.environ.get("FAKE_CUPY_CACHE", os.path.join(tempfile.gettempd
 _C_TYPES = {"float32": "float", "float64": "double", "int32": "int32_t", "int64": "int64_t", "bool": "bool",
             "float": "float", "double": "double", "int": "int32_t"}
 _C_DTYPES = {"float": _np.float32, "double": _np.float64, "int32_t": _np.int32, "int64_t": _np.int64, "bool": _np.bool_}
+_C_NAMES = {_np.dtype(v): k for k, v in _C_DTYPES.items()}
 
 
 def _parse_params(text):
@@ -383,7 +384,7 @@ class ElementwiseKernel:
         for (t, name), a in zip(params, args):
             if isinstance(a, ndarray):
                 if t not in _C_TYPES and t not in ctypes_of:
-                    ctypes_of[t] = {_np.dtype(_np.float32): "float", _np.dtype(_np.float64): "double"}[a.dtype]
+                    ctypes_of[t] = _C_NAMES[a.dtype]
                 if a.size != 1 or a.ndim > 0:
                     if size is not None and a.size != size:
                         raise ValueError(f"{self.name}: {name} has {a.size} elements, another array {size}")
