@@ -1,4 +1,5 @@
 """Losses: forward(pred, target) -> float (the mean over the batch), backward() -> dL/dpred.
+forward_array(pred, target) is the same mean as a 0-d array on the inputs' device (no host copy).
 
     loss_fn = SoftmaxCrossEntropyLoss()
     loss = loss_fn.forward(scores, labels)   # a Python float
@@ -24,13 +25,24 @@ def _finite(loss, value):
 
 
 class Loss:
-    """Base class: subclasses implement forward(pred, target) and backward()."""
+    """Base class: subclasses implement forward_array(pred, target) and backward().
+
+    forward(...) is the loss as a Python float and refuses NaN/inf; forward_array(...) is the same
+    value as a 0-d array on the inputs' device, not copied to the host and not checked, which is what
+    a captured CUDA graph step needs (fastnn.training.CudaGraphStep).
+    """
 
     def __init__(self):
         self._cache = None
 
     def __call__(self, *args):
         return self.forward(*args)
+
+    def forward(self, *args):
+        return _finite(type(self).__name__, self.forward_array(*args))
+
+    def forward_array(self, *args):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward_array")
 
     def _take_cache(self):
         if self._cache is None:
@@ -51,11 +63,11 @@ def _pred_and_target(loss, pred, target):
 class MSELoss(Loss):
     """L = (1/n) sum (pred - target)^2 over all n elements;  dL/dpred = 2 (pred - target) / n."""
 
-    def forward(self, pred, target):
+    def forward_array(self, pred, target):
         _pred_and_target("MSELoss", pred, target)
         diff = pred - target
         self._cache = diff
-        return _finite("MSELoss", (diff * diff).mean())
+        return (diff * diff).mean()
 
     def backward(self):
         diff = self._take_cache()
@@ -65,11 +77,11 @@ class MSELoss(Loss):
 class L1Loss(Loss):
     """L = (1/n) sum |pred - target|;  dL/dpred = sign(pred - target) / n (0 where they are equal)."""
 
-    def forward(self, pred, target):
+    def forward_array(self, pred, target):
         _pred_and_target("L1Loss", pred, target)
         diff = pred - target
         self._cache = diff
-        return _finite("L1Loss", abs(diff).mean())
+        return abs(diff).mean()
 
     def backward(self):
         diff = self._take_cache()
@@ -84,14 +96,14 @@ class HuberLoss(Loss):
         super().__init__()
         self.delta = _checks.hyperparameter("HuberLoss", "delta", delta, above=0.0)
 
-    def forward(self, pred, target):
+    def forward_array(self, pred, target):
         _pred_and_target("HuberLoss", pred, target)
         xp = _backend.array_module(pred)
         diff = pred - target
         self._cache = diff
         a = abs(diff)
         per_element = xp.where(a <= self.delta, 0.5 * diff * diff, self.delta * (a - 0.5 * self.delta))
-        return _finite("HuberLoss", per_element.mean())
+        return per_element.mean()
 
     def backward(self):
         diff = self._take_cache()
@@ -106,12 +118,12 @@ class BCEWithLogitsLoss(Loss):
         dL/dz = (sigmoid(z) - t) / n
     """
 
-    def forward(self, pred, target):
+    def forward_array(self, pred, target):
         _pred_and_target("BCEWithLogitsLoss", pred, target)
         xp = _backend.array_module(pred)
         self._cache = (pred, target)
         per_element = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-abs(pred)))
-        return _finite("BCEWithLogitsLoss", per_element.mean())
+        return per_element.mean()
 
     def backward(self):
         z, t = self._take_cache()
@@ -125,9 +137,12 @@ class SoftmaxCrossEntropyLoss(Loss):
     dL/ds = (softmax(s) - onehot(y)) / N. Both passes are the fused kernel F.softmax_cross_entropy_*."""
 
     def forward(self, pred, target):
+        return float(self.forward_array(pred, target))
+
+    def forward_array(self, pred, target):
         loss, cache = F.softmax_cross_entropy_forward(pred, target)
         self._cache = cache
-        return float(loss)
+        return loss
 
     def backward(self):
         return F.softmax_cross_entropy_backward(1.0, self._take_cache())
@@ -140,7 +155,7 @@ class MultiClassHingeLoss(Loss):
         dL/ds_ij = [margin_ij > 0] / N for j != y_i,  dL/ds_{i, y_i} = -(number of j with margin_ij > 0) / N
     """
 
-    def forward(self, pred, target):
+    def forward_array(self, pred, target):
         _checks.float_array("MultiClassHingeLoss pred", pred, ndim=2)
         if not hasattr(target, "dtype") or target.dtype.kind not in "iu" or target.ndim != 1:
             raise TypeError("MultiClassHingeLoss: target must be a 1-D integer array of labels")
@@ -156,7 +171,7 @@ class MultiClassHingeLoss(Loss):
         margins = xp.maximum(0, pred - correct + 1)
         margins[rows, target] = 0
         self._cache = (margins > 0, target, pred.dtype)
-        return _finite("MultiClassHingeLoss", margins.sum() / n)
+        return margins.sum() / n
 
     def backward(self):
         active, target, dtype = self._take_cache()
@@ -183,7 +198,7 @@ class TripletLoss(Loss):
         super().__init__()
         self.margin = _checks.hyperparameter("TripletLoss", "margin", margin, at_least=0.0)
 
-    def forward(self, anchor, positive, negative):
+    def forward_array(self, anchor, positive, negative):
         for name, a in (("anchor", anchor), ("positive", positive), ("negative", negative)):
             _checks.float_array(f"TripletLoss {name}", a, ndim=2)
         _checks.same_device(anchor=anchor, positive=positive, negative=negative)
@@ -198,7 +213,7 @@ class TripletLoss(Loss):
         bracket = (d_pos * d_pos).sum(axis=1) - (d_neg * d_neg).sum(axis=1) + self.margin
         active = (bracket > 0)[:, None]
         self._cache = (d_pos, d_neg, active)
-        return _finite("TripletLoss", xp.maximum(bracket, 0).mean())
+        return xp.maximum(bracket, 0).mean()
 
     def backward(self):
         d_pos, d_neg, active = self._take_cache()

@@ -38,7 +38,8 @@ On NumPy the update is one fused native pass per parameter (fastnn._C.sgd_update
 OpenMP) doing the same arithmetic in the same order as the step-by-step in-place ufuncs kept below,
 which still run for arrays it does not take (non-contiguous, or with _NATIVE_CPU_UPDATE off: the tests
 compare the two bit for bit); on CuPy each update is one fused elementwise kernel, compiled the first
-time CuPy arrays are seen.
+time CuPy arrays are seen, which reads the step's scalars (lr, bias corrections) from a small device
+array written once per step, so that a captured CUDA graph replays with each step's values.
 """
 import math
 from collections import OrderedDict
@@ -108,6 +109,7 @@ class Optimizer:
         self.t = 0
         self.state = [dict() for _ in self.params]
         self._scratch = [dict() for _ in self.params]
+        self._cuda_scalars = {}  # dtype -> (device array of the CUDA kernels' scalars, its 0-d views)
 
     @property
     def lr(self):
@@ -124,13 +126,22 @@ class Optimizer:
 
     def step(self):
         """One update of every parameter from its .grad."""
+        self._begin_step()
+        self._apply_updates()
+
+    def _begin_step(self):
+        """The host half of step(): the step counter, and the step's scalars copied to the device
+        for CuPy parameters (fastnn.training.CudaGraphStep calls this before each graph launch)."""
         self.t += 1
+        if any(_backend.is_cupy_array(p.data) for p in self.params):
+            self._upload_cuda_scalars()
+
+    def _apply_updates(self):
+        """The device half of step(): every parameter's update, with no host<->device transfer for
+        CuPy parameters (their scalars are read from device memory), so a CUDA graph can capture it."""
+        self._ensure_state()
         for i, p in enumerate(self.params):
-            xp = _backend.array_module(p.data)
             state = self.state[i]
-            for name in self._state_names:
-                if name not in state:
-                    state[name] = xp.zeros_like(p.data)
             if _backend.is_cupy_array(p.data):
                 self._update_cuda(i, p, state)
             elif _NATIVE_CPU_UPDATE and _backend.native_float_arrays(p.data, p.grad, *state.values()):
@@ -142,6 +153,14 @@ class Optimizer:
                 self._update_cpu(i, p, state, g)
             if self.max_norm is not None and p.data.ndim >= 2:
                 self._apply_max_norm(p.data)
+
+    def _ensure_state(self):
+        """Creates the per-parameter state arrays that do not exist yet (zeros), before the first update."""
+        for i, p in enumerate(self.params):
+            state = self.state[i]
+            for name in self._state_names:
+                if name not in state:
+                    state[name] = _backend.array_module(p.data).zeros_like(p.data)
 
     # ---- helpers shared by the updates -------------------------------------------------------------
     def _buffer(self, i, name, like):
@@ -164,14 +183,31 @@ class Optimizer:
             g += sign
         return g
 
-    def _native_regularisers(self):
-        """(wd, l1, keep) for the fused CPU update."""
-        return self.weight_decay, self.l1, 1.0 - self.lr * self.decoupled_weight_decay
+    def _cuda_scalar_values(self):
+        """The scalar arguments of this optimizer's CUDA kernel, in its order (after g)."""
+        raise NotImplementedError
 
-    def _cuda_scalars(self, p):
-        """(weight_decay, l1, keep = 1 - lr * decoupled_weight_decay) in the parameter's dtype."""
-        as_t = p.data.dtype.type
-        return as_t(self.weight_decay), as_t(self.l1), as_t(1.0 - self.lr * self.decoupled_weight_decay)
+    def _upload_cuda_scalars(self):
+        """Writes this step's kernel scalars to a small device array per parameter dtype. The kernels
+        take 0-d views of it, so they read the values at run time: a captured CUDA graph then uses
+        each step's learning rate and bias corrections instead of the ones current at capture."""
+        values = np.array(self._cuda_scalar_values(), dtype=np.float64)
+        cp = _backend.cupy_module()
+        for dtype in {p.data.dtype for p in self.params if _backend.is_cupy_array(p.data)}:
+            entry = self._cuda_scalars.get(dtype)
+            if entry is None or entry[0].size != values.size:
+                buf = cp.empty(values.size, dtype=dtype)
+                views = tuple(buf[k:k + 1].reshape(()) for k in range(values.size))
+                entry = self._cuda_scalars[dtype] = (buf, views)
+            entry[0].set(values.astype(dtype))
+
+    def _cuda_scalar_views(self, p):
+        """0-d device views of the uploaded scalars, in the parameter's dtype."""
+        return self._cuda_scalars[p.data.dtype][1]
+
+    def _regulariser_values(self):
+        """(weight_decay, l1, keep = 1 - lr * decoupled_weight_decay): the kernels' shared prologue."""
+        return self.weight_decay, self.l1, 1.0 - self.lr * self.decoupled_weight_decay
 
     def _apply_max_norm(self, w):
         xp = _backend.array_module(w)
@@ -284,17 +320,19 @@ class SGD(Optimizer):
             p.data -= v
 
     def _update_native(self, p, state):
-        _backend._C.sgd_update(p.data, p.grad, state.get("velocity"), *self._native_regularisers(), self.lr,
+        _backend._C.sgd_update(p.data, p.grad, state.get("velocity"), *self._regulariser_values(), self.lr,
                                self.momentum, self.nesterov)
 
+    def _cuda_scalar_values(self):
+        values = (*self._regulariser_values(), self.lr)
+        return values + (self.momentum,) if self.momentum else values
+
     def _update_cuda(self, i, p, state):
-        wd, l1, keep = self._cuda_scalars(p)
-        as_t = p.data.dtype.type
+        scalars = self._cuda_scalar_views(p)
         if not self.momentum:
-            _cuda_kernel("sgd")(p.grad, wd, l1, keep, as_t(self.lr), p.data)
+            _cuda_kernel("sgd")(p.grad, *scalars, p.data)
         else:
-            _cuda_kernel("sgd_momentum")(p.grad, wd, l1, keep, as_t(self.lr), as_t(self.momentum),
-                                         np.int32(self.nesterov), p.data, state["velocity"])
+            _cuda_kernel("sgd_momentum")(p.grad, *scalars, np.int32(self.nesterov), p.data, state["velocity"])
 
 
 class Momentum(SGD):
@@ -365,22 +403,22 @@ class _Adaptive(Optimizer):
 
     def _update_native(self, p, state):
         step_size, inv_sqrt_bc2 = self._corrections()
-        _backend._C.adaptive_update(p.data, p.grad, state.get("m"), state["s"], *self._native_regularisers(),
+        _backend._C.adaptive_update(p.data, p.grad, state.get("m"), state["s"], *self._regulariser_values(),
                                     self.b1, 1.0 - self.b1, self.rho, self.c, step_size, inv_sqrt_bc2, self.eps)
 
+    def _ensure_state(self):
+        super()._ensure_state()
+        if not self.b1:  # the fused CUDA kernel always carries m; with b1 = 0 it is just g, so it is not state
+            for i, p in enumerate(self.params):
+                if _backend.is_cupy_array(p.data) and "m" not in self._scratch[i]:
+                    self._scratch[i]["m"] = _backend.cupy_module().zeros_like(p.data)
+
     def _update_cuda(self, i, p, state):
-        if self.b1:
-            m = state["m"]
-        else:  # the fused kernel always carries m; with b1 = 0 it is just g, so it is not state
-            m = self._scratch[i].get("m")
-            if m is None:
-                m = self._scratch[i]["m"] = _backend.cupy_module().zeros_like(p.data)
-        wd, l1, keep = self._cuda_scalars(p)
-        step_size, inv_sqrt_bc2 = self._corrections()
-        as_t = p.data.dtype.type
-        _cuda_kernel("adaptive")(p.grad, wd, l1, keep, as_t(self.b1), as_t(self.rho), as_t(self.c),
-                                 as_t(step_size), as_t(inv_sqrt_bc2), as_t(self.eps),
-                                 p.data, m, state["s"])
+        m = state["m"] if self.b1 else self._scratch[i]["m"]
+        _cuda_kernel("adaptive")(p.grad, *self._cuda_scalar_views(p), p.data, m, state["s"])
+
+    def _cuda_scalar_values(self):
+        return (*self._regulariser_values(), self.b1, self.rho, self.c, *self._corrections(), self.eps)
 
 
 class Adagrad(_Adaptive):
