@@ -21,7 +21,7 @@ gemm.SIZES = [24]
 lstm.CUDA_CELL, lstm.CUDA_LAYER = (4, 8, 8), (3, 2, 4, 8)
 pool.CUDA_SHAPE = (2, 3, 8, 8)
 softmax_xent.CUDA_SHAPES = [(16, 10), (4, 33)]
-training.LENET_BATCHES = [2]
+training.LENET_BATCHES, training.LENET_GRAPH_BATCH = [2], 2
 training.LSTM_BATCH, training.LSTM_STEPS, training.LSTM_HIDDEN, training.LSTM_EMBEDDING = 2, 3, 8, 4
 _cuda_ceilings = ceilings.cuda_ceilings
 

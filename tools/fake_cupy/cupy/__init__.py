@@ -10,6 +10,14 @@ It keeps the CuPy rules that catch mistakes: an ndarray is not a numpy.ndarray (
 tell them apart), it refuses implicit conversion to NumPy (np.asarray(a) raises, as in CuPy; use
 cupy.asnumpy or a.get()), ufuncs refuse to mix it with NumPy arrays, and reductions and scalar
 indexing return 0-d arrays, not NumPy scalars.
+
+Stream capture (cupy.cuda.Stream.begin_capture / end_capture, Graph.launch) is emulated so that the
+mistakes a CUDA graph punishes fail here too. During a capture every device operation runs and is
+recorded, with its array arguments bound by address and its scalar arguments by value, as a real
+graph bakes them; end_capture puts every buffer that existed before the capture back as it was (a
+real capture executes nothing), and Graph.launch replays the recording. A synchronising call
+(float(a), a.get(), a.set(host), cupy.asarray(host), Stream.synchronize, ...), random numbers, or
+work on another stream while a stream captures raise StreamCaptureError.
 """
 import ctypes
 import hashlib
@@ -49,6 +57,113 @@ def _wrap(x):
     return x
 
 
+# ---- stream capture (see the module docstring)
+class StreamCaptureError(RuntimeError):
+    """What CUDA reports (cudaErrorStreamCaptureUnsupported/Implicit) for an operation a capture forbids."""
+
+
+_capture = None  # the _Capture under way, if any
+
+
+def _root(a):
+    while isinstance(a.base, _np.ndarray):
+        a = a.base
+    return a
+
+
+def _arrays_in(values):
+    for v in values:
+        if isinstance(v, _np.ndarray):
+            yield v
+        elif isinstance(v, ndarray):
+            yield v._a
+        elif isinstance(v, (list, tuple)):
+            yield from _arrays_in(v)
+
+
+class _Capture:
+    def __init__(self, stream):
+        self.stream, self.ops = stream, []
+        self.fresh, self.saved = {}, {}  # id(buffer) -> buffer made in the capture / (buffer, its contents before)
+
+    def touch(self, a):
+        root = _root(a)
+        if id(root) not in self.fresh and id(root) not in self.saved:
+            self.saved[id(root)] = (root, root.copy())
+
+    def allocated(self, a):
+        root = _root(a)
+        if id(root) not in self.saved:
+            self.fresh.setdefault(id(root), root)
+
+    def restore(self):
+        for root, before in self.saved.values():
+            root[...] = before
+
+
+def _sync_point(what):
+    if _capture is not None:
+        raise StreamCaptureError(f"{what} waits for the device or copies between host and device, which is not "
+                                 f"allowed while stream {_capture.stream.ptr:#x} is capturing")
+
+
+def _check_stream(what):
+    if _capture is not None and _current_stream() is not _capture.stream:
+        raise StreamCaptureError(f"{what} on stream {_current_stream().ptr:#x} while stream "
+                                 f"{_capture.stream.ptr:#x} is capturing: it would run outside the graph")
+
+
+def _run(fn, *args, **kwargs):
+    """fn(*args, **kwargs) on NumPy values, the result wrapped; during a capture also recorded: the
+    replay runs fn again on the same buffers and writes its results into the buffers returned now."""
+    if _capture is None:
+        return _wrap(fn(*args, **kwargs))
+    _check_stream(getattr(fn, "__name__", "an operation"))
+    for a in _arrays_in(args + tuple(kwargs.values())):
+        _capture.touch(a)
+    raw = fn(*args, **kwargs)
+    result = _wrap(raw)
+    many = isinstance(raw, (tuple, list))
+    outs = [(i, r._a) for i, r in enumerate(result if many else (result,)) if isinstance(r, ndarray)]
+    for _, a in outs:
+        _capture.allocated(a)
+
+    def replay():
+        again = fn(*args, **kwargs)
+        again = again if many else (again,)
+        for i, a in outs:
+            if again[i] is not a:
+                _np.copyto(a, again[i])
+
+    _capture.ops.append(replay)
+    return result
+
+
+def _recorded(fn, name):
+    """fn (a fastnn._cuda kernel launcher, pointers as ints) recorded during a capture; the buffers
+    behind the pointers were touched when their .data was read."""
+    def launcher(*args, **kwargs):
+        if _capture is not None:
+            _check_stream(name)
+            _capture.ops.append(lambda: fn(*args, **kwargs))
+        return fn(*args, **kwargs)
+
+    launcher.__name__ = name
+    launcher._fake_cupy_recorded = True
+    return launcher
+
+
+def _record_native_launchers():
+    module = sys.modules.get("fastnn._cuda")
+    if module is None or getattr(module, "_fake_cupy_recorded", False):
+        return
+    for name in dir(module):
+        fn = getattr(module, name)
+        if callable(fn) and not name.startswith("_") and not isinstance(fn, type):
+            setattr(module, name, _recorded(fn, name))
+    module._fake_cupy_recorded = True
+
+
 def _refuse_numpy(values, what):
     for v in values:
         if isinstance(v, _np.ndarray) and not isinstance(v, ndarray):
@@ -69,6 +184,8 @@ class _Flags:
 
 class _Pointer:
     def __init__(self, a):
+        if _capture is not None:  # a kernel is about to use this buffer
+            _capture.touch(a)
         self.ptr = a.__array_interface__["data"][0]
 
 
@@ -80,6 +197,8 @@ class ndarray:
 
     def __init__(self, shape, dtype=float, order="C"):
         self._a = _np.empty(shape, dtype=dtype, order=order)
+        if _capture is not None:
+            _capture.allocated(self._a)
 
     @classmethod
     def _of(cls, a):
@@ -111,30 +230,38 @@ class ndarray:
                         "NumPy array explicitly.")
 
     def get(self, stream=None, order="C", out=None):
+        _sync_point("ndarray.get")
         if out is not None:
             out[...] = self._a
             return out
         return _np.array(self._a, order=order)
 
     def set(self, arr, stream=None):
+        _sync_point("ndarray.set (a host-to-device copy)")
         self._a[...] = arr
 
     def item(self):
+        _sync_point("ndarray.item")
         return self._a.item()
 
     def tolist(self):
+        _sync_point("ndarray.tolist")
         return self._a.tolist()
 
     def __float__(self):
+        _sync_point("float(ndarray)")
         return float(self._a)
 
     def __int__(self):
+        _sync_point("int(ndarray)")
         return int(self._a)
 
     def __bool__(self):
+        _sync_point("bool(ndarray)")
         return bool(self._a)
 
     def __index__(self):
+        _sync_point("using an ndarray as an index")
         return self._a.__index__()
 
     def __len__(self):
@@ -145,17 +272,25 @@ class ndarray:
             yield _wrap(row)
 
     def __repr__(self):
+        _sync_point("repr(ndarray)")
         return "fake-cupy " + repr(self._a)
 
     def __str__(self):
+        _sync_point("str(ndarray)")
         return str(self._a)
 
     # ---- indexing
     def __getitem__(self, key):
-        return _wrap(self._a[_unwrap(key)])
+        key = _unwrap(key)
+        if isinstance(key, tuple) or not isinstance(key, _np.ndarray):
+            # An element is a 0-d view, as in CuPy (NumPy would copy it out as a scalar).
+            full = key if isinstance(key, tuple) else (key,)
+            if all(isinstance(k, (int, _np.integer)) for k in full) and len(full) == self._a.ndim:
+                return _run(_np.ndarray.__getitem__, self._a, full + (Ellipsis,))
+        return _run(_np.ndarray.__getitem__, self._a, key)
 
     def __setitem__(self, key, value):
-        self._a[_unwrap(key)] = _unwrap(value)
+        _run(_np.ndarray.__setitem__, self._a, _unwrap(key), _unwrap(value))
 
     # ---- methods: NumPy's, with arrays unwrapped and results wrapped
     def __getattr__(self, name):
@@ -165,15 +300,16 @@ class ndarray:
 
         def method(*args, **kwargs):
             _refuse_numpy(args, f"ndarray.{name}")
-            return _wrap(attr(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+            unbound = getattr(_np.ndarray, name)
+            return _run(unbound, self._a, *_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
 
         return method
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
-        return ndarray._of(self._a.astype(dtype, order=order, copy=copy))
+        return _run(_np.ndarray.astype, self._a, dtype, order=order, copy=copy)
 
     def copy(self, order="C"):
-        return ndarray._of(self._a.copy(order=order))
+        return _run(_np.ndarray.copy, self._a, order=order)
 
     def view(self, dtype=None):
         return ndarray._of(self._a.view() if dtype is None else self._a.view(dtype))
@@ -185,14 +321,14 @@ class ndarray:
         if out is not None:
             _refuse_numpy(out, f"ufunc {ufunc.__name__} out")
             kwargs["out"] = tuple(_unwrap(o) for o in out)
-        result = getattr(ufunc, method)(*_unwrap(inputs), **kwargs)
+        result = _run(getattr(ufunc, method), *_unwrap(inputs), **kwargs)
         if out is not None:
             return out[0] if len(out) == 1 else out
-        return _wrap(result)
+        return result
 
     def __array_function__(self, func, types_, args, kwargs):
         _refuse_numpy(args, func.__name__)
-        return _wrap(func(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+        return _run(func, *_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
 
 
 def _operator(ufunc, reflected=False, inplace=False):
@@ -229,19 +365,21 @@ ndarray.__hash__ = None
 def asarray(a, dtype=None, order=None):
     if isinstance(a, ndarray):
         return a if dtype is None or a.dtype == _np.dtype(dtype) else a.astype(dtype)
+    _sync_point("cupy.asarray of host data")
     return ndarray._of(_np.array(a, dtype=dtype, order=order or "K", copy=True))
 
 
 def array(obj, dtype=None, copy=True, order="K", ndmin=0):
     if isinstance(obj, ndarray):
-        return ndarray._of(_np.array(obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin))
+        return _run(_np.array, obj._a, dtype=dtype, copy=copy, order=order, ndmin=ndmin)
+    _sync_point("cupy.array of host data")
     return ndarray._of(_np.array(obj, dtype=dtype, copy=True, order=order, ndmin=ndmin))
 
 
 def ascontiguousarray(a, dtype=None):
     if not isinstance(a, ndarray):
         raise TypeError(f"Unsupported type {type(a)}")
-    return ndarray._of(_np.ascontiguousarray(a._a, dtype=dtype))
+    return _run(_np.ascontiguousarray, a._a, dtype=dtype)
 
 
 def asnumpy(a, stream=None, order="C", out=None):
@@ -255,7 +393,7 @@ def get_array_module(*args):
 
 
 def copyto(dst, src, casting="same_kind", where=True):
-    _np.copyto(dst._a, _unwrap(src), casting=casting, where=_unwrap(where))
+    _run(_np.copyto, dst._a, _unwrap(src), casting=casting, where=_unwrap(where))
 
 
 def __getattr__(name):
@@ -266,7 +404,7 @@ def __getattr__(name):
 
     def function(*args, **kwargs):
         _refuse_numpy(args, name)
-        return _wrap(target(*_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+        return _run(target, *_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
 
     function.__name__ = name
     return function
@@ -279,6 +417,8 @@ class RandomState:
         self._rs = _np.random.RandomState(seed)
 
     def _floats(self, values, dtype):
+        if _capture is not None:  # a captured generator kernel would draw the same numbers at every replay
+            raise StreamCaptureError("random numbers drawn in a captured graph repeat at every replay")
         return ndarray._of(_np.asarray(values, dtype=dtype))
 
     def random_sample(self, size=None, dtype=float):
@@ -297,7 +437,7 @@ class RandomState:
         return self._floats(self._rs.normal(loc, scale, size), dtype)
 
     def randint(self, low, high=None, size=None, dtype=int):
-        return ndarray._of(self._rs.randint(low, high, size, dtype=dtype))
+        return self._floats(self._rs.randint(low, high, size, dtype=dtype), dtype)
 
 
 class _Random:
@@ -376,6 +516,16 @@ class ElementwiseKernel:
         return lib
 
     def __call__(self, *args):
+        if _capture is None:
+            return self._launch(args)
+        _check_stream(self.name)
+        for a in _arrays_in(args):
+            _capture.touch(a)
+        result = self._launch(args)
+        _capture.ops.append(lambda: self._launch(args))
+        return result
+
+    def _launch(self, args):
         params = self.inputs + self.outputs
         if len(args) != len(params):
             raise TypeError(f"{self.name}: expected {len(params)} arguments (outputs included), got {len(args)}")
@@ -411,11 +561,109 @@ class ElementwiseKernel:
 
 
 # ---- cupy.cuda
+class Graph:
+    """A captured sequence of operations; launch() replays it."""
+
+    def __init__(self, ops):
+        self._ops = list(ops)
+
+    def launch(self, stream=None):
+        _sync_point("Graph.launch inside a capture")
+        for op in self._ops:
+            op()
+
+    def upload(self, stream=None):
+        pass
+
+
 class _Stream:
-    ptr = 0
+    """cupy.cuda.Stream: `with stream:` makes it current; the legacy null stream (ptr 0) cannot capture."""
+
+    _next_ptr = 0x5000
+    null = None
+
+    def __init__(self, null=False, non_blocking=False, ptds=False):
+        if null:
+            self.ptr = 0
+        else:
+            _Stream._next_ptr += 0x10
+            self.ptr = _Stream._next_ptr
+        self.non_blocking = non_blocking
+
+    def __enter__(self):
+        _stream_stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _stream_stack.pop()
+        return False
+
+    def use(self):
+        _stream_stack[:] = [self]
+        return self
 
     def synchronize(self):
+        _sync_point("Stream.synchronize")
+
+    def record(self, event=None):
+        event = _Event() if event is None else event
+        event.record(self)
+        return event
+
+    def wait_event(self, event):
         pass
+
+    def begin_capture(self, mode=None):
+        global _capture
+        if self.ptr == 0:
+            raise RuntimeError("cannot capture on the default (legacy) stream")
+        if _capture is not None:
+            raise StreamCaptureError("a capture is already under way")
+        _record_native_launchers()
+        _capture = _Capture(self)
+
+    def end_capture(self):
+        global _capture
+        if _capture is None or _capture.stream is not self:
+            raise StreamCaptureError("end_capture: this stream is not capturing")
+        capture, _capture = _capture, None
+        capture.restore()
+        return Graph(capture.ops)
+
+    def is_capturing(self):
+        return _capture is not None and _capture.stream is self
+
+
+_Stream.null = _Stream(null=True)
+_stream_stack = []
+
+
+def _current_stream():
+    return _stream_stack[-1] if _stream_stack else _Stream.null
+
+
+class MemoryPool:
+    """Allocation is NumPy's here; a pool only has to exist (CudaGraphStep keeps a private one)."""
+
+    def malloc(self, size):
+        raise NotImplementedError("fake cupy: memory comes from NumPy, not from a pool")
+
+    def used_bytes(self):
+        return 0
+
+    def free_all_blocks(self):
+        pass
+
+
+class _UsingAllocator:
+    def __init__(self, allocator=None):
+        self.allocator = allocator
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 class _Device:
@@ -432,7 +680,7 @@ class _Device:
         pass
 
     def synchronize(self):
-        pass
+        _sync_point("Device.synchronize")
 
     def __eq__(self, other):
         return isinstance(other, _Device) and other.id == self.id
@@ -451,7 +699,7 @@ class _Event:
         self.time = time.perf_counter()
 
     def synchronize(self):
-        pass
+        _sync_point("Event.synchronize")
 
 
 def _elapsed_ms(start, stop):
@@ -466,8 +714,11 @@ cuda.cublas = types.SimpleNamespace(CUBLAS_DEFAULT_MATH=0, get_math_mode=lambda 
                                     set_math_mode=lambda handle, mode: None)
 cuda.Device = _Device
 cuda.Stream = _Stream
-cuda.get_current_stream = lambda: _Stream()
+cuda.Graph = Graph
+cuda.MemoryPool = MemoryPool
+cuda.using_allocator = _UsingAllocator
+cuda.get_current_stream = _current_stream
 cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, runtimeGetVersion=lambda: 13000,
-                                     deviceSynchronize=lambda: None,
+                                     deviceSynchronize=lambda: _sync_point("runtime.deviceSynchronize"),
                                      getDeviceProperties=lambda i: {"name": b"fake-cupy host emulation"})
 sys.modules["cupy.cuda"] = cuda
