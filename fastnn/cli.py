@@ -63,7 +63,7 @@ def cmd_train(args):
         training.train_lenet5(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
                               threads=args.threads, out=args.out, seed=args.seed, resume=args.resume,
                               limit_train=args.limit_train, limit_eval=args.limit_eval,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, cuda_graph=args.cuda_graph)
     else:
         training.train_charlstm(epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len,
                                 hidden_size=args.hidden, lr=args.lr, clip=args.clip, temperature=args.temperature,
@@ -86,6 +86,8 @@ def build_parser():
     # Smoke-test options: train and evaluate on the first N images only.
     lenet.add_argument("--limit-train", type=int, default=None, help=argparse.SUPPRESS)
     lenet.add_argument("--limit-eval", type=int, default=None, help=argparse.SUPPRESS)
+    lenet.add_argument("--cuda-graph", action="store_true",
+                       help="with --device cuda: run each training step as one CUDA-graph launch")
     lenet.set_defaults(func=cmd_train, positive=("epochs", "batch_size", "lr", "threads", "limit_train",
                                                  "limit_eval"))
 
@@ -106,6 +108,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_positive(parser, args, getattr(args, "positive", ()))
+    if getattr(args, "cuda_graph", False) and args.device != "cuda":
+        parser.error("--cuda-graph needs --device cuda")
     return args.func(args)
 
 

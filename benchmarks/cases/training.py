@@ -2,6 +2,9 @@
 
     LeNet-5 step (batch 64 and 256):  zero_grad, forward, softmax cross-entropy, backward, Adam.
         Images/second = batch / median step time.
+    On the GPU also LeNet-5 at batch 64 with the whole step captured as a CUDA graph, against PyTorch
+        doing the same (torch.cuda.graph, capturable Adam); both copy the batch into the graph's input
+        buffers each step, as a training loop must.
     char-LSTM step (batch 16, T = 64, hidden 512, the Shakespeare vocabulary of 74 characters,
         embedding 64): forward over 64 steps, cross-entropy on every step, backpropagation through
         time, global gradient-norm clipping at 5, Adam. Characters/second = 16 * 64 / median.
@@ -13,10 +16,11 @@ gradient, weight gradient), so GFLOP/s compares with the FMA ceiling.
 import numpy as np
 
 from fastnn import data, nn, optim
-from fastnn.training import CharLSTM, lenet5, seed_everything
+from fastnn.training import CharLSTM, CudaGraphStep, lenet5, seed_everything
 from harness import Case
 
 LENET_BATCHES = [64, 256]
+LENET_GRAPH_BATCH = 64
 LSTM_BATCH, LSTM_STEPS, LSTM_HIDDEN, LSTM_EMBEDDING = 16, 64, 512, 64
 
 
@@ -50,6 +54,11 @@ def _fastnn_step(model, inputs, targets, clip=None):
     return run
 
 
+def _fastnn_graph_step(model, inputs, targets):
+    step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3))
+    return lambda: step(inputs, targets)[0]
+
+
 def _torch_device(device):
     try:
         import torch
@@ -60,16 +69,20 @@ def _torch_device(device):
     return torch, torch.device(device)
 
 
-def _torch_lenet5_step(x_np, y_np, device):
-    torch, dev = _torch_device(device)
-    if torch is None:
-        return None
+def _torch_lenet5(torch, dev):
     tnn = torch.nn
-    model = tnn.Sequential(
+    return tnn.Sequential(
         tnn.Conv2d(1, 6, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(2),
         tnn.Conv2d(6, 16, 5), tnn.ReLU(), tnn.MaxPool2d(2), tnn.Flatten(),
         tnn.Linear(400, 120), tnn.ReLU(), tnn.Linear(120, 84), tnn.ReLU(), tnn.Linear(84, 10),
     ).to(dev)
+
+
+def _torch_lenet5_step(x_np, y_np, device):
+    torch, dev = _torch_device(device)
+    if torch is None:
+        return None
+    model = _torch_lenet5(torch, dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     x, y = torch.tensor(x_np, device=dev), torch.tensor(y_np, device=dev)
 
@@ -79,6 +92,43 @@ def _torch_lenet5_step(x_np, y_np, device):
         loss.backward()
         optimizer.step()
         return loss
+
+    return run
+
+
+def _torch_lenet5_graph_step(x_np, y_np):
+    """PyTorch's recipe for whole-network capture: warm-up steps on a side stream, then capture."""
+    torch, dev = _torch_device("cuda")
+    if torch is None:
+        return None
+    model = _torch_lenet5(torch, dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+    x, y = torch.tensor(x_np, device=dev), torch.tensor(y_np, device=dev)
+    static_x, static_y = x.clone(), y.clone()
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(model(static_x), static_y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_loss = step()
+
+    def run():
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+        return static_loss
 
     return run
 
@@ -140,6 +190,20 @@ def cases(device="cpu"):
                 "torch": _torch_lenet5_step(x_np, y_np, device),
             },
             flops=lenet5_flops(batch),
+            ceiling="fma",
+        )
+
+    if device == "cuda":
+        x_np, y_np = np.ascontiguousarray(x_train[:LENET_GRAPH_BATCH]), y_train[:LENET_GRAPH_BATCH].copy()
+        yield Case(
+            family="training",
+            name=f"LeNet-5 step batch={LENET_GRAPH_BATCH} CUDA graph",
+            impls={
+                "fastnn": _fastnn_graph_step(lenet5().to(device), _to_device(x_np, device), _to_device(y_np, device)),
+                "reference": None,
+                "torch": _torch_lenet5_graph_step(x_np, y_np),
+            },
+            flops=lenet5_flops(LENET_GRAPH_BATCH),
             ceiling="fma",
         )
 

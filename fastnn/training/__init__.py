@@ -8,8 +8,10 @@
     history.save_json("run/history.json"); history.plot("run/history.png")
 
 Modules: trainer (Trainer, NonFiniteLossError, seed_everything), history (History),
-models (lenet5, CharLSTM), recipes (train_lenet5, train_charlstm).
+models (lenet5, CharLSTM), recipes (train_lenet5, train_charlstm), cuda_graph (CudaGraphStep: a
+training step captured as one CUDA graph).
 """
+from .cuda_graph import CudaGraphStep
 from .history import History
 from .models import CharLSTM, count_parameters, lenet5
 from .recipes import train_charlstm, train_lenet5
@@ -17,6 +19,7 @@ from .trainer import NonFiniteLossError, Trainer, classification_accuracy, seed_
 
 __all__ = [
     "CharLSTM",
+    "CudaGraphStep",
     "History",
     "NonFiniteLossError",
     "Trainer",

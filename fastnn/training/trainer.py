@@ -122,11 +122,15 @@ class Trainer:
         progress: show a tqdm progress bar per epoch.
         log: callable for the per-epoch summary lines (print by default; None for silence).
         unit: what one target counts as in the throughput figure ("samples", "images", "chars").
+        cuda_graph: on CuPy batches, run each training step as one launch of a captured CUDA graph
+            (fastnn.training.CudaGraphStep: same arithmetic, far fewer launches for small models).
+            The step whose loss is NaN/inf has then already been applied when NonFiniteLossError
+            is raised. Ignored for NumPy batches.
     """
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, scheduler_unit="epoch", clip_grad_norm=None,
                  accuracy=None, patience=None, monitor="val_loss", checkpoint_path=None, prepare_batch=None,
-                 progress=True, log=print, unit="samples"):
+                 progress=True, log=print, unit="samples", cuda_graph=False):
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a fastnn.nn.Module, got {type(model).__name__}")
         if not isinstance(loss_fn, nn.Loss):
@@ -155,6 +159,8 @@ class Trainer:
         self.checkpoint_path = checkpoint_path
         self.prepare_batch = prepare_batch or _split_xy
         self.progress, self.log, self.unit = progress, log, unit
+        self.cuda_graph = bool(cuda_graph)
+        self._graph_step = None
         self.params = model.parameters()
         self.epoch = 0  # epochs completed
         self.global_step = 0  # optimizer steps taken
@@ -174,6 +180,8 @@ class Trainer:
 
     def train_step(self, inputs, targets, step_in_epoch=0):
         """One optimizer step on one batch; returns (loss, accuracy or None)."""
+        if self.cuda_graph and _backend.is_cupy_array(inputs):
+            return self._graph_train_step(inputs, targets, step_in_epoch)
         self.model.zero_grad()
         predictions = self.model.forward(inputs)
         try:
@@ -197,6 +205,22 @@ class Trainer:
             self.scheduler.step()
         acc = classification_accuracy(predictions, targets) if self.accuracy else None
         return loss, acc
+
+    def _graph_train_step(self, inputs, targets, step_in_epoch):
+        """train_step as one CUDA-graph launch (CudaGraphStep); the loss is read back once per step."""
+        if self._graph_step is None:
+            from .cuda_graph import CudaGraphStep
+
+            self._graph_step = CudaGraphStep(self.model, self.loss_fn, self.optimizer,
+                                             clip_grad_norm=self.clip_grad_norm, accuracy=self.accuracy)
+        loss, correct = self._graph_step(inputs, targets)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
+        self.global_step += 1
+        if self.scheduler is not None and self.scheduler_unit == "step":
+            self.scheduler.step()
+        return loss, (float(correct) / len(targets) if self.accuracy else None)
 
     def _bar(self, loader, description):
         """A tqdm bar advanced by hand (so its final figures can be drawn before it closes), or None."""

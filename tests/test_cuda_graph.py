@@ -1,0 +1,248 @@
+"""CudaGraphStep: a training step captured as a CUDA graph must train exactly as eager steps do.
+
+The cuda-marked tests need a GPU (or tools/fake_cupy, which emulates stream capture: it replays the
+recorded operations with the arguments baked at capture, so a per-step value that does not reach the
+graph -- an lr from a schedule, Adam's bias correction -- shows up as a different result here).
+"""
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import nn, optim
+from fastnn.training import CudaGraphStep, Trainer
+
+cuda = pytest.mark.cuda
+
+
+def _batches(n_batches, batch, seed=0, classes=10, side=8):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((batch, 1, side, side)).astype(np.float32),
+             rng.integers(0, classes, batch).astype(np.int64)) for _ in range(n_batches)]
+
+
+def _model(seed=3):
+    """A small CNN on 8x8 images (LeNet-5's layers, fewer of them): the GPU tests also run under the
+    kernel emulator (tools/fake_cupy), where a LeNet-5 step takes seconds."""
+    fastnn.init.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(3 * 4 * 4, 12), nn.ReLU(), nn.Linear(12, 10))
+
+
+def _eager_step(model, loss_fn, optimizer, x, y, clip=None):
+    model.zero_grad()
+    loss = loss_fn.forward(model.forward(x), y)
+    model.backward(loss_fn.backward())
+    if clip is not None:
+        optim.clip_grad_norm(model.parameters(), clip)
+    optimizer.step()
+    return loss
+
+
+# ---- argument checks (no GPU needed) ---------------------------------------------------------------
+def test_refuses_numpy_models():
+    model = _model()
+    with pytest.raises(ValueError, match="CuPy arrays; call model.to"):
+        CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(loss_fn=object()), TypeError, "loss_fn must be a fastnn.nn.Loss"),
+    (dict(optimizer=object()), TypeError, "optimizer must be a fastnn.optim.Optimizer"),
+    (dict(loss_fn=nn.TripletLoss()), TypeError, "three inputs"),
+    (dict(clip_grad_norm=0.0), ValueError, "clip_grad_norm must be positive"),
+    (dict(warmup=0), ValueError, "warmup must be an int >= 1"),
+    (dict(warmup=True), ValueError, "warmup must be an int >= 1"),
+])
+def test_argument_errors(kwargs, error, match):
+    model = _model()
+    args = dict(model=model, loss_fn=nn.SoftmaxCrossEntropyLoss(), optimizer=optim.Adam(model.parameters()))
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        CudaGraphStep(**args)
+
+
+def test_model_must_be_a_module():
+    with pytest.raises(TypeError, match="model must be a fastnn.nn.Module"):
+        CudaGraphStep(object(), nn.SoftmaxCrossEntropyLoss(), optim.Adam(_model().parameters()))
+
+
+def test_loss_forward_array_is_forward_without_the_host_copy():
+    rng = np.random.default_rng(0)
+    pred, target = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    for loss_fn in (nn.MSELoss(), nn.L1Loss(), nn.HuberLoss(0.5), nn.BCEWithLogitsLoss()):
+        value = loss_fn.forward_array(pred, target)
+        assert isinstance(value, np.ndarray) or np.ndim(value) == 0
+        assert float(value) == loss_fn.forward(pred, target)
+    labels = rng.integers(0, 3, 5)
+    for loss_fn in (nn.SoftmaxCrossEntropyLoss(), nn.MultiClassHingeLoss()):
+        assert float(loss_fn.forward_array(pred, labels)) == loss_fn.forward(pred, labels)
+
+
+def test_cli_cuda_graph_needs_cuda_device(capsys):
+    from fastnn import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["train", "lenet5", "--cuda-graph"])
+    assert "--cuda-graph needs --device cuda" in capsys.readouterr().err
+
+
+# ---- on the GPU ------------------------------------------------------------------------------------
+def _compare(make_optimizer, steps=6, clip=None, schedule=True, batch=8, model_fn=_model):
+    """Trains two copies of a model on the same batches, eagerly and through CudaGraphStep; returns
+    (eager losses, graph losses, eager weights, graph weights, the step object)."""
+    import cupy as cp
+
+    batches = [(cp.asarray(x), cp.asarray(y)) for x, y in _batches(steps, batch)]
+    runs = []
+    for use_graph in (False, True):
+        model = model_fn().to("cuda")
+        opt = make_optimizer(model.parameters())
+        sched = optim.StepLR(opt, 1, 0.7) if schedule else None
+        loss_fn = nn.SoftmaxCrossEntropyLoss()
+        step = CudaGraphStep(model, loss_fn, opt, clip_grad_norm=clip, accuracy=True) if use_graph else None
+        losses = []
+        for x, y in batches:
+            if use_graph:
+                loss, correct = step(x, y)
+                losses.append(float(loss))
+                assert 0 <= int(correct) <= len(y)
+            else:
+                losses.append(_eager_step(model, loss_fn, opt, x, y, clip))
+            if sched is not None:
+                sched.step()  # a new lr every step: the graph must read it at run time
+        runs.append((losses, [p.data.get() for p in model.parameters()], step))
+    (eager_losses, eager_w, _), (graph_losses, graph_w, step) = runs
+    return eager_losses, graph_losses, eager_w, graph_w, step
+
+
+def _assert_same(eager_losses, graph_losses, eager_w, graph_w):
+    np.testing.assert_allclose(graph_losses, eager_losses, rtol=1e-6, atol=1e-7)
+    for a, b in zip(graph_w, eager_w):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@cuda
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: optim.Adam(ps, lr=1e-2),
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: optim.RMSProp(ps, lr=1e-3),
+    lambda ps: optim.AdamW(ps, lr=1e-2, max_norm=2.0),
+], ids=["adam", "nesterov", "rmsprop", "adamw-maxnorm"])
+def test_graph_steps_equal_eager_steps(make_optimizer):
+    eager_losses, graph_losses, eager_w, graph_w, step = _compare(make_optimizer)
+    _assert_same(eager_losses, graph_losses, eager_w, graph_w)
+    assert (step.eager_steps, step.graph_steps, step.captures) == (2, 4, 1)
+    assert eager_losses[-1] != eager_losses[0]  # it trained
+
+
+@cuda
+def test_graph_step_with_clipping_equals_eager():
+    # A small max norm, so every step is clipped: the scale is decided on the device.
+    _assert_same(*_compare(lambda ps: optim.Adam(ps, lr=1e-2), clip=0.05)[:4])
+
+
+@cuda
+def test_graph_step_with_batch_norm_updates_running_statistics():
+    def model_fn():
+        fastnn.init.manual_seed(5)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+
+    eager_losses, graph_losses, eager_w, graph_w, step = _compare(lambda ps: optim.Adam(ps, lr=1e-2),
+                                                                  model_fn=model_fn)
+    _assert_same(eager_losses, graph_losses, eager_w, graph_w)
+    assert step.graph_steps == 4
+
+
+@cuda
+def test_other_shapes_run_eagerly_and_the_graph_resumes():
+    import cupy as cp
+
+    model = _model().to("cuda")
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+    step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), opt, warmup=1)
+    ref = _model().to("cuda")
+    ref_opt = optim.Adam(ref.parameters(), lr=1e-2)
+    loss_fn = nn.SoftmaxCrossEntropyLoss()
+    sizes = [8, 8, 8, 5, 8, 8, 5]
+    for i, n in enumerate(sizes):
+        x, y = _batches(1, n, seed=i)[0]
+        loss, correct = step(cp.asarray(x), cp.asarray(y))
+        assert correct is None
+        np.testing.assert_allclose(float(loss), _eager_step(ref, loss_fn, ref_opt, cp.asarray(x), cp.asarray(y)),
+                                   rtol=1e-6)
+    assert (step.eager_steps, step.graph_steps, step.captures) == (3, 4, 1)
+    for a, b in zip(model.parameters(), ref.parameters()):
+        np.testing.assert_allclose(a.data.get(), b.data.get(), rtol=1e-5, atol=1e-6)
+
+
+@cuda
+def test_replaced_optimizer_state_is_captured_again():
+    import cupy as cp
+
+    model, ref = _model().to("cuda"), _model().to("cuda")
+    opt, ref_opt = optim.Adam(model.parameters(), lr=1e-2), optim.Adam(ref.parameters(), lr=1e-2)
+    step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), opt)
+    loss_fn = nn.SoftmaxCrossEntropyLoss()
+    batches = [(cp.asarray(x), cp.asarray(y)) for x, y in _batches(7, 8)]
+    for x, y in batches[:4]:
+        step(x, y)
+        _eager_step(ref, loss_fn, ref_opt, x, y)
+    saved = ref_opt.state_dict()
+    opt.load_state_dict(saved)  # new moment arrays: the captured graph would update the old ones
+    ref_opt.load_state_dict(saved)
+    for x, y in batches[4:]:
+        loss, _ = step(x, y)
+        np.testing.assert_allclose(float(loss), _eager_step(ref, loss_fn, ref_opt, x, y), rtol=1e-6)
+    assert step.captures == 2
+    for a, b in zip(model.parameters(), ref.parameters()):
+        np.testing.assert_allclose(a.data.get(), b.data.get(), rtol=1e-5, atol=1e-6)
+
+
+@cuda
+def test_refuses_dropout_and_stateful_models():
+    from fastnn.training import CharLSTM
+
+    model = nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(784, 10)).to("cuda")
+    with pytest.raises(ValueError, match="draws random numbers .*Dropout"):
+        CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()))
+    lstm = CharLSTM(20, 8, 16).to("cuda")
+    with pytest.raises(ValueError, match="carries state"):
+        CudaGraphStep(lstm, nn.SoftmaxCrossEntropyLoss(), optim.Adam(lstm.parameters()))
+    other = _model().to("cuda")
+    with pytest.raises(ValueError, match="exactly the model's parameters"):
+        CudaGraphStep(other, nn.SoftmaxCrossEntropyLoss(), optim.Adam(other.parameters()[:2]))
+
+
+@cuda
+def test_trainer_with_cuda_graph_matches_eager_trainer():
+    from fastnn import data
+
+    x, y = (np.concatenate(parts) for parts in zip(*_batches(5, 6)))
+    histories = []
+    for use_graph in (False, True):
+        model = _model().to("cuda")
+        opt = optim.Adam(model.parameters(), lr=5e-3)
+        trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 1, 0.5),
+                          progress=False, log=None, cuda_graph=use_graph)
+        loader = data.DataLoader(x, y, batch_size=8, shuffle=True, seed=1, device="cuda")  # 3 full + 1 of 6
+        history = trainer.fit(loader, epochs=3)
+        histories.append(history)
+        if use_graph:
+            assert trainer._graph_step.graph_steps > 0 and trainer._graph_step.eager_steps > 0
+    for key in ("train_loss", "train_accuracy"):
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5)
+
+
+@cuda
+def test_a_step_that_synchronises_cannot_be_captured():
+    import cupy as cp
+
+    # MultiClassHingeLoss checks the label range on the host: fine eagerly, impossible in a graph.
+    model = _model().to("cuda")
+    step = CudaGraphStep(model, nn.MultiClassHingeLoss(), optim.Adam(model.parameters()), warmup=1)
+    x, y = (cp.asarray(a) for a in _batches(1, 8)[0])
+    step(x, y)  # the eager warm-up step
+    with pytest.raises(RuntimeError, match="cannot be captured as a CUDA graph"):
+        step(x, y)
+    assert step._graph is None and step.captures == 0
