@@ -11,6 +11,7 @@
 #include "batch_norm.h"
 #include "conv2d.h"
 #include "cuda_check.h"
+#include "gemm.h"
 #include "lstm.h"
 #include "pool.h"
 #include "softmax_xent.h"
@@ -279,6 +280,27 @@ static void bind_lstm(py::module_& m) {
         py::arg("stream"));
 }
 
+static void bind_gemm(py::module_& m) {
+    m.def(
+        "gemm",
+        [](const std::string& dtype, std::uintptr_t a, std::uintptr_t b, std::uintptr_t c, int64_t rows,
+           int64_t cols, int64_t inner, bool trans_a, bool trans_b, bool accumulate, std::uintptr_t stream) {
+            const bool use_double = is_double(dtype);  // may raise: before the GIL is released
+            if (rows < 0 || cols < 0 || inner < 0) throw py::value_error("gemm: negative dimension");
+            if (rows > kGemmMaxRows)
+                throw py::value_error("gemm: at most " + std::to_string(kGemmMaxRows) + " rows");
+            py::gil_scoped_release release;
+            with_dtype(use_double, [&](auto* tag) {
+                using T = std::remove_pointer_t<decltype(tag)>;
+                gemm<T>(ptr<const T>(a), ptr<const T>(b), ptr<T>(c), rows, cols, inner, trans_a, trans_b,
+                        accumulate, as_stream(stream));
+            });
+        },
+        py::arg("dtype"), py::arg("a"), py::arg("b"), py::arg("c"), py::arg("m"), py::arg("n"), py::arg("k"),
+        py::arg("trans_a"), py::arg("trans_b"), py::arg("accumulate"), py::arg("stream"),
+        "C (m x n) = op(A) op(B) (+= with accumulate); the GEMM used while a CUDA graph is captured.");
+}
+
 PYBIND11_MODULE(_cuda, m) {
     m.doc() = "fastnn CUDA kernels (pointers from CuPy, launched on CuPy's current stream)";
 
@@ -352,4 +374,5 @@ PYBIND11_MODULE(_cuda, m) {
     bind_pool2d(m);
     bind_batch_norm(m);
     bind_lstm(m);
+    bind_gemm(m);
 }

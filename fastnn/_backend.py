@@ -123,6 +123,8 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
             np.float32, np.float64) and (out is None or (isinstance(out, np.ndarray) and out.dtype == a.dtype
                                                          and is_native_layout(out))):
         return _C.gemm(c_array(a), c_array(b), trans_a, trans_b, out, accumulate)
+    if _capturing_cuda_graph and is_cupy_array(a):
+        return _graph_matmul(a, b, trans_a, trans_b, out, accumulate)
     xp = array_module(a)
     result = xp.matmul(a.T if trans_a else a, b.T if trans_b else b)
     if out is None:
@@ -131,6 +133,35 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
         out += result
     else:
         out[...] = result
+    return out
+
+
+# Set while fastnn.training.CudaGraphStep captures a step: CuPy refuses cuBLAS calls during stream
+# capture (NotImplementedError), so matmul then runs fastnn's own tiled GEMM kernel (cuda/gemm.cu).
+_capturing_cuda_graph = False
+
+
+def _graph_matmul(a, b, trans_a, trans_b, out, accumulate):
+    """matmul on CuPy arrays through fastnn._cuda.gemm (see _capturing_cuda_graph)."""
+    if a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"matmul during a CUDA-graph capture takes two 2-D float arrays of one dtype, "
+                        f"got {a.dtype} {a.shape} and {b.dtype} {b.shape}")
+    m, k = a.shape[::-1] if trans_a else a.shape
+    k2, n = b.shape[::-1] if trans_b else b.shape
+    if k != k2:
+        raise ValueError(f"matmul: inner dimensions differ ({k} and {k2})")
+    cp = cupy_module()
+    a, b = c_array(a), c_array(b)
+    direct = out is not None and out.dtype == a.dtype and out.shape == (m, n) and is_native_layout(out)
+    c = out if direct else cp.empty((m, n), dtype=a.dtype)
+    require_cuda_module().gemm(str(a.dtype), a.data.ptr, b.data.ptr, c.data.ptr, m, n, k, bool(trans_a),
+                               bool(trans_b), bool(accumulate and direct), cp.cuda.get_current_stream().ptr)
+    if out is None or direct:
+        return c
+    if accumulate:
+        out += c
+    else:
+        out[...] = c
     return out
 
 

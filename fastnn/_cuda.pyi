@@ -41,6 +41,10 @@ def conv2d_backward_weight_splits(shape: tuple[int, ...]) -> int: ...
 def conv2d_forward(
     dtype: str, x: int, w: int, b: int, out: int, shape: tuple[int, ...], stream: int
 ) -> None: ...
+def gemm(
+    dtype: str, a: int, b: int, c: int, m: int, n: int, k: int, trans_a: bool, trans_b: bool, accumulate: bool,
+    stream: int
+) -> None: ...
 def lstm_cell_backward(
     dtype: str, acts: int, c_prev: int, tanh_c: int, dh: int, dc: int, dgates: int, dc_prev: int, n: int,
     hidden: int, stream: int

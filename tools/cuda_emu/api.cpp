@@ -5,6 +5,7 @@
 #include "batch_norm.h"
 #include "lstm.h"
 #include "softmax_xent.h"
+#include "gemm.h"
 using namespace fastnn::cuda;
 static Conv2dShape cs(const int64_t* s) { return {s[0],s[1],s[2],s[3],s[4],s[5],s[6],s[7],s[8],s[9],s[10],s[11],s[12]}; }
 static Pool2dShape ps(const int64_t* s) { return {s[0],s[1],s[2],s[3],s[4],s[5],s[6],s[7],s[8],s[9],s[10],s[11]}; }
@@ -22,7 +23,8 @@ extern "C" void bn_bwd_##SUF(const T* d, const T* x, const T* g, const T* m, con
 extern "C" void lstm_fwd_##SUF(T* gates, const T* b, const T* cp, T* c, T* h, T* tc, int64_t n, int64_t hd) { lstm_cell_forward<T>(gates, b, cp, c, h, tc, n, hd, 0); } \
 extern "C" void lstm_bwd_##SUF(const T* a, const T* cp, const T* tc, const T* dh, const T* dc, T* dg, T* dcp, int64_t n, int64_t hd) { lstm_cell_backward<T>(a, cp, tc, dh, dc, dg, dcp, n, hd, 0); } \
 extern "C" void sx_fwd_##SUF(const T* s, const int64_t* y, T* lse, double* rl, T* loss, int64_t r, int64_t c) { softmax_xent_forward<T>(s, y, lse, rl, loss, r, c, 0); } \
-extern "C" void sx_bwd_##SUF(const T* s, const int64_t* y, const T* lse, const T* dp, double dv, T* ds, int64_t r, int64_t c) { softmax_xent_backward<T>(s, y, lse, dp, dv, ds, r, c, 0); }
+extern "C" void sx_bwd_##SUF(const T* s, const int64_t* y, const T* lse, const T* dp, double dv, T* ds, int64_t r, int64_t c) { softmax_xent_backward<T>(s, y, lse, dp, dv, ds, r, c, 0); } \
+extern "C" void gemm_##SUF(const T* a, const T* b, T* c, int64_t m, int64_t n, int64_t k, int ta, int tb, int acc) { gemm<T>(a, b, c, m, n, k, ta != 0, tb != 0, acc != 0, 0); }
 API(double, f64)
 API(float, f32)
 extern "C" int64_t bn_chunks(int64_t n, int64_t c, int64_t l) { return batch_norm_chunks({n, c, l}); }

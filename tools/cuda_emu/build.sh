@@ -14,7 +14,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 src="$repo/cuda"
 out="${EMU_BUILD_DIR:-$here/build}"
-units=(conv2d pool batch_norm lstm softmax_xent)
+units=(conv2d pool batch_norm lstm softmax_xent gemm)
 
 # CUDA headers: $CUDA_HOME, else next to nvcc, else /usr/local/cuda.
 source "$here/cuda_include.sh"

@@ -213,6 +213,26 @@ def softmax_nan(classes, dtype):
         raise SystemExit(f"softmax NaN rows (classes {classes}): lse {lse}, row_loss {row_loss}, loss {loss}")
 
 
+def gemm(shape, dtype):
+    """C = op(A) op(B) and C += op(A) op(B) for all four transposes, against NumPy in float64; sizes
+    that are not multiples of the 16 x 16 tile and a K of 0 (C = 0, or C unchanged)."""
+    m, n, k = shape
+    rng = np.random.default_rng(5)
+    f = getattr(lib, "gemm_" + sfx(dtype))
+    for ta in (False, True):
+        for tb in (False, True):
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+            want = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+            c = np.full((m, n), np.nan, dtype)
+            f(P(a), P(b), P(c), L(m), L(n), L(k), int(ta), int(tb), 0)
+            assert_close(c, want, *tol(dtype, k), name=f"gemm {shape} ta={ta} tb={tb}")
+            start = rng.standard_normal((m, n)).astype(dtype)
+            c = start.copy()
+            f(P(a), P(b), P(c), L(m), L(n), L(k), int(ta), int(tb), 1)
+            assert_close(c, start + want, *tol(dtype, k + 1), name=f"gemm {shape} ta={ta} tb={tb} accumulate")
+
+
 # Small default shapes: the emulator runs one host thread per CUDA thread (256 or 512 per block,
 # fixed by the kernels), blocks one after another. --full adds the larger shapes.
 CONV_FULL = [
@@ -243,7 +263,10 @@ LSTM = [(1, 1, 1), (3, 5, 7)]
 SOFTMAX_FULL = [(1, 1), (5, 10), (9, 33), (20, 1024), (2, 1025), (3, 3000)]
 SOFTMAX = [(1, 1), (9, 33), (2, 1025)]  # warp-per-row kernel, and block-per-row above 1024 classes
 
-OPS = ["conv", "pool", "bn", "lstm", "softmax"]
+GEMM_FULL = [(1, 1, 1), (17, 5, 33), (64, 120, 400), (3, 40, 0)]
+GEMM = [(1, 1, 1), (17, 5, 33), (3, 4, 0)]
+
+OPS = ["conv", "pool", "bn", "lstm", "softmax", "gemm"]
 
 
 def main():
@@ -283,6 +306,10 @@ def main():
             for classes in (2, 33, 1025):
                 softmax_nan(classes, dtype)
             print("softmax", d, "ok", flush=True)
+        if "gemm" in which:
+            for shape in GEMM_FULL if full else GEMM:
+                gemm(shape, dtype)
+            print("gemm", d, "ok", flush=True)
     print(f"all ok ({', '.join(which)}) in {time.time() - t0:.0f} s")
 
 
