@@ -145,7 +145,9 @@ def test_graph_step_with_clipping_equals_eager():
 def test_graph_step_with_batch_norm_updates_running_statistics():
     def model_fn():
         fastnn.init.manual_seed(5)
-        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        # No conv bias before batch norm: its gradient is rounding noise (the mean is subtracted),
+        # which Adam would scale up to full steps that differ between two GEMMs' roundings.
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
                              nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
 
     eager_losses, graph_losses, eager_w, graph_w, step = _compare(lambda ps: optim.Adam(ps, lr=1e-2),
@@ -246,3 +248,38 @@ def test_a_step_that_synchronises_cannot_be_captured():
     with pytest.raises(RuntimeError, match="cannot be captured as a CUDA graph"):
         step(x, y)
     assert step._graph is None and step.captures == 0
+
+
+@cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_capture_gemm_equals_matmul(dtype):
+    """fastnn._backend.matmul's CUDA-graph path (fastnn's tiled GEMM: CuPy refuses cuBLAS in a
+    capture) against cupy.matmul: transposes, sizes off the 16-tile, out= and accumulate."""
+    import cupy as cp
+
+    from fastnn import _backend
+
+    rng = np.random.default_rng(2)
+    _backend._capturing_cuda_graph = True
+    try:
+        for m, n, k in [(1, 1, 1), (17, 5, 33), (8, 120, 48)]:
+            for ta in (False, True):
+                for tb in (False, True):
+                    a = cp.asarray(rng.standard_normal((k, m) if ta else (m, k)).astype(dtype))
+                    b = cp.asarray(rng.standard_normal((n, k) if tb else (k, n)).astype(dtype))
+                    want = (a.T if ta else a).get().astype(np.float64) @ (b.T if tb else b).get().astype(np.float64)
+                    got = _backend.matmul(a, b, trans_a=ta, trans_b=tb)
+                    rtol = 1e-5 if dtype == np.float32 else 1e-12
+                    np.testing.assert_allclose(got.get(), want, rtol=rtol, atol=rtol)
+                    start = rng.standard_normal((m, n)).astype(dtype)
+                    out = cp.asarray(start)
+                    assert _backend.matmul(a, b, ta, tb, out=out, accumulate=True) is out
+                    np.testing.assert_allclose(out.get(), start + want, rtol=rtol, atol=rtol)
+                    wide = cp.zeros((m, 2 * n), dtype)  # a non-contiguous out: computed, then copied in
+                    _backend.matmul(a, b, ta, tb, out=wide[:, ::2])
+                    np.testing.assert_allclose(wide[:, ::2].get(), want, rtol=rtol, atol=rtol)
+                    assert not wide[:, 1::2].get().any()
+        with pytest.raises(ValueError, match="inner dimensions differ"):
+            _backend.matmul(cp.zeros((2, 3), dtype), cp.zeros((4, 2), dtype))
+    finally:
+        _backend._capturing_cuda_graph = False

@@ -17,6 +17,9 @@ whole sequence with one launch. What the graph bakes in, and how this class keep
   state from batch to batch would replay the capture's values and are refused.
 - No host synchronisation inside: the loss comes back as a device scalar (Loss.forward_array), read by
   the caller when it wants it.
+- No cuBLAS: CuPy refuses cuBLAS calls during a capture, so while capturing, the layers' GEMMs
+  (fastnn._backend.matmul: Linear, the LSTM cell) run fastnn's tiled GEMM kernel (cuda/gemm.cu).
+  Code that calls cupy.matmul itself (MultiHeadAttention) cannot be captured.
 
     step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optimizer)
     for x, y in loader:                        # CuPy arrays (DataLoader(device="cuda"))
@@ -176,6 +179,7 @@ class CudaGraphStep:
         self.optimizer._ensure_state()  # state created inside the capture would be re-zeroed by every replay
         with cp.cuda.using_allocator(self._pool.malloc):
             self._stream.begin_capture()
+            _backend._capturing_cuda_graph = True  # CuPy refuses cuBLAS in a capture: our GEMM instead
             try:
                 self._loss, self._correct = self._body(self._x, self._y)
             except Exception as e:
@@ -188,6 +192,8 @@ class CudaGraphStep:
                     f"CudaGraphStep: this step cannot be captured as a CUDA graph: {e}. Something in the model "
                     "or the loss waits for the GPU or copies to or from the host during the step (a loss whose "
                     "forward_array reads values on the host, say); train it with eager steps") from e
+            finally:
+                _backend._capturing_cuda_graph = False
             self._graph = self._stream.end_capture()
         self._bound = self._bindings()
         self.captures += 1

@@ -17,7 +17,8 @@ recorded, with its array arguments bound by address and its scalar arguments by 
 graph bakes them; end_capture puts every buffer that existed before the capture back as it was (a
 real capture executes nothing), and Graph.launch replays the recording. A synchronising call
 (float(a), a.get(), a.set(host), cupy.asarray(host), Stream.synchronize, ...), random numbers, or
-work on another stream while a stream captures raise StreamCaptureError.
+work on another stream while a stream captures raise StreamCaptureError, and cuBLAS-backed calls
+(matmul, dot, ...) raise NotImplementedError, as CuPy does.
 """
 import ctypes
 import hashlib
@@ -113,12 +114,18 @@ def _check_stream(what):
                                  f"{_capture.stream.ptr:#x} is capturing: it would run outside the graph")
 
 
+# What CuPy computes with cuBLAS, which it refuses during a stream capture.
+_CUBLAS = {_np.matmul, _np.dot, _np.tensordot, _np.einsum, _np.inner, _np.vdot}
+
+
 def _run(fn, *args, **kwargs):
     """fn(*args, **kwargs) on NumPy values, the result wrapped; during a capture also recorded: the
     replay runs fn again on the same buffers and writes its results into the buffers returned now."""
     if _capture is None:
         return _wrap(fn(*args, **kwargs))
     _check_stream(getattr(fn, "__name__", "an operation"))
+    if fn in _CUBLAS or getattr(fn, "__self__", None) in _CUBLAS:
+        raise NotImplementedError("calling cuBLAS API during stream capture is currently unsupported")
     for a in _arrays_in(args + tuple(kwargs.values())):
         _capture.touch(a)
     raw = fn(*args, **kwargs)
