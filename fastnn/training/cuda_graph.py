@@ -18,7 +18,7 @@ whole sequence with one launch. What the graph bakes in, and how this class keep
 - No host synchronisation inside: the loss comes back as a device scalar (Loss.forward_array), read by
   the caller when it wants it.
 - No cuBLAS: CuPy refuses cuBLAS calls during a capture, so while capturing, the layers' GEMMs
-  (fastnn._backend.matmul: Linear, the LSTM cell) run fastnn's tiled GEMM kernel (cuda/gemm.cu).
+  (fastnn._backend.matmul: Linear, the LSTM layer) run fastnn's tiled GEMM kernel (cuda/gemm.cu).
   Code that calls cupy.matmul itself (MultiHeadAttention) cannot be captured.
 
     step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optimizer)
@@ -29,6 +29,8 @@ The first `warmup` calls run eagerly on the capture stream (so lazily created st
 moments, cuBLAS handles, compiled kernels -- exists before capture); the next call captures, and every
 call launches the graph. Every call is one real optimizer step on its batch, warm-up ones included.
 """
+import operator
+
 from .. import _backend, nn, optim
 from .trainer import _generators
 
@@ -79,6 +81,8 @@ class CudaGraphStep:
                              "captured graph cannot follow; use carry_state=False or eager steps")
         self.model, self.loss_fn, self.optimizer = model, loss_fn, optimizer
         self.params = params
+        self._modules = list(model.modules())
+        self._buffer_slots = [(m, name) for m in self._modules for name in m._buffer_names]
         self.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
         self.accuracy = bool(accuracy)
         self.warmup = warmup
@@ -101,22 +105,22 @@ class CudaGraphStep:
     def _bindings(self):
         """Every array the captured kernels read or write that lives on after a step, and the Python
         settings the capture baked in; a replay is valid only while these are the same."""
-        arrays = [b for _, b in self.model.named_buffers()]  # batch norm's running statistics
-        for p in self.params:
-            arrays += [p.data, p.grad]
-        for state in self.optimizer.state:
-            arrays += list(state.values())
-        for scratch in self.optimizer._scratch:
-            arrays += list(scratch.values())
-        arrays += [entry[0] for entry in self.optimizer._cuda_scalars.values()]
-        settings = (self.optimizer.max_norm, tuple(m.training for m in self.model.modules()))
+        # Checked before every launch, so kept cheap: the module tree is walked once, in __init__.
+        opt = self.optimizer
+        arrays = [getattr(m, name) for m, name in self._buffer_slots]  # batch norm's running statistics
+        arrays += [p.data for p in self.params]
+        arrays += [p.grad for p in self.params]
+        for group in (opt.state, opt._scratch):
+            for per_param in group:
+                arrays += per_param.values()
+        arrays += [entry[0] for entry in opt._cuda_scalars.values()]
+        settings = (opt.max_norm, [m.training for m in self._modules])
         return arrays, settings
 
     def _still_bound(self):
         arrays, settings = self._bindings()
         old_arrays, old_settings = self._bound
-        return settings == old_settings and len(arrays) == len(old_arrays) and all(
-            a is b for a, b in zip(arrays, old_arrays))
+        return settings == old_settings and len(arrays) == len(old_arrays) and all(map(operator.is_, arrays, old_arrays))
 
     # ---- the step --------------------------------------------------------------------------------
     def _body(self, x, y):
