@@ -87,12 +87,12 @@ def test_cli_cuda_graph_needs_cuda_device(capsys):
 
 
 # ---- on the GPU ------------------------------------------------------------------------------------
-def _compare(make_optimizer, steps=6, clip=None, schedule=True, batch=8, model_fn=_model):
+def _compare(make_optimizer, steps=6, clip=None, schedule=True, batch=8, model_fn=_model, batches=None):
     """Trains two copies of a model on the same batches, eagerly and through CudaGraphStep; returns
     (eager losses, graph losses, eager weights, graph weights, the step object)."""
     import cupy as cp
 
-    batches = [(cp.asarray(x), cp.asarray(y)) for x, y in _batches(steps, batch)]
+    batches = [(cp.asarray(x), cp.asarray(y)) for x, y in (batches or _batches(steps, batch))]
     runs = []
     for use_graph in (False, True):
         model = model_fn().to("cuda")
@@ -154,6 +154,24 @@ def test_graph_step_with_batch_norm_updates_running_statistics():
                                                                   model_fn=model_fn)
     _assert_same(eager_losses, graph_losses, eager_w, graph_w)
     assert step.graph_steps == 4
+
+
+@cuda
+def test_char_lstm_graph_step_equals_eager():
+    """The char-LSTM benchmark's step (embedding, the LSTM layer's step loop, the head, clipping):
+    the LSTM layer's GEMMs go through fastnn's kernel while capturing."""
+    from fastnn.training import CharLSTM
+
+    def model_fn():
+        fastnn.init.manual_seed(7)
+        return CharLSTM(11, 4, 8, carry_state=False)
+
+    rng = np.random.default_rng(4)
+    batches = [(rng.integers(0, 11, (2, 3)), rng.integers(0, 11, 6)) for _ in range(5)]
+    eager_losses, graph_losses, eager_w, graph_w, step = _compare(lambda ps: optim.Adam(ps, lr=1e-2), clip=1.0,
+                                                                  model_fn=model_fn, batches=batches)
+    _assert_same(eager_losses, graph_losses, eager_w, graph_w)
+    assert (step.eager_steps, step.graph_steps) == (2, 3)
 
 
 @cuda
@@ -283,3 +301,25 @@ def test_the_capture_gemm_equals_matmul(dtype):
             _backend.matmul(cp.zeros((2, 3), dtype), cp.zeros((4, 2), dtype))
     finally:
         _backend._capturing_cuda_graph = False
+
+
+@cuda
+def test_embedding_in_a_graph_turns_bad_indices_into_nan():
+    """Inside a capture the indices cannot be checked on the host: a row for an out-of-range index is
+    NaN (so is the loss), the others are the lookup."""
+    import cupy as cp
+
+    from fastnn import _backend
+
+    emb = nn.Embedding(5, 3).to("cuda")
+    idx = cp.asarray(np.array([[0, 4], [7, -1]]))
+    _backend._capturing_cuda_graph = True
+    try:
+        out = emb.forward(idx).get()
+    finally:
+        _backend._capturing_cuda_graph = False
+    w = emb.weight.data.get()
+    np.testing.assert_array_equal(out[0], w[[0, 4]])
+    assert np.isnan(out[1]).all()
+    with pytest.raises(ValueError, match="indices must lie in"):
+        emb.forward(idx)

@@ -4,7 +4,8 @@
         Images/second = batch / median step time.
     On the GPU also LeNet-5 at batch 64 with the whole step captured as a CUDA graph, against PyTorch
         doing the same (torch.cuda.graph, capturable Adam); both copy the batch into the graph's input
-        buffers each step, as a training loop must.
+        buffers each step, as a training loop must. And the char-LSTM step as a CUDA graph against
+        PyTorch's eager step on cuDNN's LSTM (issue 5's GPU target is 1.0x cuDNN's LSTM).
     char-LSTM step (batch 16, T = 64, hidden 512, the Shakespeare vocabulary of 74 characters,
         embedding 64): forward over 64 steps, cross-entropy on every step, backpropagation through
         time, global gradient-norm clipping at 5, Adam. Characters/second = 16 * 64 / median.
@@ -54,8 +55,9 @@ def _fastnn_step(model, inputs, targets, clip=None):
     return run
 
 
-def _fastnn_graph_step(model, inputs, targets):
-    step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3))
+def _fastnn_graph_step(model, inputs, targets, clip=None):
+    step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters(), lr=1e-3),
+                         clip_grad_norm=clip)
     return lambda: step(inputs, targets)[0]
 
 
@@ -224,3 +226,17 @@ def cases(device="cpu"):
         flops=lstm_flops(LSTM_BATCH, LSTM_STEPS, len(vocab), LSTM_EMBEDDING, LSTM_HIDDEN),
         ceiling="fma",
     )
+    if device == "cuda":
+        model = CharLSTM(len(vocab), LSTM_EMBEDDING, LSTM_HIDDEN, carry_state=False).to(device)
+        yield Case(
+            family="training",
+            name=f"char-LSTM step B={LSTM_BATCH} T={LSTM_STEPS} H={LSTM_HIDDEN} CUDA graph",
+            impls={
+                "fastnn": _fastnn_graph_step(model, _to_device(x_np, device), _to_device(y_np.reshape(-1), device),
+                                             clip=5.0),
+                "reference": None,
+                "torch": _torch_lstm_step(x_np, y_np, len(vocab), device),
+            },
+            flops=lstm_flops(LSTM_BATCH, LSTM_STEPS, len(vocab), LSTM_EMBEDDING, LSTM_HIDDEN),
+            ceiling="fma",
+        )

@@ -28,11 +28,22 @@ class Embedding(Module):
                             f"{getattr(idx, 'dtype', type(idx).__name__)}")
         if _backend.is_cupy_array(idx) != _backend.is_cupy_array(self.weight.data):
             raise TypeError("Embedding: the indices and the weight must both be NumPy or both CuPy arrays")
+        if _backend._capturing_cuda_graph:
+            # Inside a CUDA graph the host cannot look at the indices: out-of-range ones are clamped
+            # for the lookup and their rows made NaN, so the loss turns NaN and training stops there.
+            return self._forward_in_graph(idx)
         if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.num_embeddings):
             raise ValueError(f"Embedding: indices must lie in [0, {self.num_embeddings}), "
                              f"got values in [{int(idx.min())}, {int(idx.max())}]")
         self._push_cache(idx)
         return self.weight.data[idx]
+
+    def _forward_in_graph(self, idx):
+        cp = _backend.cupy_module()
+        safe = cp.clip(idx, 0, self.num_embeddings - 1)
+        self._push_cache(safe)
+        bad = (idx != safe)[..., None]
+        return cp.where(bad, self.weight.data.dtype.type(np.nan), self.weight.data[safe])
 
     def backward(self, dout):
         idx = self._pop_cache()
