@@ -3,6 +3,7 @@
 CuPy is imported only when a CuPy array is seen or the GPU is asked about, so `import fastnn`
 works on machines without CuPy or a GPU.
 """
+import contextlib
 import os
 
 import numpy as np
@@ -136,9 +137,21 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
     return out
 
 
-# Set while fastnn.training.CudaGraphStep captures a step: CuPy refuses cuBLAS calls during stream
-# capture (NotImplementedError), so matmul then runs fastnn's own tiled GEMM kernel (cuda/gemm.cu).
+# True inside capturing_cuda_graph(): CuPy refuses cuBLAS calls during stream capture
+# (NotImplementedError), so matmul then runs fastnn's own tiled GEMM kernel (cuda/gemm.cu).
 _capturing_cuda_graph = False
+
+
+@contextlib.contextmanager
+def capturing_cuda_graph():
+    """The CuPy work inside is being captured into a CUDA graph (fastnn.training.CudaGraphStep): ops
+    that would use cuBLAS or look at device values on the host take their capturable forms."""
+    global _capturing_cuda_graph
+    _capturing_cuda_graph = True
+    try:
+        yield
+    finally:
+        _capturing_cuda_graph = False
 
 
 def _graph_matmul(a, b, trans_a, trans_b, out, accumulate):

@@ -278,8 +278,7 @@ def test_the_capture_gemm_equals_matmul(dtype):
     from fastnn import _backend
 
     rng = np.random.default_rng(2)
-    _backend._capturing_cuda_graph = True
-    try:
+    with _backend.capturing_cuda_graph():
         for m, n, k in [(1, 1, 1), (17, 5, 33), (8, 120, 48)]:
             for ta in (False, True):
                 for tb in (False, True):
@@ -299,8 +298,6 @@ def test_the_capture_gemm_equals_matmul(dtype):
                     assert not wide[:, 1::2].get().any()
         with pytest.raises(ValueError, match="inner dimensions differ"):
             _backend.matmul(cp.zeros((2, 3), dtype), cp.zeros((4, 2), dtype))
-    finally:
-        _backend._capturing_cuda_graph = False
 
 
 @cuda
@@ -313,11 +310,8 @@ def test_embedding_in_a_graph_turns_bad_indices_into_nan():
 
     emb = nn.Embedding(5, 3).to("cuda")
     idx = cp.asarray(np.array([[0, 4], [7, -1]]))
-    _backend._capturing_cuda_graph = True
-    try:
+    with _backend.capturing_cuda_graph():
         out = emb.forward(idx).get()
-    finally:
-        _backend._capturing_cuda_graph = False
     w = emb.weight.data.get()
     np.testing.assert_array_equal(out[0], w[[0, 4]])
     assert np.isnan(out[1]).all()

@@ -255,23 +255,19 @@ def lstm_backward(dhs, dh_last, dc_last, cache):
 #   forward(a, b, c_prev) -> (h, c, tanh_c), writing the activated gates over a (B, 4H) in place;
 #   backward(dh, dc, gates, c_prev, tanh_c) -> (da, dc_prev).
 # On the CPU the tests run it with the cell's kernels (_cpu_cell_pointwise) against the layer kernel.
-# On CuPy its GEMMs go through _backend.matmul (cuBLAS, or fastnn's GEMM kernel while a CUDA graph is
-# captured, where CuPy refuses cuBLAS); NumPy keeps np.matmul.
-def _steps_matmul(xp):
-    return np.matmul if xp is np else _backend.matmul
-
-
+# Its GEMMs go through _backend.matmul with transpose flags (on CuPy: cuBLAS, or fastnn's GEMM kernel
+# while a CUDA graph is captured, where CuPy refuses cuBLAS), so no transposed copy is made per step.
 def _lstm_forward_steps(xp, xs, h0, c0, Wx, Wh, b, forward_pointwise):
     steps, batch, in_features = xs.shape
     hidden = Wh.shape[0]
-    matmul = _steps_matmul(xp)
+    matmul = _backend.matmul
     gates = matmul(xs.reshape(steps * batch, in_features), Wx).reshape(steps, batch, 4 * hidden)
     c_all = xp.empty((steps, batch, hidden), xs.dtype)
     tanh_c_all = xp.empty_like(c_all)
     hs = xp.empty_like(c_all)
     h, c = h0, c0
     for t in range(steps):
-        gates[t] += matmul(h, Wh)
+        matmul(h, Wh, out=gates[t], accumulate=True)
         h, c, tanh_c = forward_pointwise(gates[t], b, c)
         hs[t], c_all[t], tanh_c_all[t] = h, c, tanh_c
     cache = LSTMCache(xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all, hs, "steps")
@@ -282,7 +278,7 @@ def _lstm_backward_steps(xp, dhs, dh_last, dc_last, cache, backward_pointwise):
     xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all, hs, _ = cache
     steps, batch, in_features = xs.shape
     hidden = Wh.shape[0]
-    matmul = _steps_matmul(xp)
+    matmul = _backend.matmul
     dgates = xp.empty_like(gates)
     dh = xp.zeros((batch, hidden), xs.dtype) if dh_last is None else dh_last
     dc = dc_last
@@ -291,12 +287,12 @@ def _lstm_backward_steps(xp, dhs, dh_last, dc_last, cache, backward_pointwise):
             dh = dh + dhs[t]
         c_prev = c0 if t == 0 else c_all[t - 1]
         dgates[t], dc = backward_pointwise(dh, dc, gates[t], c_prev, tanh_c_all[t])
-        dh = matmul(dgates[t], Wh.T)
+        dh = matmul(dgates[t], Wh, trans_b=True)
     dg = dgates.reshape(steps * batch, 4 * hidden)
-    dWx = matmul(xs.reshape(steps * batch, in_features).T, dg)
+    dWx = matmul(xs.reshape(steps * batch, in_features), dg, trans_a=True)
     h_prev = xp.concatenate([h0[None], hs[:-1]]).reshape(steps * batch, hidden)
-    dWh = matmul(h_prev.T, dg)
-    dxs = matmul(dg, Wx.T).reshape(xs.shape)
+    dWh = matmul(h_prev, dg, trans_a=True)
+    dxs = matmul(dg, Wx, trans_b=True).reshape(xs.shape)
     return dxs, dh, dc, dWx, dWh, dg.sum(axis=0)
 
 

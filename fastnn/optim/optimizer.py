@@ -185,7 +185,7 @@ class Optimizer:
 
     def _cuda_scalar_values(self):
         """The scalar arguments of this optimizer's CUDA kernel, in its order (after g)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _cuda_scalar_values")
 
     def _upload_cuda_scalars(self):
         """Writes this step's kernel scalars to a small device array per parameter dtype. The kernels

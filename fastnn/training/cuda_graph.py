@@ -32,6 +32,7 @@ call launches the graph. Every call is one real optimizer step on its batch, war
 import operator
 
 from .. import _backend, nn, optim
+from ..optim.clip import clip_grad_norm_on_device
 from .trainer import _generators
 
 
@@ -131,27 +132,16 @@ class CudaGraphStep:
         loss = self.loss_fn.forward_array(predictions, y)
         self.model.backward(self.loss_fn.backward())
         if self.clip_grad_norm is not None:
-            squares = [(p.grad.astype("float64", copy=False) ** 2).sum() for p in self.params]
-            total = cp.sqrt(sum(squares))
-            # g <- g * max_norm / (||g|| + eps) when ||g|| > max_norm, else unchanged (scale 1): as
-            # optim.clip_grad_norm, with the decision taken on the device.
-            scale = cp.where(total > self.clip_grad_norm, self.clip_grad_norm / (total + 1e-6), 1.0)
-            for p in self.params:
-                p.grad *= scale.astype(p.grad.dtype)
+            clip_grad_norm_on_device(self.params, self.clip_grad_norm)
         self.optimizer._apply_updates()
         correct = None
         if self.accuracy:
             correct = (cp.argmax(predictions, axis=1) == y).sum()
         return loss, correct
 
-    def _to_device(self, a):
-        if _backend.is_cupy_array(a):
-            return a
-        return self._cp.asarray(a)
-
     def __call__(self, inputs, targets):
         cp = self._cp
-        inputs, targets = self._to_device(inputs), self._to_device(targets)
+        inputs, targets = cp.asarray(inputs), cp.asarray(targets)  # CuPy arrays pass through
         key = (inputs.shape, inputs.dtype, targets.shape, targets.dtype)
         caller = cp.cuda.get_current_stream()
         self._stream.wait_event(caller.record(self._batch_ready))  # the batch (and anything before) is ready
@@ -183,9 +173,9 @@ class CudaGraphStep:
         self.optimizer._ensure_state()  # state created inside the capture would be re-zeroed by every replay
         with cp.cuda.using_allocator(self._pool.malloc):
             self._stream.begin_capture()
-            _backend._capturing_cuda_graph = True  # CuPy refuses cuBLAS in a capture: our GEMM instead
             try:
-                self._loss, self._correct = self._body(self._x, self._y)
+                with _backend.capturing_cuda_graph():  # CuPy refuses cuBLAS in a capture: our GEMM instead
+                    self._loss, self._correct = self._body(self._x, self._y)
             except Exception as e:
                 try:
                     self._stream.end_capture()
@@ -196,8 +186,6 @@ class CudaGraphStep:
                     f"CudaGraphStep: this step cannot be captured as a CUDA graph: {e}. Something in the model "
                     "or the loss waits for the GPU or copies to or from the host during the step (a loss whose "
                     "forward_array reads values on the host, say); train it with eager steps") from e
-            finally:
-                _backend._capturing_cuda_graph = False
             self._graph = self._stream.end_capture()
         self._bound = self._bindings()
         self.captures += 1

@@ -181,7 +181,18 @@ class Trainer:
     def train_step(self, inputs, targets, step_in_epoch=0):
         """One optimizer step on one batch; returns (loss, accuracy or None)."""
         if self.cuda_graph and _backend.is_cupy_array(inputs):
-            return self._graph_train_step(inputs, targets, step_in_epoch)
+            loss, acc = self._graph_train_step(inputs, targets, step_in_epoch)
+        else:
+            loss, acc = self._eager_train_step(inputs, targets, step_in_epoch)
+        self.global_step += 1
+        if self.scheduler is not None and self.scheduler_unit == "step":
+            self.scheduler.step()
+        return loss, acc
+
+    def _non_finite(self, loss, step_in_epoch):
+        return NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
+
+    def _eager_train_step(self, inputs, targets, step_in_epoch):
         self.model.zero_grad()
         predictions = self.model.forward(inputs)
         try:
@@ -193,21 +204,17 @@ class Trainer:
             value = _non_finite_loss_value(e, predictions)
             if value is None:
                 raise
-            raise NonFiniteLossError(value, self.epoch + 1, step_in_epoch + 1, self.global_step + 1) from e
+            raise self._non_finite(value, step_in_epoch) from e
         if not math.isfinite(loss):
-            raise NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
+            raise self._non_finite(loss, step_in_epoch)
         self.model.backward(self.loss_fn.backward())
         if self.clip_grad_norm is not None:
             optim.clip_grad_norm(self.params, self.clip_grad_norm)
         self.optimizer.step()
-        self.global_step += 1
-        if self.scheduler is not None and self.scheduler_unit == "step":
-            self.scheduler.step()
-        acc = classification_accuracy(predictions, targets) if self.accuracy else None
-        return loss, acc
+        return loss, classification_accuracy(predictions, targets) if self.accuracy else None
 
     def _graph_train_step(self, inputs, targets, step_in_epoch):
-        """train_step as one CUDA-graph launch (CudaGraphStep); the loss is read back once per step."""
+        """The step as one CUDA-graph launch (CudaGraphStep); the loss is read back once per step."""
         if self._graph_step is None:
             from .cuda_graph import CudaGraphStep
 
@@ -216,10 +223,7 @@ class Trainer:
         loss, correct = self._graph_step(inputs, targets)
         loss = float(loss)
         if not math.isfinite(loss):
-            raise NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
-        self.global_step += 1
-        if self.scheduler is not None and self.scheduler_unit == "step":
-            self.scheduler.step()
+            raise self._non_finite(loss, step_in_epoch)
         return loss, (float(correct) / len(targets) if self.accuracy else None)
 
     def _bar(self, loader, description):

@@ -146,14 +146,22 @@ def _run(fn, *args, **kwargs):
     return result
 
 
+def _kernel_call(name, launch, arrays=()):
+    """launch() now; during a capture it is also recorded, to run again at every Graph.launch (the
+    arrays it works on are touched first: see _Capture.touch)."""
+    if _capture is not None:
+        _check_stream(name)
+        for a in _arrays_in(arrays):
+            _capture.touch(a)
+        _capture.ops.append(launch)
+    return launch()
+
+
 def _recorded(fn, name):
-    """fn (a fastnn._cuda kernel launcher, pointers as ints) recorded during a capture; the buffers
-    behind the pointers were touched when their .data was read."""
+    """fn, a fastnn._cuda kernel launcher, through _kernel_call: its arguments are pointers (ints),
+    whose buffers were touched when their .data was read."""
     def launcher(*args, **kwargs):
-        if _capture is not None:
-            _check_stream(name)
-            _capture.ops.append(lambda: fn(*args, **kwargs))
-        return fn(*args, **kwargs)
+        return _kernel_call(name, lambda: fn(*args, **kwargs))
 
     launcher.__name__ = name
     launcher._fake_cupy_recorded = True
@@ -523,14 +531,7 @@ class ElementwiseKernel:
         return lib
 
     def __call__(self, *args):
-        if _capture is None:
-            return self._launch(args)
-        _check_stream(self.name)
-        for a in _arrays_in(args):
-            _capture.touch(a)
-        result = self._launch(args)
-        _capture.ops.append(lambda: self._launch(args))
-        return result
+        return _kernel_call(self.name, lambda: self._launch(args), args)
 
     def _launch(self, args):
         params = self.inputs + self.outputs
@@ -579,9 +580,6 @@ class Graph:
         for op in self._ops:
             op()
 
-    def upload(self, stream=None):
-        pass
-
 
 class _Stream:
     """cupy.cuda.Stream: `with stream:` makes it current; the legacy null stream (ptr 0) cannot capture."""
@@ -604,10 +602,6 @@ class _Stream:
     def __exit__(self, *exc):
         _stream_stack.pop()
         return False
-
-    def use(self):
-        _stream_stack[:] = [self]
-        return self
 
     def synchronize(self):
         _sync_point("Stream.synchronize")
@@ -654,12 +648,6 @@ class MemoryPool:
 
     def malloc(self, size):
         raise NotImplementedError("fake cupy: memory comes from NumPy, not from a pool")
-
-    def used_bytes(self):
-        return 0
-
-    def free_all_blocks(self):
-        pass
 
 
 class _UsingAllocator:
