@@ -9,6 +9,9 @@
 namespace fastnn {
 
 double measure_fma_peak_gflops(int64_t iterations) {
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+    if (use_avx512()) return measure_fma_peak_gflops_avx512(iterations);
+#endif
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if (use_avx2()) return measure_fma_peak_gflops_avx2(iterations);
 #endif

@@ -19,21 +19,45 @@ bool cpu_supports_avx2_fma() {
 #endif
 }
 
+bool cpu_supports_avx512() {
+#if defined(FASTNN_HAVE_AVX512_KERNELS) && (defined(__GNUC__) || defined(__clang__))
+    // (libgcc's check includes the OS saving the zmm state, from XGETBV.)
+    __builtin_cpu_init();
+    return cpu_supports_avx2_fma() && __builtin_cpu_supports("avx512f");
+#else
+    return false;
+#endif
+}
+
+int best_simd_level() { return cpu_supports_avx512() ? kSimdAvx512 : cpu_supports_avx2_fma() ? kSimdAvx2 : kSimdPortable; }
+
 // The choice is made once, at first use, from the CPU and FASTNN_SIMD; set_simd() changes it later.
 static int& simd_choice() {
     static int choice = [] {
         const char* env = std::getenv("FASTNN_SIMD");
-        bool forced_portable = env && std::strcmp(env, "portable") == 0;
-        return (!forced_portable && cpu_supports_avx2_fma()) ? 1 : 0;
+        int cap = kSimdAvx512;
+        if (env && std::strcmp(env, "portable") == 0) cap = kSimdPortable;
+        if (env && std::strcmp(env, "avx2") == 0) cap = kSimdAvx2;
+        return std::min(cap, best_simd_level());
     }();
     return choice;
 }
 
-bool use_avx2() { return simd_choice() == 1; }
+bool use_avx2() { return simd_choice() >= kSimdAvx2; }
 
-void set_simd(bool allow_avx2) { simd_choice() = (allow_avx2 && cpu_supports_avx2_fma()) ? 1 : 0; }
+bool use_avx512() { return simd_choice() >= kSimdAvx512; }
 
-const char* simd_name() { return use_avx2() ? "avx2" : "portable"; }
+void set_simd(bool allow_avx2) { simd_choice() = allow_avx2 ? best_simd_level() : kSimdPortable; }
+
+void set_simd_level(int level) { simd_choice() = std::max<int>(kSimdPortable, std::min(level, best_simd_level())); }
+
+const char* simd_name() {
+    switch (simd_choice()) {
+        case kSimdAvx512: return "avx512";
+        case kSimdAvx2: return "avx2";
+        default: return "portable";
+    }
+}
 
 int get_num_threads() {
 #ifdef _OPENMP

@@ -3,15 +3,25 @@
 // AVX2/FMA kernels live in *_avx2.cpp translation units compiled with -mavx2 -mfma. They may only
 // be called when use_avx2() is true: the CPU supports AVX2 and FMA, the build included them, and the
 // user has not forced the portable path (FASTNN_SIMD=portable in the environment, or set_simd()).
+// AVX-512 kernels (*_avx512.cpp, -mavx512f) exist where they pay (the GEMM micro-kernel) and may
+// only be called when use_avx512() is true; everything else keeps its AVX2 kernel on such a CPU.
+// Levels: 0 portable, 1 AVX2/FMA, 2 AVX-512 (which implies 1). FASTNN_SIMD=portable|avx2|avx512
+// caps the level at start-up (never above what the CPU and the build have).
 #pragma once
 #include <cstdint>
 
 namespace fastnn {
 
-bool cpu_supports_avx2_fma();       // what the CPU can do
-bool use_avx2();                    // what the kernels will use now
-void set_simd(bool allow_avx2);     // false forces the portable kernels (for testing both paths)
-const char* simd_name();            // "avx2" or "portable"
+enum SimdLevel : int { kSimdPortable = 0, kSimdAvx2 = 1, kSimdAvx512 = 2 };
+
+bool cpu_supports_avx2_fma();       // what the CPU can do (and the build has kernels for)
+bool cpu_supports_avx512();
+int best_simd_level();              // the highest level the CPU and the build allow
+bool use_avx2();                    // AVX2 kernels may run now (level >= 1)
+bool use_avx512();                  // AVX-512 kernels run now (level 2)
+void set_simd(bool allow_avx2);     // false forces the portable kernels; true the best level
+void set_simd_level(int level);     // min(level, best_simd_level()) (for testing every path)
+const char* simd_name();            // "avx512", "avx2" or "portable"
 
 int get_num_threads();
 void set_num_threads(int n);

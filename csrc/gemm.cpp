@@ -156,18 +156,31 @@ using RowsKernel = void (*)(int rows, int64_t, const T*, const T*, T*, int64_t, 
 // The kernels one GEMM uses: `block` for whole MR x NR blocks (streaming where C is written once
 // and large, see gemm()), `rows` for whole-width blocks of fewer rows (null: through the tile), and
 // `tile` for the other edge blocks, computed whole into a local tile and copied out.
+// `wide12`/`wide6`/`tall24`/`tall12` (float on AVX-512 only, else null): 12 x 32, 6 x 32, 24 x 16
+// and 12 x 16 blocks from several panels at once, see panel_blocks().
 template <typename T>
 struct Kernels {
     MicroKernel<T> block, tile;
     RowsKernel<T> rows;
+    WideKernel wide12 = nullptr, wide6 = nullptr, tall24 = nullptr, tall12 = nullptr;
 };
 
 template <typename T>
 static Kernels<T> pick_kernels() {
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if (use_avx2()) {
-        if constexpr (std::is_same_v<T, float>) return {sgemm_kernel_avx2, sgemm_kernel_avx2, sgemm_kernel_rows_partial_avx2};
-        else return {dgemm_kernel_avx2, dgemm_kernel_avx2, nullptr};
+        if constexpr (std::is_same_v<T, float>) {
+            Kernels<T> k{sgemm_kernel_avx2, sgemm_kernel_avx2, sgemm_kernel_rows_partial_avx2};
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+            if (use_avx512()) {
+                k.wide12 = sgemm_kernel_wide12_avx512, k.wide6 = sgemm_kernel_wide6_avx512;
+                k.tall24 = sgemm_kernel_tall24_avx512, k.tall12 = sgemm_kernel_tall12_avx512;
+            }
+#endif
+            return k;
+        } else {
+            return {dgemm_kernel_avx2, dgemm_kernel_avx2, nullptr};
+        }
     }
 #endif
     return {gemm_kernel_portable<T>, gemm_kernel_portable<T>, nullptr};
@@ -203,6 +216,57 @@ static inline void block(const Kernels<T>& k, int64_t kc, const T* ap, const T* 
         T* row = C + (i + r) * ldc + j;
         const T start = bias ? bias[r] : T(0);
         for (int64_t s = 0; s < nr; ++s) row[s] = (first ? start : row[s]) + tile[r * NR + s];
+    }
+}
+
+// All blocks of C between an A block's panels (rows [i0, i0 + mc) of C, panel ip at ip * kc * MR)
+// and a run of B panels (columns [j0, j0 + nc), panel jp at jp * kc * NR), B panel by B panel:
+// after(n) follows each column of n blocks. With the AVX-512 kernels, two whole B panels (32
+// columns) go together, with two A panels (12 rows) at a time, then one; a last whole B panel on
+// its own goes with four A panels (24 rows) at a time, then two. What is left over (a narrow B
+// panel, rows short of a whole A panel) goes block by block.
+template <typename T, class After>
+static inline void panel_blocks(const Kernels<T>& k, int64_t kc, const T* apanels, int64_t i0, int64_t mc,
+                                const T* bpanels, int64_t j0, int64_t nc, T* C, int64_t ldc, bool first,
+                                const T* row_bias, After after) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    const int64_t a_panels = (mc + MR - 1) / MR, b_panels = (nc + NR - 1) / NR;
+    auto bias = [&](int64_t i) { return (first && row_bias) ? row_bias + (i - i0) : nullptr; };
+    // Blocks of `a_group` A panels at a time by `kernel`, from panel ip on, against the B panels at bp.
+    auto run = [&](WideKernel kernel, int64_t a_group, int64_t& ip, const T* bp, int64_t j) {
+        if constexpr (std::is_same_v<T, float>) {
+            for (; kernel && (ip + a_group) * MR <= mc; ip += a_group) {
+                const int64_t i = i0 + ip * MR;
+                kernel(kc, apanels + ip * kc * MR, kc * MR, bp, kc * NR, C + i * ldc + j, ldc, !first, bias(i));
+            }
+        }
+    };
+    // The rest of the column from panel ip on, block by block, for `width` B panels from bp.
+    auto rest = [&](int64_t ip, int64_t width, const T* bp, int64_t j) {
+        for (; ip < a_panels; ++ip) {
+            const int64_t i = i0 + ip * MR;
+            for (int64_t q = 0; q < width; ++q)
+                block(k, kc, apanels + ip * kc * MR, bp + q * kc * NR, C, ldc, i, j + q * NR,
+                      std::min<int64_t>(MR, i0 + mc - i), std::min<int64_t>(NR, j0 + nc - j - q * NR), first, bias(i));
+        }
+        after(width * a_panels);
+    };
+    int64_t jp = 0;
+    for (; k.wide12 && (jp + 2) * NR <= nc; jp += 2) {
+        const T* bp = bpanels + jp * kc * NR;
+        int64_t ip = 0;
+        run(k.wide12, 2, ip, bp, j0 + jp * NR);
+        run(k.wide6, 1, ip, bp, j0 + jp * NR);
+        rest(ip, 2, bp, j0 + jp * NR);
+    }
+    for (; jp < b_panels; ++jp) {
+        const T* bp = bpanels + jp * kc * NR;
+        int64_t ip = 0;
+        if ((jp + 1) * NR <= nc) {
+            run(k.tall24, 4, ip, bp, j0 + jp * NR);
+            run(k.tall12, 2, ip, bp, j0 + jp * NR);
+        }
+        rest(ip, 1, bp, j0 + jp * NR);
     }
 }
 
@@ -307,13 +371,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                     const bool first = pc == 0 && !accumulate;
                     const T* apanels = block_panels(A, apack, pc, kc, ic, mc, MR);
                     const T* bpanels = b_packed ? B.packed_block(pc, kc, 0, NR) : bpack + pc * b_panels * NR;
-                    for (int64_t ip = 0; ip * MR < mc; ++ip) {
-                        const int64_t i = ic + ip * MR;
-                        for (int64_t jp = 0; jp < b_panels; ++jp)
-                            block(kernels, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, jp * NR,
-                                  std::min<int64_t>(MR, M - i), std::min<int64_t>(NR, N - jp * NR), first,
-                                  (first && row_bias) ? row_bias + i : nullptr);
-                    }
+                    panel_blocks(kernels, kc, apanels, ic, mc, bpanels, 0, N, C, ldc, first,
+                                 row_bias ? row_bias + ic : nullptr, [](int64_t) {});
                 }
             }
         }
@@ -356,16 +415,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                         prefetch.start(B, pc + kc_step, std::min(kc_step, K - pc - kc_step), j_begin,
                                        std::min(nc_step, j_end - j_begin), b_panels * m_panels);
                     }
-                    for (int64_t jp = 0; jp < b_panels; ++jp) {
-                        const int64_t j = jc + jp * NR;
-                        for (int64_t ip = 0; ip < m_panels; ++ip) {
-                            const int64_t i = ip * MR;
-                            block(kernels, kc, apanels + ip * kc * MR, bpanels + jp * kc * NR, C, ldc, i, j,
-                                  std::min<int64_t>(MR, M - i), std::min<int64_t>(NR, N - j), first,
-                                  (first && row_bias) ? row_bias + i : nullptr);
-                            prefetch.step();
-                        }
-                    }
+                    panel_blocks(kernels, kc, apanels, 0, M, bpanels, jc, nc, C, ldc, first, row_bias,
+                                 [&](int64_t blocks) {
+                                     for (int64_t n = 0; n < blocks; ++n) prefetch.step();
+                                 });
                 }
             }
         }
@@ -380,6 +433,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
         streaming = use_avx2() && !accumulate && K <= kc_step && M * N * (int64_t)sizeof(T) >= kStreamBytes &&
                     reinterpret_cast<uintptr_t>(C) % 64 == 0 && ldc % 16 == 0;
         if (streaming) kernels.block = sgemm_kernel_stream_avx2;
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+        if (streaming && kernels.wide12) {
+            kernels.wide12 = sgemm_kernel_wide12_stream_avx512, kernels.wide6 = sgemm_kernel_wide6_stream_avx512;
+            kernels.tall24 = kernels.tall12 = nullptr;  // (their blocks go through the streaming AVX2 kernel)
+        }
+#endif
     }
 #endif
     // The packed B block is shared by the team: the calling thread's buffer.
@@ -432,15 +491,17 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                         }
                         apanels = apack;
                     }
-                    const int64_t jp_begin = chunk * b_panels / j_chunks, jp_end = (chunk + 1) * b_panels / j_chunks;
-                    for (int64_t jp = jp_begin; jp < jp_end; ++jp) {
-                        const int64_t j = jc + jp * NR, nr = std::min<int64_t>(NR, N - j);
-                        const T* bp = bpanels + jp * kc * NR;
-                        for (int64_t ip = 0; ip * MR < mc; ++ip) {
-                            const int64_t i = ic + ip * MR;
-                            block(kernels, kc, apanels + ip * kc * MR, bp, C, ldc, i, j, std::min<int64_t>(MR, M - i),
-                                  nr, first, (first && row_bias) ? row_bias + i : nullptr);
-                        }
+                    // (Chunk edges on even panels where the wide kernels take panels in pairs.)
+                    auto edge = [&](int64_t c) {
+                        const int64_t jp = c * b_panels / j_chunks;
+                        return (kernels.wide12 && c < j_chunks) ? jp & ~int64_t(1) : jp;
+                    };
+                    const int64_t jp_begin = edge(chunk), jp_end = edge(chunk + 1);
+                    if (jp_end > jp_begin) {
+                        const int64_t j = jc + jp_begin * NR;
+                        panel_blocks(kernels, kc, apanels, ic, mc, bpanels + jp_begin * kc * NR, j,
+                                     std::min(jc + nc, jc + jp_end * NR) - j, C, ldc, first,
+                                     row_bias ? row_bias + ic : nullptr, [](int64_t) {});
                     }
                 }
                 // (implicit barrier: nobody repacks B while another thread still reads it)

@@ -17,7 +17,9 @@
 //         for jr, ir: micro-kernel MR x NR   (accumulates in registers over the KC reduction)
 //
 // Register blocks: float 6 x 16 (12 ymm accumulators), double 6 x 8 (the same 12 ymm). The AVX2/FMA
-// kernels live in gemm_avx2.cpp; the portable kernels (same panel layout) in gemm.cpp. Float also
+// kernels live in gemm_avx2.cpp; the portable kernels (same panel layout) in gemm.cpp. On an
+// AVX-512 CPU the float driver runs pairs of B panels (and of A panels) as one 12 x 32 block of 24
+// zmm accumulators (gemm_avx512.cpp), on the same packed panels; the edges stay AVX2. Float also
 // has kernels for a last row panel of 1-5 rows (M = 64 is 10 x 6 + 4) and for a C written once and
 // larger than the last-level cache (streaming stores). With one A block (M <= MC) each thread
 // prefetches the source of its next B block while the current one computes.
@@ -138,6 +140,25 @@ void sgemm_kernel_stream_avx2(int64_t kc, const float* a, const float* b, float*
 void stream_fence_avx2();
 void dgemm_kernel_avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                        bool accumulate, const double* row_bias);
+
+// AVX-512 (gemm_avx512.cpp): C[0:6*AP, 0:32] from AP = 2 (wide12) or 1 (wide6) packed A panels,
+// `a_step` floats apart, and the two packed B panels b and b + b_step, side by side. Same contract
+// as sgemm_kernel_avx2 otherwise; the stream variants as sgemm_kernel_stream_avx2.
+using WideKernel = void (*)(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
+                            int64_t ldc, bool accumulate, const float* row_bias);
+void sgemm_kernel_wide12_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
+                                int64_t ldc, bool accumulate, const float* row_bias);
+void sgemm_kernel_wide6_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
+                               int64_t ldc, bool accumulate, const float* row_bias);
+void sgemm_kernel_wide12_stream_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step,
+                                       float* c, int64_t ldc, bool accumulate, const float* row_bias);
+void sgemm_kernel_wide6_stream_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step,
+                                      float* c, int64_t ldc, bool accumulate, const float* row_bias);
+// One B panel (16 columns) and AP = 4 (tall24) or 2 (tall12) A panels.
+void sgemm_kernel_tall24_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
+                                int64_t ldc, bool accumulate, const float* row_bias);
+void sgemm_kernel_tall12_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
+                                int64_t ldc, bool accumulate, const float* row_bias);
 
 // Indirect-B micro-kernel: tile (MR x NR, row-major) = sum_p a[p] (MR) x (NR values at base + offsets[p]).
 void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, const int64_t* offsets,

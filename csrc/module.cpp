@@ -2,6 +2,8 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "binding_utils.h"
 #include "bindings.h"
 #include "buffer_cache.h"
@@ -18,9 +20,25 @@ PYBIND11_MODULE(_C, m) {
           "Sets the threads the CPU kernels use (the default follows OMP_NUM_THREADS).");
     m.def("openmp_enabled", &fastnn::openmp_enabled, "Whether the module was built with OpenMP.");
     m.def("cpu_supports_avx2_fma", &fastnn::cpu_supports_avx2_fma);
-    m.def("simd", &fastnn::simd_name, "Which kernels run now: 'avx2' or 'portable'.");
+    m.def("cpu_supports_avx512", &fastnn::cpu_supports_avx512,
+          "Whether the CPU has AVX-512F and this build has AVX-512 kernels.");
+    m.def("simd", &fastnn::simd_name, "Which kernels run now: 'avx512', 'avx2' or 'portable'.");
     m.def("set_simd", &fastnn::set_simd, py::arg("allow_avx2"),
-          "False forces the portable kernels; True uses AVX2/FMA where the CPU has them.");
+          "False forces the portable kernels; True uses the best the CPU has (AVX-512, else AVX2/FMA).");
+    m.def(
+        "set_simd",
+        [](const std::string& level) {
+            static const char* names[] = {"portable", "avx2", "avx512"};
+            for (int l = 0; l < 3; ++l) {
+                if (level != names[l]) continue;
+                if (l > fastnn::best_simd_level())
+                    throw py::value_error("set_simd: this CPU (or build) has no " + level + " kernels; best is '" +
+                                          names[fastnn::best_simd_level()] + "'");
+                return fastnn::set_simd_level(l);
+            }
+            throw py::value_error("set_simd: expected 'avx512', 'avx2' or 'portable', got '" + level + "'");
+        },
+        py::arg("level"), "Chooses the kernels by name: 'avx512', 'avx2' or 'portable' (ValueError if the CPU lacks it).");
 
     m.def(
         "measure_fma_peak_gflops",

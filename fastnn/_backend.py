@@ -64,7 +64,8 @@ def set_num_threads(n):
 
 
 def simd():
-    """Which CPU kernels run: 'avx2' (AVX2/FMA) or 'portable'. FASTNN_SIMD=portable forces the latter."""
+    """Which CPU kernels run: 'avx512' (the AVX-512 GEMM micro-kernel, AVX2/FMA elsewhere), 'avx2'
+    (AVX2/FMA) or 'portable'. FASTNN_SIMD=avx2 or FASTNN_SIMD=portable caps the choice."""
     return _C.simd()
 
 

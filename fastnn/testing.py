@@ -69,3 +69,17 @@ def to_torch_lstm(Wx, Wh, b, weight_ih, weight_hh, bias_ih, bias_hh):
             param.copy_(torch.tensor(np.ascontiguousarray(to_numpy(value)), dtype=param.dtype, device=param.device))
         bias_hh.zero_()
     return order
+
+
+def simd_paths(widest=True):
+    """The CPU kernel paths this machine can run, for tests that run once per path: 'avx512' (with
+    widest=True, where the CPU has it: the AVX-512 GEMM micro-kernel), 'avx2' and 'portable'. Pass
+    each to fastnn._C.set_simd(name); set_simd(True) restores the default (the widest)."""
+    from . import _C
+
+    paths = ["portable"]
+    if _C.cpu_supports_avx2_fma():
+        paths.insert(0, "avx2")
+    if widest and _C.cpu_supports_avx512():
+        paths.insert(0, "avx512")
+    return paths

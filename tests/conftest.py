@@ -4,6 +4,7 @@ import pytest
 
 import fastnn
 from fastnn import _C
+from fastnn.testing import simd_paths
 
 
 def pytest_collection_modifyitems(config, items):
@@ -17,13 +18,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-SIMD_PATHS = ["avx2", "portable"] if _C.cpu_supports_avx2_fma() else ["portable"]
-
-
-@pytest.fixture(params=SIMD_PATHS)
+@pytest.fixture(params=simd_paths())
 def simd_path(request):
-    """Runs a test once per CPU kernel path: AVX2/FMA (where the CPU has it) and portable."""
-    _C.set_simd(request.param == "avx2")
+    """Runs a test once per CPU kernel path: AVX-512 and AVX2/FMA (where the CPU has them) and portable."""
+    _C.set_simd(request.param)
     assert fastnn.simd() == request.param
     yield request.param
     _C.set_simd(True)

@@ -7,7 +7,7 @@ import pytest
 import fastnn
 import fastnn.functional as F
 import fastnn.reference as R
-from fastnn.testing import assert_close, numerical_gradient
+from fastnn.testing import assert_close, numerical_gradient, simd_paths
 
 # Odd sizes, N=1, H=W=1, and four above the kernels' parallel threshold: (64, 600) one block of rows,
 # (1003, 45) eight blocks of 128 rows, the last one short and not a multiple of the kernels' group of 4,
@@ -16,12 +16,10 @@ SHAPES = [(5, 3), (1, 3, 7, 7), (2, 3, 5, 4), (7, 20), (4, 9, 3, 3), (3, 2, 1, 1
           (1003, 45), (600, 1000), (4, 9, 33, 31)]
 
 
-@pytest.fixture(params=["avx2", "portable"])
+@pytest.fixture(params=simd_paths(widest=False))
 def simd(request):
-    fastnn._C.set_simd(request.param == "avx2")
-    if request.param == "avx2" and fastnn.simd() != "avx2":
-        fastnn._C.set_simd(True)
-        pytest.skip("the CPU has no AVX2/FMA")
+    fastnn._C.set_simd(request.param)
+    assert fastnn.simd() == request.param
     yield request.param
     fastnn._C.set_simd(True)
 

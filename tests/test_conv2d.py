@@ -6,7 +6,7 @@ import pytest
 import fastnn
 import fastnn.functional as F
 import fastnn.reference as R
-from fastnn.testing import assert_close, numerical_gradient
+from fastnn.testing import assert_close, numerical_gradient, simd_paths
 
 # (N, C, H, W, K, kh, kw, stride, padding): odd sizes, batch 1, non-square kernels and strides.
 SHAPES = [
@@ -138,15 +138,14 @@ def assert_matches_reference(shape, dtype, bias=True, seed=0):
         assert db is None
 
 
-@pytest.fixture(params=["avx2", "portable"])
+@pytest.fixture(params=simd_paths())
 def simd(request):
-    """Runs a test on the AVX2/FMA kernels and again on the portable ones."""
-    if request.param == "avx2" and not fastnn._backend._C.cpu_supports_avx2_fma():
-        pytest.skip("CPU without AVX2/FMA")
-    before = fastnn.simd()
-    fastnn._backend._C.set_simd(request.param == "avx2")
+    """Runs a test on the AVX-512 GEMM kernels and the AVX2/FMA ones (where the CPU has them) and
+    again on the portable ones."""
+    fastnn._backend._C.set_simd(request.param)
+    assert fastnn.simd() == request.param
     yield request.param
-    fastnn._backend._C.set_simd(before == "avx2")
+    fastnn._backend._C.set_simd(True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.testing import assert_close
+from fastnn.testing import assert_close, simd_paths
 
 C = fastnn._backend._C
 
@@ -12,18 +12,20 @@ C = fastnn._backend._C
 # 128 (double), NC = 2048. M % 6 takes every value (the last row panel of 1..5 rows has its own
 # kernels); (64, 1000, 300) is the one-A-block path with several B blocks per thread and two
 # reduction blocks (the next block's source is prefetched while one computes).
+# The AVX-512 kernels take panels together: (31, 49, 37) has two 12 x 32 blocks, a 6 x 32 block and a
+# 1-row remainder against a B-panel pair, then a lone whole B panel (24 x 16 block) and a 1-column
+# one; (100, 48, 300) is the skinny path with 24 x 16 and 12 x 16 blocks; (1030, 2048, 20) writes a
+# C larger than 8 MB once (streaming stores).
 SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 2050, 40), (200, 70, 600), (50, 9, 700),
-         (33, 40, 20), (23, 64, 10), (64, 1000, 300)]
+         (33, 40, 20), (23, 64, 10), (64, 1000, 300), (31, 49, 37), (100, 48, 300), (1030, 2048, 20)]
 
 
-@pytest.fixture(params=["avx2", "portable"])
+@pytest.fixture(params=simd_paths())
 def simd(request):
-    if request.param == "avx2" and not C.cpu_supports_avx2_fma():
-        pytest.skip("CPU without AVX2/FMA")
-    before = fastnn.simd()
-    C.set_simd(request.param == "avx2")
+    C.set_simd(request.param)
+    assert fastnn.simd() == request.param
     yield request.param
-    C.set_simd(before == "avx2")
+    C.set_simd(True)
 
 
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])

@@ -48,9 +48,33 @@ def test_fastnn_simd_env_forces_portable_kernels():
 
 
 def test_simd_selection_follows_the_cpu():
-    assert fastnn.simd() in ("avx2", "portable")
-    if not _C.cpu_supports_avx2_fma():
+    expected = "avx512" if _C.cpu_supports_avx512() else "avx2" if _C.cpu_supports_avx2_fma() else "portable"
+    assert fastnn.simd() == expected
+    assert not _C.cpu_supports_avx512() or _C.cpu_supports_avx2_fma()
+
+
+def test_fastnn_simd_env_caps_at_avx2():
+    env = dict(os.environ, FASTNN_SIMD="avx2")
+    out = subprocess.run([sys.executable, "-c", "import fastnn; print(fastnn.simd())"],
+                         env=env, capture_output=True, text=True, cwd=os.path.dirname(__file__), check=True)
+    assert out.stdout.strip() == ("avx2" if _C.cpu_supports_avx2_fma() else "portable")
+
+
+def test_set_simd_by_name():
+    try:
+        for name in ["portable"] + (["avx2"] if _C.cpu_supports_avx2_fma() else []) + \
+                (["avx512"] if _C.cpu_supports_avx512() else []):
+            _C.set_simd(name)
+            assert fastnn.simd() == name
+        if not _C.cpu_supports_avx512():
+            with pytest.raises(ValueError, match="no avx512 kernels"):
+                _C.set_simd("avx512")
+        with pytest.raises(ValueError, match="expected 'avx512', 'avx2' or 'portable'"):
+            _C.set_simd("sse")
+        _C.set_simd(False)
         assert fastnn.simd() == "portable"
+    finally:
+        _C.set_simd(True)
 
 
 def test_ceiling_probes_measure_something():
