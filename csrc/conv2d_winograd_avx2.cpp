@@ -492,11 +492,8 @@ void run(const Problem& p, const float* in, const float* bias, float* out) {
                 float* mxi = m + xi * m_term;
                 for (int64_t pc = 0; pc < p.in_ch; pc += kKcStep) {
                     const int64_t kc = min64(kKcStep, p.in_ch - pc);
-                    for (int64_t ip = 0; ip < g.k_rows / kMR; ++ip)
-                        for (int64_t jp = 0; jp < used_panels; ++jp)
-                            sgemm_kernel_avx2(kc, uxi + pc * g.k_rows + ip * kMR * kc,
-                                              v + xi * v_term + jp * p.in_ch * kNR + pc * kNR,
-                                              mxi + ip * kMR * ldm + jp * kNR, ldm, pc > 0, nullptr);
+                    sgemm_whole_panels_avx(kc, uxi + pc * g.k_rows, g.k_rows / kMR, kMR * kc,
+                                           v + xi * v_term + pc * kNR, used_panels, p.in_ch * kNR, mxi, ldm, pc > 0);
                 }
             }
             // 3. M -> output tiles.
@@ -618,10 +615,8 @@ void weight_grad(const Problem& p, const float* x, const float* dout, float* dw)
             }
             // 2. dU_xi += W_xi V_xi^T, the reduction over this block's tiles.
             for (int64_t xi = 0; xi < terms; ++xi)
-                for (int64_t jp = 0; jp < c_panels; ++jp)
-                    for (int64_t ip = 0; ip < k_panels; ++ip)
-                        sgemm_kernel_avx2(count, a + xi * a_term + ip * slot_stride, v + xi * v_term + jp * kTileBlock * 16,
-                                          du + xi * du_term + ip * kMR * c16 + jp * 16, c16, block > first, nullptr);
+                sgemm_whole_panels_avx(count, a + xi * a_term, k_panels, slot_stride, v + xi * v_term, c_panels,
+                                       kTileBlock * 16, du + xi * du_term, c16, block > first);
         }
     }
     // dw[o, i] = G^T (sum over threads of dU[o, i]) G, 8 input channels at a time, the partials added

@@ -270,6 +270,33 @@ static inline void panel_blocks(const Kernels<T>& k, int64_t kc, const T* apanel
     }
 }
 
+#ifdef FASTNN_HAVE_AVX2_KERNELS
+void sgemm_whole_panels_avx(int64_t kc, const float* a, int64_t a_panels, int64_t a_step, const float* b,
+                            int64_t b_panels, int64_t b_step, float* c, int64_t ldc, bool accumulate) {
+    constexpr int MR = GemmTraits<float>::MR, NR = GemmTraits<float>::NR;
+    const Kernels<float> k = pick_kernels<float>();
+    // Groups of `a_group` A panels by `b_group` B panels through `kernel`, from A panel ip on.
+    auto run = [&](WideKernel kernel, int64_t a_group, int64_t& ip, int64_t jp) {
+        for (; kernel && ip + a_group <= a_panels; ip += a_group)
+            kernel(kc, a + ip * a_step, a_step, b + jp * b_step, b_step, c + ip * MR * ldc + jp * NR, ldc, accumulate,
+                   nullptr);
+    };
+    int64_t jp = 0;
+    for (; k.wide12 && jp + 2 <= b_panels; jp += 2) {
+        int64_t ip = 0;
+        run(k.wide12, 2, ip, jp);
+        run(k.wide6, 1, ip, jp);
+    }
+    for (; jp < b_panels; ++jp) {
+        int64_t ip = 0;
+        run(k.tall24, 4, ip, jp);
+        run(k.tall12, 2, ip, jp);
+        for (; ip < a_panels; ++ip)
+            sgemm_kernel_avx2(kc, a + ip * a_step, b + jp * b_step, c + ip * MR * ldc + jp * NR, ldc, accumulate, nullptr);
+    }
+}
+#endif
+
 // Walks the cache lines of an operand block's source a few at a time (prefetches into L2), so that
 // the block is on its way from memory while the block before it computes; packing then reads it
 // from cache. start() spreads the block's lines over `calls` calls of step().

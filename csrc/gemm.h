@@ -160,6 +160,13 @@ void sgemm_kernel_tall24_avx512(int64_t kc, const float* a, int64_t a_step, cons
 void sgemm_kernel_tall12_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
                                 int64_t ldc, bool accumulate, const float* row_bias);
 
+// C (a_panels * MR x b_panels * NR, ldc) = (accumulate ? C : 0) + A B over kc steps of whole packed
+// panels: A panel ip at a + ip * a_step, B panel jp at b + jp * b_step. On AVX-512 the panels go
+// in groups through the wide and tall kernels, else block by block through sgemm_kernel_avx2.
+// (Winograd's per-term GEMMs, whose panels are laid out by the transforms.) Needs use_avx2().
+void sgemm_whole_panels_avx(int64_t kc, const float* a, int64_t a_panels, int64_t a_step, const float* b,
+                            int64_t b_panels, int64_t b_step, float* c, int64_t ldc, bool accumulate);
+
 // Indirect-B micro-kernel: tile (MR x NR, row-major) = sum_p a[p] (MR) x (NR values at base + offsets[p]).
 void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, const int64_t* offsets,
                                 float* tile);
