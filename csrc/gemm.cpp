@@ -559,6 +559,25 @@ void gemm_rows_kernel(int64_t kc, const T* const* rows, const T* b, T* c, int64_
 template void gemm_rows_kernel<float>(int64_t, const float* const*, const float*, float*, int64_t, bool);
 template void gemm_rows_kernel<double>(int64_t, const double* const*, const double*, double*, int64_t, bool);
 
+template <typename T>
+void gemm_rows_panels(int64_t kc, const T* const* rows, const T* b, int64_t panels, int64_t b_step, T* c, int64_t ldc,
+                      bool accumulate) {
+    constexpr int NR = GemmTraits<T>::NR;
+    int64_t t = 0;
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx512())
+            for (; t + 2 <= panels; t += 2)
+                sgemm_kernel_rows_wide_avx512(kc, rows, b + t * b_step, b_step, c + t * NR, ldc, accumulate);
+    }
+#endif
+    for (; t < panels; ++t) gemm_rows_kernel<T>(kc, rows, b + t * b_step, c + t * NR, ldc, accumulate);
+}
+template void gemm_rows_panels<float>(int64_t, const float* const*, const float*, int64_t, int64_t, float*, int64_t,
+                                      bool);
+template void gemm_rows_panels<double>(int64_t, const double* const*, const double*, int64_t, int64_t, double*,
+                                       int64_t, bool);
+
 // ------------------------------------------------------------------------- pre-packed operands
 template <typename T>
 PackedOperand<T>::PackedOperand(const GemmOperand<T>& source, int64_t K, int64_t Q, int width, int64_t kc_step)

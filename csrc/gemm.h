@@ -122,6 +122,14 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 template <typename T>
 void gemm_rows_kernel(int64_t kc, const T* const* rows, const T* b, T* c, int64_t ldc, bool accumulate);
 
+// The same for `panels` B panels side by side (panel t at b + t * b_step, C columns t * NR on): on
+// AVX-512, two at a time (6 x 32 blocks).
+template <typename T>
+void gemm_rows_panels(int64_t kc, const T* const* rows, const T* b, int64_t panels, int64_t b_step, T* c, int64_t ldc,
+                      bool accumulate);
+void sgemm_kernel_rows_wide_avx512(int64_t kc, const float* const* rows, const float* b, int64_t b_step, float* c,
+                                   int64_t ldc, bool accumulate);
+
 // Per-thread scratch memory, 64-byte aligned, kept between calls (slot = what it is for).
 enum ScratchSlot { kScratchPackA, kScratchPackB, kScratchConvColumns, kScratchConvWeightGrad, kScratchConvRow,
                    kScratchSlots };

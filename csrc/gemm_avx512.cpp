@@ -92,4 +92,35 @@ void sgemm_kernel_tall12_avx512(int64_t kc, const float* a, int64_t a_step, cons
     sgemm_block<2, 1, false>(kc, a, a_step, b, b_step, c, ldc, accumulate, row_bias);
 }
 
+// Row-pointer kernel, 6 rows x 32 columns: A's rows read in place (rows[i][p]), two packed B panels
+// b and b + b_step. 12 zmm accumulators; per step two B loads and six broadcasts feed 12 FMAs.
+void sgemm_kernel_rows_wide_avx512(int64_t kc, const float* const* rows, const float* b, int64_t b_step, float* c,
+                                   int64_t ldc, bool accumulate) {
+    const float* const a[6] = {rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]};
+    __m512 acc[6][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    const float* b1 = b + b_step;
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512 b0v = _mm512_loadu_ps(b + 16 * p), b1v = _mm512_loadu_ps(b1 + 16 * p);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; ++i) {
+            const __m512 ai = _mm512_set1_ps(a[i][p]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0v, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1v, acc[i][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) {
+        float* row = c + i * ldc;
+        if (accumulate) {
+            acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_loadu_ps(row));
+            acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_loadu_ps(row + 16));
+        }
+        _mm512_storeu_ps(row, acc[i][0]);
+        _mm512_storeu_ps(row + 16, acc[i][1]);
+    }
+}
+
 }  // namespace fastnn
