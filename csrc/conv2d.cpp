@@ -256,6 +256,8 @@ static void pad_image(const T* x, int64_t n, const Conv2dShape& s, T* xpad, int6
 // with dout' = dout_n spread onto the padded width (zeros in the discarded columns). Computed as
 // dw^T tiles (6 rows r x 16 filters k): A's rows are read in place from the padded image by the
 // row-pointer kernel, B = dout'^T is packed once per image (K x P' values, reused by all R rows).
+static constexpr int64_t kDirectWeightMaxK = 64;  // (a multiple of both dtypes' NR)
+
 template <typename T>
 static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T* target, bool accumulate,
                                          const Conv2dShape& s) {
@@ -279,7 +281,10 @@ static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T
         }
     }
     if (!accumulate) std::fill(target, target + s.K * R, T(0));
-    alignas(64) T tile[MR * NR];
+    // One tile of MR rows by all the filters (K <= kDirectWeightMaxK, the caller's condition), so
+    // that the AVX-512 kernel can take the panels two at a time.
+    const int64_t width = k_panels * NR;
+    alignas(64) T tile[MR * kDirectWeightMaxK];
     for (int64_t r0 = 0; r0 < R; r0 += MR) {
         const int64_t rows_here = std::min<int64_t>(MR, R - r0);
         const T* rows[MR];
@@ -288,12 +293,9 @@ static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T
             const int64_t c = r / taps, ii = (r - c * taps) / s.kw, jj = r - c * taps - ii * s.kw;
             rows[i] = xpad + c * plane + ii * wp + jj;
         }
-        for (int64_t kp = 0; kp < k_panels; ++kp) {
-            gemm_rows_kernel<T>(cols, rows, packed + kp * cols * NR, tile, NR, false);
-            const int64_t ks = std::min<int64_t>(NR, s.K - kp * NR);
-            for (int64_t i = 0; i < rows_here; ++i)
-                for (int64_t l = 0; l < ks; ++l) target[(kp * NR + l) * R + r0 + i] += tile[i * NR + l];
-        }
+        gemm_rows_panels<T>(cols, rows, packed, k_panels, cols * NR, tile, width, false);
+        for (int64_t k = 0; k < s.K; ++k)
+            for (int64_t i = 0; i < rows_here; ++i) target[k * R + r0 + i] += tile[i * width + k];
     }
 }
 
@@ -821,7 +823,7 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
     const int64_t image_bytes = s.C * hp * wp * (int64_t)sizeof(T);
     const int64_t cols = (s.OH - 1) * wp + s.OW;  // padded-width columns (discarded ones included)
-    const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 4 && s.K <= 64 &&
+    const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 4 && s.K <= kDirectWeightMaxK &&
                         (image_bytes <= kDirectMaxSmallImageBytes ||
                          (image_bytes <= kDirectMaxImageBytes && cols * 100 <= P * kDirectMaxWastePercent));
     // Fewer filters than fill a vector: the AVX2 kernel that vectorises along the output width.
