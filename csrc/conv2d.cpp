@@ -486,7 +486,16 @@ static void gathered_panel(const T* base, const int64_t* positions, int64_t bloc
     const int64_t kc_step = gathered_kc_step(R);
     for (int64_t pc = 0; pc < R; pc += kc_step) {
         const int64_t kc = std::min(kc_step, R - pc);
-        for (int64_t ib = 0; ib < blocks; ++ib)
+        int64_t ib = 0;
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+        if constexpr (std::is_same_v<T, float>) {
+            if (use_avx512())  // two blocks at a time: their tiles are adjacent, one 12 x 16 tile
+                for (; ib + 2 <= blocks; ib += 2)
+                    sgemm_kernel_gather_a12_avx512(kc, base, positions + ib * MR, offsets + pc, panel + pc * NR,
+                                                   tiles + ib * MR * NR, pc > 0);
+        }
+#endif
+        for (; ib < blocks; ++ib)
             gather_a_kernel<T>(kc, base, positions + ib * MR, offsets + pc, panel + pc * NR, tiles + ib * MR * NR,
                                pc > 0);
     }

@@ -188,6 +188,10 @@ void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b
 void sgemm_kernel_gather_a_avx2(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
                                 const float* b, float* tile, bool accumulate);
 
+// The same for 12 positions (two blocks of 6, tile 12 x 16), AVX-512.
+void sgemm_kernel_gather_a12_avx512(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
+                                    const float* b, float* tile, bool accumulate);
+
 // One panel of `width` lanes from runs along p: panel[p*width + l] = src[l*stride_q + p*stride_p] for
 // l < lanes, 0 for lanes <= l < width; p in [0, kc). The transposing case of packing (AVX2 for float
 // with stride_p == 1).

@@ -123,4 +123,29 @@ void sgemm_kernel_rows_wide_avx512(int64_t kc, const float* const* rows, const f
     }
 }
 
+// Gathered-A kernel, 12 positions (two 6-position blocks) x 16 filters: tile (12 x 16, row-major)
+// = (accumulate ? tile : 0) + sum_p (base[positions[i] + offsets[p]], i < 12) x b[p], b a packed
+// 16-wide panel. 12 zmm accumulators; per step one B load and 12 broadcasts.
+void sgemm_kernel_gather_a12_avx512(int64_t kc, const float* base, const int64_t* positions, const int64_t* offsets,
+                                    const float* b, float* tile, bool accumulate) {
+    const float* a[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) a[i] = base + positions[i];
+    __m512 acc[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; ++p) {
+        const int64_t off = offsets[p];
+        const __m512 bv = _mm512_loadu_ps(b + 16 * p);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][off]), bv, acc[i]);
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) {
+        if (accumulate) acc[i] = _mm512_add_ps(acc[i], _mm512_loadu_ps(tile + 16 * i));
+        _mm512_storeu_ps(tile + 16 * i, acc[i]);
+    }
+}
+
 }  // namespace fastnn
