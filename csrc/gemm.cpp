@@ -470,14 +470,17 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 #endif
     // The packed B block is shared by the team: the calling thread's buffer.
     T* bpack = thread_scratch<T>(kScratchPackB, nc_max * kc_max);
-    // A blocks of equal height (M = 128 as 66 + 62 rows, not 96 + 32: the static schedule below
-    // would give one thread three times the other's work).
-    const int64_t mc_step = ceil_div(m_panels, ceil_div(M, MC)) * MR;
-    const int64_t ic_blocks = ceil_div(M, mc_step);
+    // A blocks of equal height to within a panel (M = 128 as 66 + 62 rows, not 96 + 32; M = 2048 as
+    // 22 blocks of 15 or 16 panels, not 21 of 16 and one of 5+): the static schedule below gives each
+    // thread a run of blocks, and a short one leaves a thread idle at every reduction block's barrier.
+    // Block b is panels [b * m_panels / ic_blocks, (b + 1) * m_panels / ic_blocks).
+    const int64_t ic_blocks = std::min(m_panels, ceil_div(M, MC));
+    auto block_rows = [&](int64_t b) { return std::min(M, b * m_panels / ic_blocks * MR); };
+    const int64_t mc_max = ceil_div(m_panels, ic_blocks) * MR;
 
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
-        T* apack = thread_scratch<T>(kScratchPackA, ceil_div(MC, MR) * MR * kc_max);
+        T* apack = thread_scratch<T>(kScratchPackA, mc_max * kc_max);
         int64_t packed_ic = -1, packed_pc = -1;  // which A block apack holds
         for (int64_t jc = 0; jc < N; jc += nc_step) {
             const int64_t nc = std::min(nc_step, N - jc);
@@ -507,8 +510,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                 const int64_t j_chunks = std::min(b_panels, std::max<int64_t>(1, ceil_div(8 * threads, ic_blocks)));
 #pragma omp for schedule(static)
                 for (int64_t task = 0; task < ic_blocks * j_chunks; ++task) {
-                    const int64_t ic = (task / j_chunks) * mc_step, chunk = task % j_chunks;
-                    const int64_t mc = std::min(mc_step, M - ic);
+                    const int64_t ic = block_rows(task / j_chunks), chunk = task % j_chunks;
+                    const int64_t mc = block_rows(task / j_chunks + 1) - ic;
                     const T* apanels = A.packed_block(pc, kc, ic, MR);
                     if (!apanels) {
                         if (ic != packed_ic || pc != packed_pc) {
