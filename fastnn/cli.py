@@ -19,7 +19,8 @@ def cmd_info(args):
 
     print(f"fastnn {fastnn.__version__}")
     print(f"numpy {np.__version__}")
-    print(f"CPU kernels: {fastnn.simd()} (CPU has AVX2/FMA: {_C.cpu_supports_avx2_fma()}), "
+    print(f"CPU kernels: {fastnn.simd()} (CPU has AVX2/FMA: {_C.cpu_supports_avx2_fma()}, "
+          f"AVX-512: {_C.cpu_supports_avx512()}), "
           f"OpenMP: {_C.openmp_enabled()}, threads: {fastnn.get_num_threads()}")
     print(f"output buffer cache: up to {_C.buffer_cache_limit() >> 20} MiB of freed large outputs reused "
           f"(FASTNN_BUFFER_CACHE_MB)")
