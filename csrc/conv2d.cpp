@@ -282,18 +282,29 @@ static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T
     }
     if (!accumulate) std::fill(target, target + s.K * R, T(0));
     // One tile of MR rows by all the filters (K <= kDirectWeightMaxK, the caller's condition), so
-    // that the AVX-512 kernel can take the panels two at a time.
+    // that the AVX-512 kernel can take the panels two at a time. With a single panel (K <= 16) the
+    // AVX-512 kernel takes twice the rows instead.
     const int64_t width = k_panels * NR;
-    alignas(64) T tile[MR * kDirectWeightMaxK];
-    for (int64_t r0 = 0; r0 < R; r0 += MR) {
-        const int64_t rows_here = std::min<int64_t>(MR, R - r0);
-        const T* rows[MR];
-        for (int i = 0; i < MR; ++i) {  // rows past R repeat the last one; their results are dropped
+    bool rows12 = false;
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+    rows12 = std::is_same_v<T, float> && k_panels == 1 && use_avx512();
+#endif
+    const int64_t step = rows12 ? 2 * MR : MR;
+    alignas(64) T tile[2 * MR * kDirectWeightMaxK];
+    for (int64_t r0 = 0; r0 < R; r0 += step) {
+        const int64_t rows_here = std::min<int64_t>(step, R - r0);
+        const T* rows[2 * MR];
+        for (int i = 0; i < step; ++i) {  // rows past R repeat the last one; their results are dropped
             const int64_t r = r0 + std::min<int64_t>(i, rows_here - 1);
             const int64_t c = r / taps, ii = (r - c * taps) / s.kw, jj = r - c * taps - ii * s.kw;
             rows[i] = xpad + c * plane + ii * wp + jj;
         }
-        gemm_rows_panels<T>(cols, rows, packed, k_panels, cols * NR, tile, width, false);
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+        if constexpr (std::is_same_v<T, float>) {
+            if (rows12) sgemm_kernel_rows12_avx512(cols, rows, packed, tile, width, false);
+        }
+#endif
+        if (!rows12) gemm_rows_panels<T>(cols, rows, packed, k_panels, cols * NR, tile, width, false);
         for (int64_t k = 0; k < s.K; ++k)
             for (int64_t i = 0; i < rows_here; ++i) target[k * R + r0 + i] += tile[i * width + k];
     }

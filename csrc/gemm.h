@@ -129,6 +129,9 @@ void gemm_rows_panels(int64_t kc, const T* const* rows, const T* b, int64_t pane
                       bool accumulate);
 void sgemm_kernel_rows_wide_avx512(int64_t kc, const float* const* rows, const float* b, int64_t b_step, float* c,
                                    int64_t ldc, bool accumulate);
+// 12 rows (rows[0..11]) by one B panel, AVX-512.
+void sgemm_kernel_rows12_avx512(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc,
+                                bool accumulate);
 
 // Per-thread scratch memory, 64-byte aligned, kept between calls (slot = what it is for).
 enum ScratchSlot { kScratchPackA, kScratchPackB, kScratchConvColumns, kScratchConvWeightGrad, kScratchConvRow,

@@ -148,4 +148,29 @@ void sgemm_kernel_gather_a12_avx512(int64_t kc, const float* base, const int64_t
     }
 }
 
+// Row-pointer kernel, 12 rows x 16 columns (one packed B panel): C[0:12, 0:16] (ldc) = (accumulate ?
+// C : 0) + sum_p (rows[i][p], i < 12) x b[p]. For a lone B panel (16 filters), where the 6 x 32
+// kernel has no pair to take.
+void sgemm_kernel_rows12_avx512(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc,
+                                bool accumulate) {
+    const float* a[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) a[i] = rows[i];
+    __m512 acc[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; ++p) {
+        const __m512 bv = _mm512_loadu_ps(b + 16 * p);
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][p]), bv, acc[i]);
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) {
+        float* row = c + i * ldc;
+        if (accumulate) acc[i] = _mm512_add_ps(acc[i], _mm512_loadu_ps(row));
+        _mm512_storeu_ps(row, acc[i]);
+    }
+}
+
 }  // namespace fastnn
