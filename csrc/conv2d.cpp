@@ -229,6 +229,11 @@ static void indirect_kernel_portable(int64_t kc, const T* a, const T* base, cons
 
 template <typename T>
 static void indirect_kernel(int64_t kc, const T* a, const T* base, const int64_t* offsets, T* tile) {
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (use_avx512()) return sgemm_kernel_indirect_avx512(kc, a, base, offsets, tile);
+    }
+#endif
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if constexpr (std::is_same_v<T, float>) {
         if (use_avx2()) return sgemm_kernel_indirect_avx2(kc, a, base, offsets, tile);

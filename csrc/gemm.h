@@ -182,6 +182,10 @@ void sgemm_whole_panels_avx(int64_t kc, const float* a, int64_t a_panels, int64_
 void sgemm_kernel_indirect_avx2(int64_t kc, const float* a, const float* base, const int64_t* offsets,
                                 float* tile);
 
+// The same with one zmm per tile row (AVX-512).
+void sgemm_kernel_indirect_avx512(int64_t kc, const float* a, const float* base, const int64_t* offsets,
+                                  float* tile);
+
 // Row-pointer micro-kernel: C[0:MR, 0:NR] (ldc) = (accumulate ? C : 0) + sum_p (rows[i][p], i < MR) x b[p]
 // (packed NR panel).
 void sgemm_kernel_rows_avx2(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc,

@@ -173,4 +173,31 @@ void sgemm_kernel_rows12_avx512(int64_t kc, const float* const* rows, const floa
     }
 }
 
+// Indirect-B kernel, 6 x 16 (as sgemm_kernel_indirect_avx2): row p of B is the 16 floats at
+// base + offsets[p], one unaligned zmm load. One zmm per row of the tile gives only 6 accumulator
+// chains, too few for the FMA latency times two ports, so even and odd steps go to separate
+// accumulators (12 chains), added at the end.
+void sgemm_kernel_indirect_avx512(int64_t kc, const float* a, const float* base, const int64_t* offsets,
+                                  float* tile) {
+    __m512 even[6], odd[6];
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) even[i] = odd[i] = _mm512_setzero_ps();
+    int64_t p = 0;
+    for (; p + 2 <= kc; p += 2, a += 12) {
+        const __m512 b0 = _mm512_loadu_ps(base + offsets[p]), b1 = _mm512_loadu_ps(base + offsets[p + 1]);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; ++i) {
+            even[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, even[i]);
+            odd[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[6 + i]), b1, odd[i]);
+        }
+    }
+    if (p < kc) {
+        const __m512 b0 = _mm512_loadu_ps(base + offsets[p]);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; ++i) even[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, even[i]);
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; ++i) _mm512_storeu_ps(tile + 16 * i, _mm512_add_ps(even[i], odd[i]));
+}
+
 }  // namespace fastnn
