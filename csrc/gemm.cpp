@@ -261,12 +261,26 @@ static inline void panel_blocks(const Kernels<T>& k, int64_t kc, const T* apanel
     }
     for (; jp < b_panels; ++jp) {
         const T* bp = bpanels + jp * kc * NR;
+        const int64_t j = j0 + jp * NR;
         int64_t ip = 0;
         if ((jp + 1) * NR <= nc) {
-            run(k.tall24, 4, ip, bp, j0 + jp * NR);
-            run(k.tall12, 2, ip, bp, j0 + jp * NR);
+            run(k.tall24, 4, ip, bp, j);
+            run(k.tall12, 2, ip, bp, j);
+        } else if (k.tall24) {
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+            // A narrow last panel (the LSTM's products at batch 8: N = 8): masked stores, whole A
+            // panels four, two and one at a time; the streaming path has no tall kernels.
+            if constexpr (std::is_same_v<T, float>) {
+                for (const int64_t group : {4, 2, 1})
+                    for (; (ip + group) * MR <= mc; ip += group) {
+                        const int64_t i = i0 + ip * MR;
+                        sgemm_kernel_tall_narrow_avx512((int)group, (int)(nc - jp * NR), kc, apanels + ip * kc * MR,
+                                                        kc * MR, bp, C + i * ldc + j, ldc, !first, bias(i));
+                    }
+            }
+#endif
         }
-        rest(ip, 1, bp, j0 + jp * NR);
+        rest(ip, 1, bp, j);
     }
 }
 

@@ -129,6 +129,10 @@ void gemm_rows_panels(int64_t kc, const T* const* rows, const T* b, int64_t pane
                       bool accumulate);
 void sgemm_kernel_rows_wide_avx512(int64_t kc, const float* const* rows, const float* b, int64_t b_step, float* c,
                                    int64_t ldc, bool accumulate);
+// A last, narrow B panel (its packed lanes past `cols` are zero, 1 <= cols < 16) against a_panels = 4,
+// 2 or 1 A panels: C's rows are written (or added to) in their first `cols` columns only.
+void sgemm_kernel_tall_narrow_avx512(int a_panels, int cols, int64_t kc, const float* a, int64_t a_step, const float* b,
+                                     float* c, int64_t ldc, bool accumulate, const float* row_bias);
 // 12 rows (rows[0..11]) by one B panel, AVX-512.
 void sgemm_kernel_rows12_avx512(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc,
                                 bool accumulate);

@@ -18,10 +18,13 @@ namespace fastnn {
 // C[0:6*AP, 0:16*BP] (ldc) = (accumulate ? C : row_bias broadcast or 0) + sum over p < kc of
 // A(p, i) B(p, j), A from AP panels `a_step` floats apart, B from BP panels `b_step` floats apart.
 // Stream: non-temporal stores (C rows 64-byte aligned, not accumulated; the caller fences).
+// `mask` (BP = 1 only): the columns of C that exist (a last, narrow B panel: its packed panel is
+// zero past them, so the FMAs run whole and only C's loads and stores are masked).
 template <int AP, int BP, bool Stream>
 static inline __attribute__((always_inline)) void sgemm_block(int64_t kc, const float* a, int64_t a_step,
                                                               const float* b, int64_t b_step, float* c, int64_t ldc,
-                                                              bool accumulate, const float* row_bias) {
+                                                              bool accumulate, const float* row_bias,
+                                                              __mmask16 mask = 0xFFFF) {
     constexpr int R = 6 * AP;
     if (!Stream) {
         // C is touched only after the reduction: start fetching its rows now.
@@ -54,10 +57,10 @@ static inline __attribute__((always_inline)) void sgemm_block(int64_t kc, const 
 #pragma GCC unroll 2
         for (int q = 0; q < BP; ++q) {
             __m512 start;
-            if (!Stream && accumulate) start = _mm512_loadu_ps(row + 16 * q);
+            if (!Stream && accumulate) start = _mm512_maskz_loadu_ps(mask, row + 16 * q);
             else start = row_bias ? _mm512_set1_ps(row_bias[i]) : _mm512_setzero_ps();
             if (Stream) _mm512_stream_ps(row + 16 * q, _mm512_add_ps(start, acc[i][q]));
-            else _mm512_storeu_ps(row + 16 * q, _mm512_add_ps(start, acc[i][q]));
+            else _mm512_mask_storeu_ps(row + 16 * q, mask, _mm512_add_ps(start, acc[i][q]));
         }
     }
 }
@@ -90,6 +93,16 @@ void sgemm_kernel_tall24_avx512(int64_t kc, const float* a, int64_t a_step, cons
 void sgemm_kernel_tall12_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
                                 int64_t ldc, bool accumulate, const float* row_bias) {
     sgemm_block<2, 1, false>(kc, a, a_step, b, b_step, c, ldc, accumulate, row_bias);
+}
+
+void sgemm_kernel_tall_narrow_avx512(int a_panels, int cols, int64_t kc, const float* a, int64_t a_step, const float* b,
+                                     float* c, int64_t ldc, bool accumulate, const float* row_bias) {
+    const __mmask16 mask = (__mmask16)((1u << cols) - 1);
+    switch (a_panels) {
+        case 4: return sgemm_block<4, 1, false>(kc, a, a_step, b, 0, c, ldc, accumulate, row_bias, mask);
+        case 2: return sgemm_block<2, 1, false>(kc, a, a_step, b, 0, c, ldc, accumulate, row_bias, mask);
+        default: return sgemm_block<1, 1, false>(kc, a, a_step, b, 0, c, ldc, accumulate, row_bias, mask);
+    }
 }
 
 // Row-pointer kernel, 6 rows x 32 columns: A's rows read in place (rows[i][p]), two packed B panels
