@@ -73,5 +73,14 @@ void bn_rows_grad_sums_avx2(const float* dy, const float* x, int64_t rows, int64
                             int64_t count, double* sum_dy, double* sum_dy_xc);
 void bn_rows_dx_avx2(const float* dy, const float* x, int64_t rows, int64_t stride, const float* mean, const float* a,
                      const float* k1, const float* k0, int64_t count, float* dx);
+// The same four row passes with AVX-512 (batch_norm_avx512.cpp).
+void bn_rows_sums_avx512(const float* x, int64_t rows, int64_t stride, const float* shift, int64_t count, double* sum,
+                         double* sum_sq);
+int64_t bn_rows_affine_avx512(const float* x, int64_t rows, int64_t stride, const float* mean, const float* scale,
+                              const float* offset, int64_t count, float* out);
+void bn_rows_grad_sums_avx512(const float* dy, const float* x, int64_t rows, int64_t stride, const float* mean,
+                              int64_t count, double* sum_dy, double* sum_dy_xc);
+void bn_rows_dx_avx512(const float* dy, const float* x, int64_t rows, int64_t stride, const float* mean,
+                       const float* a, const float* k1, const float* k0, int64_t count, float* dx);
 
 }  // namespace fastnn

@@ -16,8 +16,9 @@ SHAPES = [(5, 3), (1, 3, 7, 7), (2, 3, 5, 4), (7, 20), (4, 9, 3, 3), (3, 2, 1, 1
           (1003, 45), (600, 1000), (4, 9, 33, 31)]
 
 
-@pytest.fixture(params=simd_paths(widest=False))
+@pytest.fixture(params=simd_paths())
 def simd(request):
+    """Each CPU kernel path: AVX-512 (the (N, C) row passes) and AVX2 where the CPU has them, portable."""
     fastnn._C.set_simd(request.param)
     assert fastnn.simd() == request.param
     yield request.param
