@@ -254,10 +254,21 @@ static inline void panel_blocks(const Kernels<T>& k, int64_t kc, const T* apanel
     int64_t jp = 0;
     for (; k.wide12 && (jp + 2) * NR <= nc; jp += 2) {
         const T* bp = bpanels + jp * kc * NR;
+        const int64_t j = j0 + jp * NR;
         int64_t ip = 0;
-        run(k.wide12, 2, ip, bp, j0 + jp * NR);
-        run(k.wide6, 1, ip, bp, j0 + jp * NR);
-        rest(ip, 2, bp, j0 + jp * NR);
+        run(k.wide12, 2, ip, bp, j);
+        run(k.wide6, 1, ip, bp, j);
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+        if constexpr (std::is_same_v<T, float>) {
+            if (ip < a_panels) {  // a last panel of 1-5 rows (M = 64: rows 60-63)
+                const int64_t i = i0 + ip * MR;
+                sgemm_kernel_wide_rows_avx512((int)(i0 + mc - i), kc, apanels + ip * kc * MR, bp, kc * NR,
+                                              C + i * ldc + j, ldc, !first, bias(i));
+                ++ip;
+            }
+        }
+#endif
+        rest(ip, 2, bp, j);
     }
     for (; jp < b_panels; ++jp) {
         const T* bp = bpanels + jp * kc * NR;

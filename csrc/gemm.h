@@ -169,6 +169,9 @@ void sgemm_kernel_wide12_stream_avx512(int64_t kc, const float* a, int64_t a_ste
                                        float* c, int64_t ldc, bool accumulate, const float* row_bias);
 void sgemm_kernel_wide6_stream_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step,
                                       float* c, int64_t ldc, bool accumulate, const float* row_bias);
+// The first `rows` (1..5) rows of one A panel against two B panels (a last, short A panel).
+void sgemm_kernel_wide_rows_avx512(int rows, int64_t kc, const float* a, const float* b, int64_t b_step, float* c,
+                                   int64_t ldc, bool accumulate, const float* row_bias);
 // One B panel (16 columns) and AP = 4 (tall24) or 2 (tall12) A panels.
 void sgemm_kernel_tall24_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
                                 int64_t ldc, bool accumulate, const float* row_bias);

@@ -20,12 +20,13 @@ namespace fastnn {
 // Stream: non-temporal stores (C rows 64-byte aligned, not accumulated; the caller fences).
 // `mask` (BP = 1 only): the columns of C that exist (a last, narrow B panel: its packed panel is
 // zero past them, so the FMAs run whole and only C's loads and stores are masked).
-template <int AP, int BP, bool Stream>
+// Rows < 6 * AP: only the first Rows rows (a last A panel of M that is not a multiple of 6).
+template <int AP, int BP, bool Stream, int Rows = 6 * AP>
 static inline __attribute__((always_inline)) void sgemm_block(int64_t kc, const float* a, int64_t a_step,
                                                               const float* b, int64_t b_step, float* c, int64_t ldc,
                                                               bool accumulate, const float* row_bias,
                                                               __mmask16 mask = 0xFFFF) {
-    constexpr int R = 6 * AP;
+    constexpr int R = Rows;
     if (!Stream) {
         // C is touched only after the reduction: start fetching its rows now.
 #pragma GCC unroll 24
@@ -73,6 +74,17 @@ void sgemm_kernel_wide12_avx512(int64_t kc, const float* a, int64_t a_step, cons
 void sgemm_kernel_wide6_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step, float* c,
                                int64_t ldc, bool accumulate, const float* row_bias) {
     sgemm_block<1, 2, false>(kc, a, a_step, b, b_step, c, ldc, accumulate, row_bias);
+}
+
+void sgemm_kernel_wide_rows_avx512(int rows, int64_t kc, const float* a, const float* b, int64_t b_step, float* c,
+                                   int64_t ldc, bool accumulate, const float* row_bias) {
+    switch (rows) {
+        case 1: return sgemm_block<1, 2, false, 1>(kc, a, 0, b, b_step, c, ldc, accumulate, row_bias);
+        case 2: return sgemm_block<1, 2, false, 2>(kc, a, 0, b, b_step, c, ldc, accumulate, row_bias);
+        case 3: return sgemm_block<1, 2, false, 3>(kc, a, 0, b, b_step, c, ldc, accumulate, row_bias);
+        case 4: return sgemm_block<1, 2, false, 4>(kc, a, 0, b, b_step, c, ldc, accumulate, row_bias);
+        default: return sgemm_block<1, 2, false, 5>(kc, a, 0, b, b_step, c, ldc, accumulate, row_bias);
+    }
 }
 
 void sgemm_kernel_wide12_stream_avx512(int64_t kc, const float* a, int64_t a_step, const float* b, int64_t b_step,
