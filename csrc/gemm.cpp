@@ -157,12 +157,19 @@ using RowsKernel = void (*)(int rows, int64_t, const T*, const T*, T*, int64_t, 
 // and large, see gemm()), `rows` for whole-width blocks of fewer rows (null: through the tile), and
 // `tile` for the other edge blocks, computed whole into a local tile and copied out.
 // `wide12`/`wide6`/`tall24`/`tall12` (float on AVX-512 only, else null): 12 x 32, 6 x 32, 24 x 16
-// and 12 x 16 blocks from several panels at once, see panel_blocks().
+// and 12 x 16 blocks from several panels at once; `wide_rows` 1-5 rows by 32 and `tall_narrow`
+// whole A panels by a narrow last B panel; see panel_blocks().
+using WideRowsKernel = void (*)(int rows, int64_t kc, const float* a, const float* b, int64_t b_step, float* c,
+                                int64_t ldc, bool accumulate, const float* row_bias);
+using TallNarrowKernel = void (*)(int a_panels, int cols, int64_t kc, const float* a, int64_t a_step, const float* b,
+                                  float* c, int64_t ldc, bool accumulate, const float* row_bias);
 template <typename T>
 struct Kernels {
     MicroKernel<T> block, tile;
     RowsKernel<T> rows;
     WideKernel wide12 = nullptr, wide6 = nullptr, tall24 = nullptr, tall12 = nullptr;
+    WideRowsKernel wide_rows = nullptr;
+    TallNarrowKernel tall_narrow = nullptr;
 };
 
 template <typename T>
@@ -175,6 +182,7 @@ static Kernels<T> pick_kernels() {
             if (use_avx512()) {
                 k.wide12 = sgemm_kernel_wide12_avx512, k.wide6 = sgemm_kernel_wide6_avx512;
                 k.tall24 = sgemm_kernel_tall24_avx512, k.tall12 = sgemm_kernel_tall12_avx512;
+                k.wide_rows = sgemm_kernel_wide_rows_avx512, k.tall_narrow = sgemm_kernel_tall_narrow_avx512;
             }
 #endif
             return k;
@@ -219,26 +227,24 @@ static inline void block(const Kernels<T>& k, int64_t kc, const T* ap, const T* 
     }
 }
 
-// All blocks of C between an A block's panels (rows [i0, i0 + mc) of C, panel ip at ip * kc * MR)
-// and a run of B panels (columns [j0, j0 + nc), panel jp at jp * kc * NR), B panel by B panel:
+// All blocks of C between an A block's panels (rows [i0, i0 + mc) of C, panel ip at ip * a_step)
+// and a run of B panels (columns [j0, j0 + nc), panel jp at jp * b_step), B panel by B panel:
 // after(n) follows each column of n blocks. With the AVX-512 kernels, two whole B panels (32
-// columns) go together, with two A panels (12 rows) at a time, then one; a last whole B panel on
-// its own goes with four A panels (24 rows) at a time, then two. What is left over (a narrow B
-// panel, rows short of a whole A panel) goes block by block.
+// columns) go together, with two A panels (12 rows) at a time, then one, then a last short one; a
+// last whole B panel on its own goes with four A panels (24 rows) at a time, then two, and a narrow
+// one with four, two and one. What is left over goes block by block.
 template <typename T, class After>
 static inline void panel_blocks(const Kernels<T>& k, int64_t kc, const T* apanels, int64_t i0, int64_t mc,
-                                const T* bpanels, int64_t j0, int64_t nc, T* C, int64_t ldc, bool first,
-                                const T* row_bias, After after) {
+                                int64_t a_step, const T* bpanels, int64_t j0, int64_t nc, int64_t b_step, T* C,
+                                int64_t ldc, bool first, const T* row_bias, After after) {
     constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
     const int64_t a_panels = (mc + MR - 1) / MR, b_panels = (nc + NR - 1) / NR;
     auto bias = [&](int64_t i) { return (first && row_bias) ? row_bias + (i - i0) : nullptr; };
-    // Blocks of `a_group` A panels at a time by `kernel`, from panel ip on, against the B panels at bp.
-    auto run = [&](WideKernel kernel, int64_t a_group, int64_t& ip, const T* bp, int64_t j) {
-        if constexpr (std::is_same_v<T, float>) {
-            for (; kernel && (ip + a_group) * MR <= mc; ip += a_group) {
-                const int64_t i = i0 + ip * MR;
-                kernel(kc, apanels + ip * kc * MR, kc * MR, bp, kc * NR, C + i * ldc + j, ldc, !first, bias(i));
-            }
+    // Blocks of `group` whole A panels at a time through kernel(a, c, bias), from panel ip on.
+    auto run = [&](bool present, int64_t group, int64_t& ip, int64_t j, auto kernel) {
+        for (; present && (ip + group) * MR <= mc; ip += group) {
+            const int64_t i = i0 + ip * MR;
+            kernel(apanels + ip * a_step, C + i * ldc + j, bias(i));
         }
     };
     // The rest of the column from panel ip on, block by block, for `width` B panels from bp.
@@ -246,50 +252,55 @@ static inline void panel_blocks(const Kernels<T>& k, int64_t kc, const T* apanel
         for (; ip < a_panels; ++ip) {
             const int64_t i = i0 + ip * MR;
             for (int64_t q = 0; q < width; ++q)
-                block(k, kc, apanels + ip * kc * MR, bp + q * kc * NR, C, ldc, i, j + q * NR,
+                block(k, kc, apanels + ip * a_step, bp + q * b_step, C, ldc, i, j + q * NR,
                       std::min<int64_t>(MR, i0 + mc - i), std::min<int64_t>(NR, j0 + nc - j - q * NR), first, bias(i));
         }
         after(width * a_panels);
     };
     int64_t jp = 0;
-    for (; k.wide12 && (jp + 2) * NR <= nc; jp += 2) {
-        const T* bp = bpanels + jp * kc * NR;
-        const int64_t j = j0 + jp * NR;
-        int64_t ip = 0;
-        run(k.wide12, 2, ip, bp, j);
-        run(k.wide6, 1, ip, bp, j);
-#ifdef FASTNN_HAVE_AVX512_KERNELS
-        if constexpr (std::is_same_v<T, float>) {
-            if (ip < a_panels) {  // a last panel of 1-5 rows (M = 64: rows 60-63)
+    if constexpr (std::is_same_v<T, float>) {
+        for (; k.wide12 && (jp + 2) * NR <= nc; jp += 2) {
+            const T* bp = bpanels + jp * b_step;
+            const int64_t j = j0 + jp * NR;
+            auto wide = [&](WideKernel kernel) {
+                return [&, kernel](const T* a, T* c, const T* bias_i) {
+                    kernel(kc, a, a_step, bp, b_step, c, ldc, !first, bias_i);
+                };
+            };
+            int64_t ip = 0;
+            run(true, 2, ip, j, wide(k.wide12));
+            run(true, 1, ip, j, wide(k.wide6));
+            if (ip < a_panels && k.wide_rows) {  // a last panel of 1-5 rows (M = 64: rows 60-63)
                 const int64_t i = i0 + ip * MR;
-                sgemm_kernel_wide_rows_avx512((int)(i0 + mc - i), kc, apanels + ip * kc * MR, bp, kc * NR,
-                                              C + i * ldc + j, ldc, !first, bias(i));
+                k.wide_rows((int)(i0 + mc - i), kc, apanels + ip * a_step, bp, b_step, C + i * ldc + j, ldc, !first,
+                            bias(i));
                 ++ip;
             }
+            rest(ip, 2, bp, j);
         }
-#endif
-        rest(ip, 2, bp, j);
     }
     for (; jp < b_panels; ++jp) {
-        const T* bp = bpanels + jp * kc * NR;
+        const T* bp = bpanels + jp * b_step;
         const int64_t j = j0 + jp * NR;
         int64_t ip = 0;
-        if ((jp + 1) * NR <= nc) {
-            run(k.tall24, 4, ip, bp, j);
-            run(k.tall12, 2, ip, bp, j);
-        } else if (k.tall24) {
-#ifdef FASTNN_HAVE_AVX512_KERNELS
-            // A narrow last panel (the LSTM's products at batch 8: N = 8): masked stores, whole A
-            // panels four, two and one at a time; the streaming path has no tall kernels.
-            if constexpr (std::is_same_v<T, float>) {
-                for (const int64_t group : {4, 2, 1})
-                    for (; (ip + group) * MR <= mc; ip += group) {
-                        const int64_t i = i0 + ip * MR;
-                        sgemm_kernel_tall_narrow_avx512((int)group, (int)(nc - jp * NR), kc, apanels + ip * kc * MR,
-                                                        kc * MR, bp, C + i * ldc + j, ldc, !first, bias(i));
-                    }
+        if constexpr (std::is_same_v<T, float>) {
+            auto tall = [&](WideKernel kernel) {
+                return [&, kernel](const T* a, T* c, const T* bias_i) {
+                    kernel(kc, a, a_step, bp, b_step, c, ldc, !first, bias_i);
+                };
+            };
+            // A narrow last panel (the LSTM's products at batch 8: N = 8) through masked stores.
+            auto narrow = [&](int group) {
+                return [&, group](const T* a, T* c, const T* bias_i) {
+                    k.tall_narrow(group, (int)(nc - jp * NR), kc, a, a_step, bp, c, ldc, !first, bias_i);
+                };
+            };
+            if ((jp + 1) * NR <= nc) {
+                run(k.tall24 != nullptr, 4, ip, j, tall(k.tall24));
+                run(k.tall12 != nullptr, 2, ip, j, tall(k.tall12));
+            } else {
+                for (const int group : {4, 2, 1}) run(k.tall_narrow != nullptr, group, ip, j, narrow(group));
             }
-#endif
         }
         rest(ip, 1, bp, j);
     }
@@ -299,26 +310,8 @@ static inline void panel_blocks(const Kernels<T>& k, int64_t kc, const T* apanel
 void sgemm_whole_panels_avx(int64_t kc, const float* a, int64_t a_panels, int64_t a_step, const float* b,
                             int64_t b_panels, int64_t b_step, float* c, int64_t ldc, bool accumulate) {
     constexpr int MR = GemmTraits<float>::MR, NR = GemmTraits<float>::NR;
-    const Kernels<float> k = pick_kernels<float>();
-    // Groups of `a_group` A panels by `b_group` B panels through `kernel`, from A panel ip on.
-    auto run = [&](WideKernel kernel, int64_t a_group, int64_t& ip, int64_t jp) {
-        for (; kernel && ip + a_group <= a_panels; ip += a_group)
-            kernel(kc, a + ip * a_step, a_step, b + jp * b_step, b_step, c + ip * MR * ldc + jp * NR, ldc, accumulate,
-                   nullptr);
-    };
-    int64_t jp = 0;
-    for (; k.wide12 && jp + 2 <= b_panels; jp += 2) {
-        int64_t ip = 0;
-        run(k.wide12, 2, ip, jp);
-        run(k.wide6, 1, ip, jp);
-    }
-    for (; jp < b_panels; ++jp) {
-        int64_t ip = 0;
-        run(k.tall24, 4, ip, jp);
-        run(k.tall12, 2, ip, jp);
-        for (; ip < a_panels; ++ip)
-            sgemm_kernel_avx2(kc, a + ip * a_step, b + jp * b_step, c + ip * MR * ldc + jp * NR, ldc, accumulate, nullptr);
-    }
+    panel_blocks(pick_kernels<float>(), kc, a, 0, a_panels * MR, a_step, b, 0, b_panels * NR, b_step, c, ldc,
+                 !accumulate, static_cast<const float*>(nullptr), [](int64_t) {});
 }
 #endif
 
@@ -423,7 +416,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                     const bool first = pc == 0 && !accumulate;
                     const T* apanels = block_panels(A, apack, pc, kc, ic, mc, MR);
                     const T* bpanels = b_packed ? B.packed_block(pc, kc, 0, NR) : bpack + pc * b_panels * NR;
-                    panel_blocks(kernels, kc, apanels, ic, mc, bpanels, 0, N, C, ldc, first,
+                    panel_blocks(kernels, kc, apanels, ic, mc, kc * MR, bpanels, 0, N, kc * NR, C, ldc, first,
                                  row_bias ? row_bias + ic : nullptr, [](int64_t) {});
                 }
             }
@@ -467,7 +460,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                         prefetch.start(B, pc + kc_step, std::min(kc_step, K - pc - kc_step), j_begin,
                                        std::min(nc_step, j_end - j_begin), b_panels * m_panels);
                     }
-                    panel_blocks(kernels, kc, apanels, 0, M, bpanels, jc, nc, C, ldc, first, row_bias,
+                    panel_blocks(kernels, kc, apanels, 0, M, kc * MR, bpanels, jc, nc, kc * NR, C, ldc, first, row_bias,
                                  [&](int64_t blocks) {
                                      for (int64_t n = 0; n < blocks; ++n) prefetch.step();
                                  });
@@ -488,7 +481,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 #ifdef FASTNN_HAVE_AVX512_KERNELS
         if (streaming && kernels.wide12) {
             kernels.wide12 = sgemm_kernel_wide12_stream_avx512, kernels.wide6 = sgemm_kernel_wide6_stream_avx512;
-            kernels.tall24 = kernels.tall12 = nullptr;  // (their blocks go through the streaming AVX2 kernel)
+            // (The tall kernels' blocks go through the streaming AVX2 kernel.)
+            kernels.tall24 = kernels.tall12 = nullptr, kernels.tall_narrow = nullptr;
         }
 #endif
     }
@@ -554,8 +548,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
                     const int64_t jp_begin = edge(chunk), jp_end = edge(chunk + 1);
                     if (jp_end > jp_begin) {
                         const int64_t j = jc + jp_begin * NR;
-                        panel_blocks(kernels, kc, apanels, ic, mc, bpanels + jp_begin * kc * NR, j,
-                                     std::min(jc + nc, jc + jp_end * NR) - j, C, ldc, first,
+                        panel_blocks(kernels, kc, apanels, ic, mc, kc * MR, bpanels + jp_begin * kc * NR, j,
+                                     std::min(jc + nc, jc + jp_end * NR) - j, kc * NR, C, ldc, first,
                                      row_bias ? row_bias + ic : nullptr, [](int64_t) {});
                     }
                 }

@@ -7,20 +7,59 @@
 // 12 or 24 zmm accumulators (24 + 2 + 1 of the 32 registers). 24 independent chains cover the FMA
 // latency (4 cycles) times the two 512-bit FMA ports, and each B load feeds 12 FMAs, so the loop
 // is bound by the FMA ports, not by loads. The tall kernels take one B panel (16 columns: the
-// LSTM's per-step products have N = batch = 16) and four or two A panels (24 or 12 rows). On a 2-core Sapphire Rapids the AVX-512 FMA loop
-// measured 1.9x the AVX2 one (one core: 241 vs 130 GFLOP/s), which an AVX2 kernel cannot reach.
+// LSTM's per-step products have N = batch = 16) and four or two A panels (24 or 12 rows). On a
+// 2-core Sapphire Rapids the AVX-512 FMA loop measured 1.9x the AVX2 one (one core: 241 vs 130
+// GFLOP/s), which an AVX2 kernel cannot reach.
 #include <immintrin.h>
 
 #include "gemm.h"
 
 namespace fastnn {
 
-// C[0:6*AP, 0:16*BP] (ldc) = (accumulate ? C : row_bias broadcast or 0) + sum over p < kc of
-// A(p, i) B(p, j), A from AP panels `a_step` floats apart, B from BP panels `b_step` floats apart.
+// The register block every kernel below but the indirect one shares: acc[i][q] = sum over p < kc
+// of A(p, i) B(p, 16 q .. 16 q + 15), R rows by BP zmm. a_at(p, i) is the address of A(p, i) (one
+// broadcast), b_at(p, q) that of B's 16 floats (one load). The accumulators stay in registers for
+// the whole reduction and are handed to the caller's epilogue.
+template <int R, int BP, class AAt, class BAt>
+static inline __attribute__((always_inline)) void block_core(int64_t kc, AAt a_at, BAt b_at, __m512 (&acc)[R][BP]) {
+#pragma GCC unroll 24
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int q = 0; q < BP; ++q) acc[i][q] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; ++p) {
+        __m512 bv[BP];
+#pragma GCC unroll 2
+        for (int q = 0; q < BP; ++q) bv[q] = _mm512_loadu_ps(b_at(p, q));
+#pragma GCC unroll 24
+        for (int i = 0; i < R; ++i) {
+            const __m512 ai = _mm512_set1_ps(*a_at(p, i));
+#pragma GCC unroll 2
+            for (int q = 0; q < BP; ++q) acc[i][q] = _mm512_fmadd_ps(ai, bv[q], acc[i][q]);
+        }
+    }
+}
+
+// Epilogue of the row-pointer and gathered kernels: the block into C (ldc), added to C or not.
+template <int R, int BP>
+static inline __attribute__((always_inline)) void store_block(__m512 (&acc)[R][BP], float* c, int64_t ldc,
+                                                              bool accumulate) {
+#pragma GCC unroll 24
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int q = 0; q < BP; ++q) {
+            float* at = c + i * ldc + 16 * q;
+            _mm512_storeu_ps(at, accumulate ? _mm512_add_ps(acc[i][q], _mm512_loadu_ps(at)) : acc[i][q]);
+        }
+}
+
+// C[0:Rows, 0:16*BP] (ldc) = (accumulate ? C : row_bias broadcast or 0) + sum over p < kc of
+// A(p, i) B(p, j), A from packed panels `a_step` floats apart (row i in panel i / 6), B from BP
+// packed panels `b_step` floats apart. Rows is 6 AP for AP whole panels, or 1-5 (a last A panel of
+// an M that is not a multiple of 6).
 // Stream: non-temporal stores (C rows 64-byte aligned, not accumulated; the caller fences).
 // `mask` (BP = 1 only): the columns of C that exist (a last, narrow B panel: its packed panel is
 // zero past them, so the FMAs run whole and only C's loads and stores are masked).
-// Rows < 6 * AP: only the first Rows rows (a last A panel of M that is not a multiple of 6).
 template <int AP, int BP, bool Stream, int Rows = 6 * AP>
 static inline __attribute__((always_inline)) void sgemm_block(int64_t kc, const float* a, int64_t a_step,
                                                               const float* b, int64_t b_step, float* c, int64_t ldc,
@@ -36,22 +75,9 @@ static inline __attribute__((always_inline)) void sgemm_block(int64_t kc, const 
         }
     }
     __m512 acc[R][BP];
-#pragma GCC unroll 24
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-        for (int q = 0; q < BP; ++q) acc[i][q] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; ++p) {
-        __m512 bv[BP];
-#pragma GCC unroll 2
-        for (int q = 0; q < BP; ++q) bv[q] = _mm512_loadu_ps(b + q * b_step + 16 * p);
-#pragma GCC unroll 24
-        for (int i = 0; i < R; ++i) {
-            const __m512 ai = _mm512_set1_ps(a[(i / 6) * a_step + 6 * p + i % 6]);
-#pragma GCC unroll 2
-            for (int q = 0; q < BP; ++q) acc[i][q] = _mm512_fmadd_ps(ai, bv[q], acc[i][q]);
-        }
-    }
+    block_core<R, BP>(
+        kc, [&](int64_t p, int i) { return a + (i / 6) * a_step + 6 * p + i % 6; },
+        [&](int64_t p, int q) { return b + q * b_step + 16 * p; }, acc);
 #pragma GCC unroll 24
     for (int i = 0; i < R; ++i) {
         float* row = c + i * ldc;
@@ -123,29 +149,10 @@ void sgemm_kernel_rows_wide_avx512(int64_t kc, const float* const* rows, const f
                                    int64_t ldc, bool accumulate) {
     const float* const a[6] = {rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]};
     __m512 acc[6][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    const float* b1 = b + b_step;
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; ++p) {
-        const __m512 b0v = _mm512_loadu_ps(b + 16 * p), b1v = _mm512_loadu_ps(b1 + 16 * p);
-#pragma GCC unroll 6
-        for (int i = 0; i < 6; ++i) {
-            const __m512 ai = _mm512_set1_ps(a[i][p]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0v, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1v, acc[i][1]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; ++i) {
-        float* row = c + i * ldc;
-        if (accumulate) {
-            acc[i][0] = _mm512_add_ps(acc[i][0], _mm512_loadu_ps(row));
-            acc[i][1] = _mm512_add_ps(acc[i][1], _mm512_loadu_ps(row + 16));
-        }
-        _mm512_storeu_ps(row, acc[i][0]);
-        _mm512_storeu_ps(row + 16, acc[i][1]);
-    }
+    block_core<6, 2>(
+        kc, [&](int64_t p, int i) { return a[i] + p; }, [&](int64_t p, int q) { return b + q * b_step + 16 * p; },
+        acc);
+    store_block<6, 2>(acc, c, ldc, accumulate);
 }
 
 // Gathered-A kernel, 12 positions (two 6-position blocks) x 16 filters: tile (12 x 16, row-major)
@@ -156,21 +163,10 @@ void sgemm_kernel_gather_a12_avx512(int64_t kc, const float* base, const int64_t
     const float* a[12];
 #pragma GCC unroll 12
     for (int i = 0; i < 12; ++i) a[i] = base + positions[i];
-    __m512 acc[12];
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; ++p) {
-        const int64_t off = offsets[p];
-        const __m512 bv = _mm512_loadu_ps(b + 16 * p);
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][off]), bv, acc[i]);
-    }
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) {
-        if (accumulate) acc[i] = _mm512_add_ps(acc[i], _mm512_loadu_ps(tile + 16 * i));
-        _mm512_storeu_ps(tile + 16 * i, acc[i]);
-    }
+    __m512 acc[12][1];
+    block_core<12, 1>(
+        kc, [&](int64_t p, int i) { return a[i] + offsets[p]; }, [&](int64_t p, int) { return b + 16 * p; }, acc);
+    store_block<12, 1>(acc, tile, 16, accumulate);
 }
 
 // Row-pointer kernel, 12 rows x 16 columns (one packed B panel): C[0:12, 0:16] (ldc) = (accumulate ?
@@ -181,21 +177,9 @@ void sgemm_kernel_rows12_avx512(int64_t kc, const float* const* rows, const floa
     const float* a[12];
 #pragma GCC unroll 12
     for (int i = 0; i < 12; ++i) a[i] = rows[i];
-    __m512 acc[12];
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_setzero_ps();
-#pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; ++p) {
-        const __m512 bv = _mm512_loadu_ps(b + 16 * p);
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i][p]), bv, acc[i]);
-    }
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) {
-        float* row = c + i * ldc;
-        if (accumulate) acc[i] = _mm512_add_ps(acc[i], _mm512_loadu_ps(row));
-        _mm512_storeu_ps(row, acc[i]);
-    }
+    __m512 acc[12][1];
+    block_core<12, 1>(kc, [&](int64_t p, int i) { return a[i] + p; }, [&](int64_t p, int) { return b + 16 * p; }, acc);
+    store_block<12, 1>(acc, c, ldc, accumulate);
 }
 
 // Indirect-B kernel, 6 x 16 (as sgemm_kernel_indirect_avx2): row p of B is the 16 floats at
