@@ -286,15 +286,10 @@ static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T
         }
     }
     if (!accumulate) std::fill(target, target + s.K * R, T(0));
-    // One tile of MR rows by all the filters (K <= kDirectWeightMaxK, the caller's condition), so
-    // that the AVX-512 kernel can take the panels two at a time. With a single panel (K <= 16) the
-    // AVX-512 kernel takes twice the rows instead.
+    // One tile of `step` rows (as the row-pointer GEMM runs best: on AVX-512, pairs of panels, or 12
+    // rows by a lone one) by all the filters (K <= kDirectWeightMaxK, the caller's condition).
     const int64_t width = k_panels * NR;
-    bool rows12 = false;
-#ifdef FASTNN_HAVE_AVX512_KERNELS
-    rows12 = std::is_same_v<T, float> && k_panels == 1 && use_avx512();
-#endif
-    const int64_t step = rows12 ? 2 * MR : MR;
+    const int step = gemm_rows_panels_rows<T>(k_panels);
     alignas(64) T tile[2 * MR * kDirectWeightMaxK];
     for (int64_t r0 = 0; r0 < R; r0 += step) {
         const int64_t rows_here = std::min<int64_t>(step, R - r0);
@@ -304,12 +299,7 @@ static void direct_weight_gradient_image(const T* dout, const T* x, int64_t n, T
             const int64_t c = r / taps, ii = (r - c * taps) / s.kw, jj = r - c * taps - ii * s.kw;
             rows[i] = xpad + c * plane + ii * wp + jj;
         }
-#ifdef FASTNN_HAVE_AVX512_KERNELS
-        if constexpr (std::is_same_v<T, float>) {
-            if (rows12) sgemm_kernel_rows12_avx512(cols, rows, packed, tile, width, false);
-        }
-#endif
-        if (!rows12) gemm_rows_panels<T>(cols, rows, packed, k_panels, cols * NR, tile, width, false);
+        gemm_rows_panels<T>(cols, rows, step, packed, k_panels, cols * NR, tile, width, false);
         for (int64_t k = 0; k < s.K; ++k)
             for (int64_t i = 0; i < rows_here; ++i) target[k * R + r0 + i] += tile[i * width + k];
     }

@@ -35,10 +35,8 @@ int best_simd_level() { return cpu_supports_avx512() ? kSimdAvx512 : cpu_support
 static int& simd_choice() {
     static int choice = [] {
         const char* env = std::getenv("FASTNN_SIMD");
-        int cap = kSimdAvx512;
-        if (env && std::strcmp(env, "portable") == 0) cap = kSimdPortable;
-        if (env && std::strcmp(env, "avx2") == 0) cap = kSimdAvx2;
-        return std::min(cap, best_simd_level());
+        const int cap = env ? simd_level_from_name(env) : -1;  // (an unknown name caps nothing)
+        return cap < 0 ? best_simd_level() : std::min(cap, best_simd_level());
     }();
     return choice;
 }
@@ -51,13 +49,17 @@ void set_simd(bool allow_avx2) { simd_choice() = allow_avx2 ? best_simd_level() 
 
 void set_simd_level(int level) { simd_choice() = std::max<int>(kSimdPortable, std::min(level, best_simd_level())); }
 
-const char* simd_name() {
-    switch (simd_choice()) {
-        case kSimdAvx512: return "avx512";
-        case kSimdAvx2: return "avx2";
-        default: return "portable";
-    }
+static const char* const kSimdNames[] = {"portable", "avx2", "avx512"};  // by level
+
+const char* simd_level_name(int level) { return kSimdNames[std::max<int>(kSimdPortable, std::min<int>(level, kSimdAvx512))]; }
+
+int simd_level_from_name(const char* name) {
+    for (int level = kSimdPortable; level <= kSimdAvx512; ++level)
+        if (std::strcmp(name, kSimdNames[level]) == 0) return level;
+    return -1;
 }
+
+const char* simd_name() { return simd_level_name(simd_choice()); }
 
 int get_num_threads() {
 #ifdef _OPENMP

@@ -22,6 +22,8 @@ bool use_avx512();                  // AVX-512 kernels run now (level 2)
 void set_simd(bool allow_avx2);     // false forces the portable kernels; true the best level
 void set_simd_level(int level);     // min(level, best_simd_level()) (for testing every path)
 const char* simd_name();            // "avx512", "avx2" or "portable"
+const char* simd_level_name(int level);     // the name of a level
+int simd_level_from_name(const char* name);  // its level, or -1 for an unknown name
 
 int get_num_threads();
 void set_num_threads(int n);

@@ -582,9 +582,31 @@ template void gemm_rows_kernel<float>(int64_t, const float* const*, const float*
 template void gemm_rows_kernel<double>(int64_t, const double* const*, const double*, double*, int64_t, bool);
 
 template <typename T>
-void gemm_rows_panels(int64_t kc, const T* const* rows, const T* b, int64_t panels, int64_t b_step, T* c, int64_t ldc,
-                      bool accumulate) {
-    constexpr int NR = GemmTraits<T>::NR;
+int gemm_rows_panels_rows(int64_t panels) {
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+    if constexpr (std::is_same_v<T, float>) {
+        if (panels == 1 && use_avx512()) return 2 * GemmTraits<T>::MR;
+    }
+#endif
+    (void)panels;
+    return GemmTraits<T>::MR;
+}
+template int gemm_rows_panels_rows<float>(int64_t);
+template int gemm_rows_panels_rows<double>(int64_t);
+
+template <typename T>
+void gemm_rows_panels(int64_t kc, const T* const* rows, int row_count, const T* b, int64_t panels, int64_t b_step, T* c,
+                      int64_t ldc, bool accumulate) {
+    constexpr int MR = GemmTraits<T>::MR, NR = GemmTraits<T>::NR;
+    if (row_count == 2 * MR) {
+#ifdef FASTNN_HAVE_AVX512_KERNELS
+        if constexpr (std::is_same_v<T, float>) {
+            if (panels == 1 && use_avx512()) return sgemm_kernel_rows12_avx512(kc, rows, b, c, ldc, accumulate);
+        }
+#endif
+        gemm_rows_panels<T>(kc, rows, MR, b, panels, b_step, c, ldc, accumulate);
+        return gemm_rows_panels<T>(kc, rows + MR, MR, b, panels, b_step, c + MR * ldc, ldc, accumulate);
+    }
     int64_t t = 0;
 #ifdef FASTNN_HAVE_AVX512_KERNELS
     if constexpr (std::is_same_v<T, float>) {
@@ -595,9 +617,9 @@ void gemm_rows_panels(int64_t kc, const T* const* rows, const T* b, int64_t pane
 #endif
     for (; t < panels; ++t) gemm_rows_kernel<T>(kc, rows, b + t * b_step, c + t * NR, ldc, accumulate);
 }
-template void gemm_rows_panels<float>(int64_t, const float* const*, const float*, int64_t, int64_t, float*, int64_t,
-                                      bool);
-template void gemm_rows_panels<double>(int64_t, const double* const*, const double*, int64_t, int64_t, double*,
+template void gemm_rows_panels<float>(int64_t, const float* const*, int, const float*, int64_t, int64_t, float*,
+                                      int64_t, bool);
+template void gemm_rows_panels<double>(int64_t, const double* const*, int, const double*, int64_t, int64_t, double*,
                                        int64_t, bool);
 
 // ------------------------------------------------------------------------- pre-packed operands

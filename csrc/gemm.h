@@ -122,11 +122,15 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
 template <typename T>
 void gemm_rows_kernel(int64_t kc, const T* const* rows, const T* b, T* c, int64_t ldc, bool accumulate);
 
-// The same for `panels` B panels side by side (panel t at b + t * b_step, C columns t * NR on): on
-// AVX-512, two at a time (6 x 32 blocks).
+// The same for `panels` B panels side by side (panel t at b + t * b_step, C columns t * NR on), and
+// row_count = MR or 2 MR rows (rows[0..row_count), C rows 0..row_count): on AVX-512, B panels two
+// at a time (6 x 32 blocks), and 2 MR rows by a lone panel in one 12 x 16 block.
+// gemm_rows_panels_rows(panels) says which row count runs best: 2 MR where that 12 x 16 kernel does.
 template <typename T>
-void gemm_rows_panels(int64_t kc, const T* const* rows, const T* b, int64_t panels, int64_t b_step, T* c, int64_t ldc,
-                      bool accumulate);
+int gemm_rows_panels_rows(int64_t panels);
+template <typename T>
+void gemm_rows_panels(int64_t kc, const T* const* rows, int row_count, const T* b, int64_t panels, int64_t b_step, T* c,
+                      int64_t ldc, bool accumulate);
 void sgemm_kernel_rows_wide_avx512(int64_t kc, const float* const* rows, const float* b, int64_t b_step, float* c,
                                    int64_t ldc, bool accumulate);
 // A last, narrow B panel (its packed lanes past `cols` are zero, 1 <= cols < 16) against a_panels = 4,

@@ -168,7 +168,7 @@ void lstm_cell_input_grads(const T* da, const T* Wx, const T* Wh, T* dx, T* dh_p
                 const T* run[MR];
                 for (int i = 0; i < MR; ++i) run[i] = rows[i] + pc;
                 const T* block = da_t.packed_block(pc, kc, 0, NR);
-                gemm_rows_panels<T>(kc, run, block, panels, kc * NR, sums.get(), width, pc > 0);
+                gemm_rows_panels<T>(kc, run, MR, block, panels, kc * NR, sums.get(), width, pc > 0);
             }
             for (int i = 0; i < MR && mb * MR + i < M; ++i) {
                 const int64_t r = mb * MR + i;

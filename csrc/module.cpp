@@ -27,16 +27,14 @@ PYBIND11_MODULE(_C, m) {
           "False forces the portable kernels; True uses the best the CPU has (AVX-512, else AVX2/FMA).");
     m.def(
         "set_simd",
-        [](const std::string& level) {
-            static const char* names[] = {"portable", "avx2", "avx512"};
-            for (int l = 0; l < 3; ++l) {
-                if (level != names[l]) continue;
-                if (l > fastnn::best_simd_level())
-                    throw py::value_error("set_simd: this CPU (or build) has no " + level + " kernels; best is '" +
-                                          names[fastnn::best_simd_level()] + "'");
-                return fastnn::set_simd_level(l);
-            }
-            throw py::value_error("set_simd: expected 'avx512', 'avx2' or 'portable', got '" + level + "'");
+        [](const std::string& name) {
+            const int level = fastnn::simd_level_from_name(name.c_str());
+            if (level < 0)
+                throw py::value_error("set_simd: expected 'avx512', 'avx2' or 'portable', got '" + name + "'");
+            if (level > fastnn::best_simd_level())
+                throw py::value_error("set_simd: this CPU (or build) has no " + name + " kernels; best is '" +
+                                      fastnn::simd_level_name(fastnn::best_simd_level()) + "'");
+            fastnn::set_simd_level(level);
         },
         py::arg("level"), "Chooses the kernels by name: 'avx512', 'avx2' or 'portable' (ValueError if the CPU lacks it).");
 
