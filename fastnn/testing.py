@@ -83,3 +83,16 @@ def simd_paths(widest=True):
     if widest and _C.cpu_supports_avx512():
         paths.insert(0, "avx512")
     return paths
+
+
+def use_simd_path(name):
+    """Body of a pytest fixture over simd_paths(): yields with the CPU kernel path `name` chosen,
+    then goes back to the default (the widest)."""
+    import fastnn
+
+    from . import _C
+
+    _C.set_simd(name)
+    assert fastnn.simd() == name
+    yield name
+    _C.set_simd(True)

@@ -1,10 +1,9 @@
-"""Shared fixtures: run CPU tests on both kernel paths, and skip CUDA tests without a GPU."""
+"""Shared fixtures: run CPU tests on each kernel path, and skip CUDA tests without a GPU."""
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _C
-from fastnn.testing import simd_paths
+from fastnn.testing import simd_paths, use_simd_path
 
 
 def pytest_collection_modifyitems(config, items):
@@ -19,12 +18,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(params=simd_paths())
-def simd_path(request):
+def simd(request):
     """Runs a test once per CPU kernel path: AVX-512 and AVX2/FMA (where the CPU has them) and portable."""
-    _C.set_simd(request.param)
-    assert fastnn.simd() == request.param
-    yield request.param
-    _C.set_simd(True)
+    yield from use_simd_path(request.param)
+
+
+@pytest.fixture(params=simd_paths())
+def simd_path(request):
+    """The same as `simd` (the name some test files use)."""
+    yield from use_simd_path(request.param)
 
 
 @pytest.fixture

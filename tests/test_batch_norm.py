@@ -7,22 +7,13 @@ import pytest
 import fastnn
 import fastnn.functional as F
 import fastnn.reference as R
-from fastnn.testing import assert_close, numerical_gradient, simd_paths
+from fastnn.testing import assert_close, numerical_gradient
 
 # Odd sizes, N=1, H=W=1, and four above the kernels' parallel threshold: (64, 600) one block of rows,
 # (1003, 45) eight blocks of 128 rows, the last one short and not a multiple of the kernels' group of 4,
 # (600, 1000) more than 1 MB of rows per thread, which the elementwise pass walks back to front.
 SHAPES = [(5, 3), (1, 3, 7, 7), (2, 3, 5, 4), (7, 20), (4, 9, 3, 3), (3, 2, 1, 1), (2, 17, 11, 13), (64, 600),
           (1003, 45), (600, 1000), (4, 9, 33, 31)]
-
-
-@pytest.fixture(params=simd_paths())
-def simd(request):
-    """Each CPU kernel path: AVX-512 (the (N, C) row passes) and AVX2 where the CPU has them, portable."""
-    fastnn._C.set_simd(request.param)
-    assert fastnn.simd() == request.param
-    yield request.param
-    fastnn._C.set_simd(True)
 
 
 def _params(rng, c, dtype):

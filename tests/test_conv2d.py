@@ -6,7 +6,7 @@ import pytest
 import fastnn
 import fastnn.functional as F
 import fastnn.reference as R
-from fastnn.testing import assert_close, numerical_gradient, simd_paths
+from fastnn.testing import assert_close, numerical_gradient
 
 # (N, C, H, W, K, kh, kw, stride, padding): odd sizes, batch 1, non-square kernels and strides.
 SHAPES = [
@@ -136,16 +136,6 @@ def assert_matches_reference(shape, dtype, bias=True, seed=0):
         assert_close(db, ref_db, **tol, name="db")
     else:
         assert db is None
-
-
-@pytest.fixture(params=simd_paths())
-def simd(request):
-    """Runs a test on the AVX-512 GEMM kernels and the AVX2/FMA ones (where the CPU has them) and
-    again on the portable ones."""
-    fastnn._backend._C.set_simd(request.param)
-    assert fastnn.simd() == request.param
-    yield request.param
-    fastnn._backend._C.set_simd(True)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn.testing import assert_close, simd_paths
+from fastnn.testing import assert_close
 
 C = fastnn._backend._C
 
@@ -18,14 +18,6 @@ C = fastnn._backend._C
 # C larger than 8 MB once (streaming stores).
 SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 2050, 40), (200, 70, 600), (50, 9, 700),
          (33, 40, 20), (23, 64, 10), (64, 1000, 300), (31, 49, 37), (100, 48, 300), (1030, 2048, 20)]
-
-
-@pytest.fixture(params=simd_paths())
-def simd(request):
-    C.set_simd(request.param)
-    assert fastnn.simd() == request.param
-    yield request.param
-    C.set_simd(True)
 
 
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])

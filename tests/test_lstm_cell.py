@@ -7,7 +7,7 @@ import pytest
 import fastnn
 import fastnn.functional as F
 import fastnn.reference as R
-from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm, simd_paths
+from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm
 
 # (B, D, H): batch 1, odd sizes, hidden sizes around the 8-float vector width, and one large enough
 # for the kernels to split the hidden units over threads (unevenly, with a tail). The AVX2 path takes
@@ -18,14 +18,6 @@ from fastnn.testing import assert_close, numerical_gradient, to_torch_lstm, simd
 # 2 and 4 reduction blocks (4H = 1200, 4004).
 SIZES = [(1, 3, 4), (2, 5, 7), (3, 1, 8), (5, 6, 9), (4, 16, 17), (7, 33, 24), (3, 10, 130), (9, 20, 1001),
          (6, 10, 1024), (33, 7, 13), (17, 64, 300)]
-
-
-@pytest.fixture(params=simd_paths())
-def simd(request):
-    fastnn._C.set_simd(request.param)
-    assert fastnn.simd() == request.param
-    yield request.param
-    fastnn._C.set_simd(True)
 
 
 def _inputs(rng, b, d, h, dtype):
