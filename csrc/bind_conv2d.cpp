@@ -7,6 +7,7 @@
 #include "binding_utils.h"
 #include "bindings.h"
 #include "conv2d.h"
+#include "cpu_features.h"
 #include "gemm.h"
 
 namespace fastnn {
@@ -175,6 +176,12 @@ void bind_conv2d(py::module_& m) {
         "Our packed GEMM: op(a) @ op(b) with op = transpose when trans_* is set, written to a new array or to "
         "out (+= with accumulate). C-contiguous 2-D arrays of one dtype (float32 runs the AVX2/FMA 6x16 "
         "micro-kernel when available); out must not overlap a or b.");
+    m.def("gemm_stream_bytes", &gemm_stream_bytes,
+          "Bytes from which a C written once goes out with streaming stores (just over the last-level cache).");
+    m.def("set_gemm_stream_bytes", &set_gemm_stream_bytes, py::arg("bytes"),
+          "Sets that threshold (tests use it to reach the streaming kernels); returns the previous one.");
+    m.def("last_level_cache_bytes", &last_level_cache_bytes,
+          "Bytes of the largest cache level core 0 reports (sysfs, else sysconf; 8 MiB when neither says).");
 }
 
 }  // namespace fastnn

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
+
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -60,6 +64,42 @@ int simd_level_from_name(const char* name) {
 }
 
 const char* simd_name() { return simd_level_name(simd_choice()); }
+
+// A sysfs cache size such as "32768K" or "8M", in bytes (0 when unreadable).
+static int64_t sysfs_cache_bytes(const std::string& text) {
+    char* end = nullptr;
+    const long long value = std::strtoll(text.c_str(), &end, 10);
+    if (end == text.c_str() || value <= 0) return 0;
+    switch (*end) {
+        case 'K': return (int64_t)value << 10;
+        case 'M': return (int64_t)value << 20;
+        case 'G': return (int64_t)value << 30;
+        default: return (int64_t)value;
+    }
+}
+
+int64_t last_level_cache_bytes() {
+    static const int64_t bytes = [] {
+        int best_level = 0;
+        int64_t best = 0;
+        for (int index = 0; index < 16; ++index) {
+            const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index) + "/";
+            std::ifstream level_file(dir + "level"), type_file(dir + "type"), size_file(dir + "size");
+            int level = 0;
+            std::string type, size;
+            if (!(level_file >> level) || !(type_file >> type) || !(size_file >> size)) break;
+            if (type == "Instruction") continue;
+            const int64_t b = sysfs_cache_bytes(size);
+            if (b > 0 && level >= best_level) best_level = level, best = b;
+        }
+#ifdef _SC_LEVEL3_CACHE_SIZE
+        if (best == 0) best = std::max<long>(0, sysconf(_SC_LEVEL3_CACHE_SIZE));
+        if (best == 0) best = std::max<long>(0, sysconf(_SC_LEVEL2_CACHE_SIZE));
+#endif
+        return best > 0 ? best : int64_t(8) << 20;
+    }();
+    return bytes;
+}
 
 int get_num_threads() {
 #ifdef _OPENMP

@@ -25,6 +25,11 @@ const char* simd_name();            // "avx512", "avx2" or "portable"
 const char* simd_level_name(int level);     // the name of a level
 int simd_level_from_name(const char* name);  // its level, or -1 for an unknown name
 
+// Bytes of the largest cache level this CPU's core 0 reports (Linux sysfs, else sysconf), or 8 MiB
+// when neither says. (sysfs, not sysconf: on a virtual machine glibc's sysconf may count the L3 of
+// the whole package, 256 MiB on a 32 MiB-per-CCX EPYC, where sysfs gives the slice a core uses.)
+int64_t last_level_cache_bytes();
+
 int get_num_threads();
 void set_num_threads(int n);
 bool openmp_enabled();

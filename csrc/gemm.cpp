@@ -3,6 +3,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -203,8 +204,13 @@ static constexpr double kParallelFlops = 4e6;
 static constexpr int64_t kSkinnyPanels = 4;
 // A B block this size stays in a 512 KB L2 next to the A block.
 static constexpr int64_t kL2BlockBytes = 256 * 1024;
-// A C of at least this many bytes (about the last-level cache) that is written once goes straight to memory.
-static constexpr int64_t kStreamBytes = int64_t(8) << 20;
+// A C of at least this many bytes that is written once goes straight to memory (see gemm.h).
+static std::atomic<int64_t>& stream_bytes() {
+    static std::atomic<int64_t> bytes{std::max<int64_t>(int64_t(8) << 20, last_level_cache_bytes() + 1)};
+    return bytes;
+}
+int64_t gemm_stream_bytes() { return stream_bytes().load(std::memory_order_relaxed); }
+int64_t set_gemm_stream_bytes(int64_t bytes) { return stream_bytes().exchange(std::max<int64_t>(bytes, 0)); }
 
 // One MR x NR block of C from packed panels: the micro-kernel in place, or for the edge blocks (rows
 // i + mr, columns j + nr that exist) the rows kernel or a local tile. `first`: C is written (from
@@ -470,12 +476,13 @@ void gemm(int64_t M, int64_t N, int64_t K, const GemmOperand<T>& A, const GemmOp
         return;
     }
     // A C written once (one reduction block, not accumulated) and larger than the last-level cache
-    // (the LSTM cell's weight gradient: 2048 x 4096 from K = 64) is written with streaming stores:
-    // its lines would otherwise be read in from memory first, only to be overwritten.
+    // (the LSTM cell's weight gradient, 2048 x 4096 from K = 64, where that cache is 8 MiB) is written
+    // with streaming stores: its lines would otherwise be read in from memory first, only to be
+    // overwritten.
     bool streaming = false;
 #ifdef FASTNN_HAVE_AVX2_KERNELS
     if constexpr (std::is_same_v<T, float>) {
-        streaming = use_avx2() && !accumulate && K <= kc_step && M * N * (int64_t)sizeof(T) >= kStreamBytes &&
+        streaming = use_avx2() && !accumulate && K <= kc_step && M * N * (int64_t)sizeof(T) >= gemm_stream_bytes() &&
                     reinterpret_cast<uintptr_t>(C) % 64 == 0 && ldc % 16 == 0;
         if (streaming) kernels.block = sgemm_kernel_stream_avx2;
 #ifdef FASTNN_HAVE_AVX512_KERNELS

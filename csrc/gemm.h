@@ -141,6 +141,15 @@ void sgemm_kernel_tall_narrow_avx512(int a_panels, int cols, int64_t kc, const f
 void sgemm_kernel_rows12_avx512(int64_t kc, const float* const* rows, const float* b, float* c, int64_t ldc,
                                 bool accumulate);
 
+// A GEMM that writes its C once (one reduction block, not accumulated) uses streaming stores when C
+// has at least this many bytes: by default just over the last-level cache (at least 8 MiB), since a
+// C that fits stays there and is cheaper written in cache (on Zen 3, where a streaming store must
+// first evict a line that is cached, the LSTM cell's 32 MiB weight gradient, written into the same
+// reused buffer every step, took 7.5 ms streamed and 6.3 ms not). The setter (for tests: it reaches
+// the streaming kernels on any machine) returns the previous value.
+int64_t gemm_stream_bytes();
+int64_t set_gemm_stream_bytes(int64_t bytes);
+
 // Per-thread scratch memory, 64-byte aligned, kept between calls (slot = what it is for).
 enum ScratchSlot { kScratchPackA, kScratchPackB, kScratchConvColumns, kScratchConvWeightGrad, kScratchConvRow,
                    kScratchSlots };

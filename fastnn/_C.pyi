@@ -48,6 +48,12 @@ def gemm(
 ) -> npt.NDArray[np.floating]:
     """op(a) @ op(b) by our packed GEMM (op = transpose where trans_* is set), into a new array or into
     out (out += ... with accumulate); out must not overlap a or b."""
+def gemm_stream_bytes() -> int:
+    """Bytes from which a C written once goes out with streaming stores (just over the last-level cache)."""
+def set_gemm_stream_bytes(bytes: int) -> int:
+    """Sets that threshold (tests use it to reach the streaming kernels); returns the previous one."""
+def last_level_cache_bytes() -> int:
+    """Bytes of the largest cache level core 0 reports (sysfs, else sysconf; 8 MiB when neither says)."""
 def lstm_cell_forward_pointwise(
     ax: npt.NDArray[np.floating],
     ah: npt.NDArray[np.floating],

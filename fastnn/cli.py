@@ -24,6 +24,8 @@ def cmd_info(args):
           f"OpenMP: {_C.openmp_enabled()}, threads: {fastnn.get_num_threads()}")
     print(f"output buffer cache: up to {_C.buffer_cache_limit() >> 20} MiB of freed large outputs reused "
           f"(FASTNN_BUFFER_CACHE_MB)")
+    print(f"last-level cache: {_C.last_level_cache_bytes() / 2**20:g} MiB (GEMM outputs written once go out with "
+          f"streaming stores from {_C.gemm_stream_bytes() / 2**20:.0f} MiB)")
     print(f"CUDA module built: {fastnn.cuda_module_built()}, GPU available: {fastnn.cuda_available()}")
     if fastnn.cuda_module_built() and not fastnn.cuda_available():
         from fastnn import _backend

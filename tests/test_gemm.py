@@ -8,6 +8,20 @@ from fastnn.testing import assert_close
 
 C = fastnn._backend._C
 
+# The streaming-store threshold is just over the machine's last-level cache (8 MiB at least); the
+# sizes below that mean to write a C of 8.5 MB with streaming stores set it to 8 MiB, as it is on an
+# 8 MiB-L3 machine, so that they reach those kernels wherever the tests run.
+STREAM_BYTES_FOR_TESTS = 8 << 20
+
+
+@pytest.fixture
+def stream_at_8mib():
+    before = C.set_gemm_stream_bytes(STREAM_BYTES_FOR_TESTS)
+    try:
+        yield
+    finally:
+        C.set_gemm_stream_bytes(before)
+
 # (M, N, K): single elements, edge tiles, and blocks larger than MC = 96, KC = 256 (float) or
 # 128 (double), NC = 2048. M % 6 takes every value (the last row panel of 1..5 rows has its own
 # kernels); (64, 1000, 300) is the one-A-block path with several B blocks per thread and two
@@ -23,7 +37,7 @@ SIZES = [(1, 1, 1), (5, 15, 3), (6, 16, 8), (7, 17, 33), (97, 100, 257), (13, 20
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, n, k", SIZES)
-def test_gemm_matches_numpy(m, n, k, dtype, trans_a, trans_b, simd):
+def test_gemm_matches_numpy(m, n, k, dtype, trans_a, trans_b, simd, stream_at_8mib):
     rng = np.random.default_rng(m * 1000 + n + k)
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
@@ -35,7 +49,7 @@ def test_gemm_matches_numpy(m, n, k, dtype, trans_a, trans_b, simd):
 
 
 @pytest.mark.parametrize("trans_a, trans_b", [(False, False), (True, False), (False, True)])
-def test_gemm_large_output_written_once(trans_a, trans_b):
+def test_gemm_large_output_written_once(trans_a, trans_b, stream_at_8mib):
     # C of 8.5 MB from one reduction block (K <= KC): written with streaming stores; 1030 = 171 x 6 + 4
     # rows, so the last row panel goes through the partial-rows kernel beside them.
     m, n, k = 1030, 2064, 40
@@ -44,6 +58,25 @@ def test_gemm_large_output_written_once(trans_a, trans_b):
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
     expected = (a.T if trans_a else a).astype(np.float64) @ (b.T if trans_b else b).astype(np.float64)
     assert_close(C.gemm(a, b, trans_a, trans_b), expected, rtol=1e-5, atol=1e-5 * np.sqrt(k), name="C")
+
+
+def test_gemm_stream_threshold_follows_the_last_level_cache():
+    llc = C.last_level_cache_bytes()
+    assert llc >= 64 * 1024  # (no cache level smaller than 64 KiB is anyone's last)
+    assert C.gemm_stream_bytes() == max(8 << 20, llc + 1)
+    before = C.set_gemm_stream_bytes(1 << 20)
+    try:
+        assert before == max(8 << 20, llc + 1) and C.gemm_stream_bytes() == 1 << 20
+        # Streamed (C of 1.3 MB >= 1 MiB) and not: the same product.
+        rng = np.random.default_rng(3)
+        a = rng.standard_normal((40, 300)).astype(np.float32)
+        b = rng.standard_normal((40, 1200)).astype(np.float32)
+        streamed = C.gemm(a, b, True, False)
+        C.set_gemm_stream_bytes(1 << 40)
+        assert_close(streamed, C.gemm(a, b, True, False), rtol=1e-6, atol=1e-6, name="C")
+        assert_close(streamed, a.T.astype(np.float64) @ b, rtol=1e-5, atol=1e-4, name="C")
+    finally:
+        C.set_gemm_stream_bytes(before)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -110,6 +110,7 @@ def test_info_says_why_a_built_cuda_module_has_no_gpu(capsys):
     assert cli.main(["info"]) == 0
     text = capsys.readouterr().out
     assert f"CUDA module built: {fastnn.cuda_module_built()}, GPU available: {fastnn.cuda_available()}" in text
+    assert f"last-level cache: {fastnn._backend._C.last_level_cache_bytes() / 2**20:g} MiB" in text
     if fastnn.cuda_module_built() and not fastnn.cuda_available():
         reason = fastnn._backend._cuda.device_count_error()
         assert reason == "" or reason.startswith("cudaError")
