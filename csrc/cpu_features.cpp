@@ -6,7 +6,9 @@
 #include <fstream>
 #include <string>
 
-#include <unistd.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>  // sysconf
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
