@@ -62,7 +62,7 @@ def test_gemm_large_output_written_once(trans_a, trans_b, stream_at_8mib):
 
 def test_gemm_stream_threshold_follows_the_last_level_cache():
     llc = C.last_level_cache_bytes()
-    assert llc >= 64 * 1024  # (no cache level smaller than 64 KiB is anyone's last)
+    assert llc > 0
     assert C.gemm_stream_bytes() == max(8 << 20, llc + 1)
     before = C.set_gemm_stream_bytes(1 << 20)
     try:
