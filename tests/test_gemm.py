@@ -15,12 +15,16 @@ STREAM_BYTES_FOR_TESTS = 8 << 20
 
 
 @pytest.fixture
-def stream_at_8mib():
-    before = C.set_gemm_stream_bytes(STREAM_BYTES_FOR_TESTS)
-    try:
-        yield
-    finally:
-        C.set_gemm_stream_bytes(before)
+def set_stream_bytes():
+    """C.set_gemm_stream_bytes for one test: the threshold is restored after it."""
+    before = C.gemm_stream_bytes()
+    yield C.set_gemm_stream_bytes
+    C.set_gemm_stream_bytes(before)
+
+
+@pytest.fixture
+def stream_at_8mib(set_stream_bytes):
+    set_stream_bytes(STREAM_BYTES_FOR_TESTS)
 
 # (M, N, K): single elements, edge tiles, and blocks larger than MC = 96, KC = 256 (float) or
 # 128 (double), NC = 2048. M % 6 takes every value (the last row panel of 1..5 rows has its own
@@ -60,23 +64,19 @@ def test_gemm_large_output_written_once(trans_a, trans_b, stream_at_8mib):
     assert_close(C.gemm(a, b, trans_a, trans_b), expected, rtol=1e-5, atol=1e-5 * np.sqrt(k), name="C")
 
 
-def test_gemm_stream_threshold_follows_the_last_level_cache():
+def test_gemm_stream_threshold_follows_the_last_level_cache(set_stream_bytes):
     llc = C.last_level_cache_bytes()
     assert llc > 0
     assert C.gemm_stream_bytes() == max(8 << 20, llc + 1)
-    before = C.set_gemm_stream_bytes(1 << 20)
-    try:
-        assert before == max(8 << 20, llc + 1) and C.gemm_stream_bytes() == 1 << 20
-        # Streamed (C of 1.3 MB >= 1 MiB) and not: the same product.
-        rng = np.random.default_rng(3)
-        a = rng.standard_normal((40, 300)).astype(np.float32)
-        b = rng.standard_normal((40, 1200)).astype(np.float32)
-        streamed = C.gemm(a, b, True, False)
-        C.set_gemm_stream_bytes(1 << 40)
-        assert_close(streamed, C.gemm(a, b, True, False), rtol=1e-6, atol=1e-6, name="C")
-        assert_close(streamed, a.T.astype(np.float64) @ b, rtol=1e-5, atol=1e-4, name="C")
-    finally:
-        C.set_gemm_stream_bytes(before)
+    assert set_stream_bytes(1 << 20) == max(8 << 20, llc + 1) and C.gemm_stream_bytes() == 1 << 20
+    # Streamed (C of 1.3 MB >= 1 MiB) and not: the same product.
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((40, 300)).astype(np.float32)
+    b = rng.standard_normal((40, 1200)).astype(np.float32)
+    streamed = C.gemm(a, b, True, False)
+    set_stream_bytes(1 << 40)
+    assert_close(streamed, C.gemm(a, b, True, False), rtol=1e-6, atol=1e-6, name="C")
+    assert_close(streamed, a.T.astype(np.float64) @ b, rtol=1e-5, atol=1e-4, name="C")
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
