@@ -182,6 +182,25 @@ def test_bad_input():
         fwd(bad, gamma, beta, rm, rv, training=False)
 
 
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+def test_read_only_running_statistics(strided):
+    # Refused before computing, and running_mean untouched: a strided read-only running_var goes
+    # through a copy whose write-back came after the kernel had updated running_mean.
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((4, 3)).astype(np.float64)
+    gamma, beta = np.ones(3), np.zeros(3)
+    rm = np.zeros(6)[::2] if strided else np.zeros(3)
+    rv = np.ones(6)[::2] if strided else np.ones(3)
+    rv.setflags(write=False)
+    with pytest.raises(ValueError, match="running_var must be writeable"):
+        F.batch_norm_forward(x, gamma, beta, rm, rv, training=True)
+    assert not rm.any()
+    with pytest.raises(ValueError, match="running_mean must be writeable"):
+        F.batch_norm_forward(x, gamma, beta, np.broadcast_to(np.zeros(1), (3,)), np.ones(3), training=True)
+    out, _ = F.batch_norm_forward(x, gamma, beta, rm, rv, training=False)  # evaluation only reads them
+    np.testing.assert_allclose(out, x / np.sqrt(1 + 1e-5))
+
+
 def test_bad_backward_input():
     rng = np.random.default_rng(16)
     x = rng.standard_normal((4, 3)).astype(np.float32)

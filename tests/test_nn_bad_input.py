@@ -41,6 +41,8 @@ LAYERS = {
     "MultiHeadAttention": (lambda: nn.MultiHeadAttention(8, 2), lambda r: _f32(r, 2, 5, 8)),
     "PositionalEncoding": (lambda: nn.PositionalEncoding(8), lambda r: _f32(r, 2, 5, 8)),
     "Sequential": (lambda: nn.Sequential(nn.Linear(4, 3), nn.ReLU()), lambda r: _f32(r, 5, 4)),
+    "SequentialCNN": (lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                            nn.Flatten(), nn.Linear(32, 3)), lambda r: _f32(r, 2, 1, 8, 8)),
     "Residual": (lambda: nn.Residual(nn.Tanh()), lambda r: _f32(r, 3, 4)),
     "Concat": (lambda: nn.Concat(nn.Tanh(), nn.Linear(4, 2), axis=-1), lambda r: _f32(r, 3, 4)),
     "RNN": (lambda: nn.RNN(4, 5), lambda r: _f32(r, 2, 3, 4)),
@@ -92,6 +94,25 @@ def test_backward_refuses_non_array_dout(name, bad, rng):
     layer, _ = _forward(name, rng)
     with pytest.raises(TypeError):
         layer.backward(bad)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float16, np.int64, np.bool_, np.complex64])
+def test_backward_refuses_dout_of_another_dtype(name, dtype, rng):
+    # A float64 dout (np.ones(y.shape) is one) must not turn a float32 model's gradients float64
+    # layer by layer, nor fail halfway through a Sequential after the last layers accumulated.
+    layer, y = _forward(name, rng)
+    before = _grads(layer)
+    with pytest.raises(TypeError, match="float32"):
+        layer.backward(np.ones(y.shape, dtype))
+    for g0, g in zip(before, _grads(layer)):
+        np.testing.assert_array_equal(g, g0)
+
+
+def test_backward_dtype_message_names_the_layer(rng):
+    layer, y = _forward("Linear", rng)
+    with pytest.raises(TypeError, match=r"Linear.backward: dout is float64 but the forward output was float32"):
+        layer.backward(np.ones(y.shape))
 
 
 def test_linear_transposed_dout_is_not_used(rng):
@@ -161,6 +182,11 @@ def test_backward_checks_cupy_dout(name, rng):
     y = y[0] if isinstance(y, tuple) else y
     with pytest.raises(ValueError, match="shape"):
         layer.backward(cp.ones((1,) + y.shape[1:], y.dtype))
+    if name not in ("Dropout", "Flatten"):  # these keep only the dtype; the next layer checks the device
+        y = layer.forward(cp.asarray(make_x(rng)))
+        y = y[0] if isinstance(y, tuple) else y
+        with pytest.raises(TypeError, match="NumPy or all CuPy"):
+            layer.backward(np.ones(y.shape, y.dtype))
     y = layer.forward(cp.asarray(make_x(rng)))
     y = y[0] if isinstance(y, tuple) else y
     layer.backward(cp.ones_like(y))

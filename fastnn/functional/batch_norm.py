@@ -85,6 +85,15 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
     for name, v in params.items():
         if v.shape != (c,):
             raise ValueError(f"batch_norm_forward: {name} has shape {tuple(v.shape)}, expected ({c},) for x {tuple(x.shape)}")
+    if training:
+        # Checked here, not only by the native layer: a read-only view (np.broadcast_to, or
+        # setflags(write=False)) that is also non-contiguous goes through a copy, and the write-back
+        # would fail after the kernel ran, with running_mean already updated.
+        read_only = [n for n in ("running_mean", "running_var")
+                     if isinstance(params[n], np.ndarray) and not params[n].flags.writeable]
+        if read_only:
+            raise ValueError(f"batch_norm_forward: {', '.join(read_only)} must be writeable "
+                             "(training updates them in place)")
     if x.size == 0:
         raise ValueError(f"batch_norm_forward: x is empty, shape {tuple(x.shape)}")
     m = x.size // c

@@ -1,4 +1,6 @@
 """Input checks shared by the layers: a clear TypeError/ValueError before any arithmetic runs."""
+import numpy as np
+
 from ..functional._checks import _is_array, float_array, real_number, same_device, same_dtype
 
 
@@ -23,16 +25,25 @@ def same_shape(layer, a_name, a, b_name, b):
         raise ValueError(f"{layer}: {a_name} has shape {tuple(a.shape)} but {b_name} has {tuple(b.shape)}")
 
 
-def upstream_grad(layer, dout, shape, name="dout"):
-    """dout = dL/dy (called `name` in the layer's backward) is a NumPy or CuPy array of exactly
-    `shape`, the shape the layer's forward returned. Without this a transposed, flattened or
-    broadcastable dout would be reshaped or broadcast into a silently wrong gradient.
-    One tuple comparison, no copy."""
+def upstream_grad(layer, dout, shape, like, name="dout"):
+    """dout = dL/dy (called `name` in the layer's backward) is an array of exactly `shape`, the
+    shape the layer's forward returned, and of the forward's dtype, on its device. `like` is an
+    array from the forward (its dtype and device are the reference) or, where the layer kept none,
+    the forward's dtype. Without this a transposed, flattened or broadcastable dout would be
+    reshaped or broadcast into a silently wrong gradient, and a float64 dout would turn a float32
+    model's gradients float64 layer by layer. The checks run before the layer touches a gradient.
+    A few comparisons, no copy."""
     if not _is_array(dout):
         raise TypeError(f"{layer}.backward: {name} must be a NumPy or CuPy array, got {type(dout).__name__}")
     if dout.shape != shape:
         raise ValueError(f"{layer}.backward: {name} must have the shape of the forward output {tuple(shape)}, "
                          f"got {tuple(dout.shape)}")
+    dtype = like if isinstance(like, np.dtype) else like.dtype
+    if dout.dtype != dtype:
+        raise TypeError(f"{layer}.backward: {name} is {dout.dtype} but the forward output was {dtype}; "
+                        f"pass dL/dy in the forward's dtype")
+    if not isinstance(like, np.dtype) and type(dout) is not type(like):
+        same_device(**{name: dout, "the forward output": like})
     return dout
 
 

@@ -29,7 +29,7 @@ class ReLU(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
-        _checks.upstream_grad("ReLU", dout, y.shape)
+        _checks.upstream_grad("ReLU", dout, y.shape, y)
         if _backend.native_float_arrays(dout, y):
             return _backend._C.relu_backward(dout.reshape(-1), y.reshape(-1)).reshape(dout.shape)
         return dout * (y > 0)
@@ -46,12 +46,12 @@ class LeakyReLU(Module):
         _float_input("LeakyReLU", x)
         xp = _backend.array_module(x)
         positive = x > 0
-        self._push_cache(positive)
+        self._push_cache((positive, x.dtype))
         return xp.where(positive, x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, dout):
-        positive = self._pop_cache()
-        _checks.upstream_grad("LeakyReLU", dout, positive.shape)
+        positive, dtype = self._pop_cache()
+        _checks.upstream_grad("LeakyReLU", dout, positive.shape, dtype)
         xp = _backend.array_module(dout)
         return xp.where(positive, dout, dout * dout.dtype.type(self.negative_slope))
 
@@ -93,7 +93,7 @@ class PReLU(Module):
 
     def backward(self, dout):
         x, positive = self._pop_cache()
-        _checks.upstream_grad("PReLU", dout, x.shape)
+        _checks.upstream_grad("PReLU", dout, x.shape, x)
         xp = _backend.array_module(dout)
         a = self._slope(x)
         contribution = dout * x * ~positive  # dy * x where x <= 0
@@ -130,7 +130,7 @@ class ELU(Module):
 
     def backward(self, dout):
         y, positive = self._pop_cache()
-        _checks.upstream_grad(type(self).__name__, dout, y.shape)
+        _checks.upstream_grad(type(self).__name__, dout, y.shape, y)
         xp = _backend.array_module(dout)
         return xp.where(positive, dout, dout * (y + y.dtype.type(self.alpha)))
 
@@ -176,7 +176,7 @@ class GELU(Module):
 
     def backward(self, dout):
         x, t = self._pop_cache()
-        _checks.upstream_grad("GELU", dout, x.shape)
+        _checks.upstream_grad("GELU", dout, x.shape, x)
         local = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * self.C * (1 + 3 * 0.044715 * x * x)
         return (dout * local).astype(dout.dtype, copy=False)
 
@@ -194,7 +194,7 @@ class Sigmoid(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
-        _checks.upstream_grad("Sigmoid", dout, y.shape)
+        _checks.upstream_grad("Sigmoid", dout, y.shape, y)
         return dout * y * (1 - y)
 
 
@@ -209,7 +209,7 @@ class Tanh(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
-        _checks.upstream_grad("Tanh", dout, y.shape)
+        _checks.upstream_grad("Tanh", dout, y.shape, y)
         return dout * (1 - y * y)
 
 
@@ -230,7 +230,7 @@ class Softmax(Module):
 
     def backward(self, dout):
         y = self._pop_cache()
-        _checks.upstream_grad("Softmax", dout, y.shape)
+        _checks.upstream_grad("Softmax", dout, y.shape, y)
         return y * (dout - (dout * y).sum(axis=self.axis, keepdims=True))
 
     def extra_repr(self):

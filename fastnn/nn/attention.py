@@ -62,7 +62,7 @@ class MultiHeadAttention(Module):
 
     def backward(self, dout):
         q, k, v, attn = self._pop_cache()
-        _checks.upstream_grad("MultiHeadAttention", dout, (q.shape[0], q.shape[2], self.embed_dim))
+        _checks.upstream_grad("MultiHeadAttention", dout, (q.shape[0], q.shape[2], self.embed_dim), q)
         d_heads = self._split_heads(self.out_proj.backward(dout))
         dv = attn.transpose(0, 1, 3, 2) @ d_heads
         dattn = d_heads @ v.transpose(0, 1, 3, 2)
@@ -108,11 +108,11 @@ class PositionalEncoding(Module):
         _checks.last_dim("PositionalEncoding", x, self.embed_dim)
         if x.shape[1] > self.max_len:
             raise ValueError(f"PositionalEncoding: sequence length {x.shape[1]} exceeds max_len {self.max_len}")
-        self._push_cache(x.shape)
+        self._push_cache((x.shape, x.dtype))
         return x + self._pe(x)
 
     def backward(self, dout):
-        return _checks.upstream_grad("PositionalEncoding", dout, self._pop_cache())
+        return _checks.upstream_grad("PositionalEncoding", dout, *self._pop_cache())
 
     def extra_repr(self):
         return f"{self.embed_dim}, max_len={self.max_len}"

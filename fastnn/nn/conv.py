@@ -126,7 +126,7 @@ class ConvTranspose2d(Module):
 
     def backward(self, dout):
         x = self._pop_cache()
-        _checks.upstream_grad("ConvTranspose2d", dout, self.output_shape(x.shape))
+        _checks.upstream_grad("ConvTranspose2d", dout, self.output_shape(x.shape), x)
         dx, conv_cache = F.conv2d_forward(dout, self.weight.data, None, self.stride, self.padding)
         dw, _ = F.conv2d_backward_weight(x, conv_cache)
         self.weight.grad += dw

@@ -47,7 +47,7 @@ class Embedding(Module):
 
     def backward(self, dout):
         idx = self._pop_cache()
-        _checks.upstream_grad("Embedding", dout, idx.shape + (self.embedding_dim,))
+        _checks.upstream_grad("Embedding", dout, idx.shape + (self.embedding_dim,), self.weight.data)
         if idx.size == 0:
             return None
         flat_idx = idx.reshape(-1)

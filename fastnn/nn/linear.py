@@ -34,7 +34,7 @@ class Linear(Module):
 
     def backward(self, dout):
         x2, x_shape = self._pop_cache()
-        _checks.upstream_grad("Linear", dout, x_shape[:-1] + (self.out_features,))
+        _checks.upstream_grad("Linear", dout, x_shape[:-1] + (self.out_features,), x2)
         d2 = dout.reshape(-1, self.out_features)
         _backend.matmul(x2, d2, trans_a=True, out=self.weight.grad, accumulate=True)
         if self.bias is not None:
@@ -71,7 +71,7 @@ class Maxout(Module):
 
     def backward(self, dout):
         winner, z_shape = self._pop_cache()
-        _checks.upstream_grad("Maxout", dout, winner.shape)
+        _checks.upstream_grad("Maxout", dout, winner.shape, self.linear.weight.data)
         xp = _backend.array_module(dout)
         is_winner = xp.arange(self.pieces) == winner[..., None]
         dz = is_winner * dout[..., None]
@@ -86,9 +86,9 @@ class Flatten(Module):
 
     def forward(self, x):
         y = x.reshape(x.shape[0], -1)
-        self._push_cache((x.shape, y.shape))
+        self._push_cache((x.shape, y.shape, x.dtype))
         return y
 
     def backward(self, dout):
-        x_shape, y_shape = self._pop_cache()
-        return _checks.upstream_grad("Flatten", dout, y_shape).reshape(x_shape)
+        x_shape, y_shape, dtype = self._pop_cache()
+        return _checks.upstream_grad("Flatten", dout, y_shape, dtype).reshape(x_shape)

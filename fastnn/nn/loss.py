@@ -1,5 +1,6 @@
 """Losses: forward(pred, target) -> float (the mean over the batch), backward() -> dL/dpred.
-forward_array(pred, target) is the same mean as a 0-d array on the inputs' device (no host copy).
+forward_array(pred, target) is the same mean as a 0-d array on the inputs' device (no host copy; on the
+CPU a NumPy scalar of the inputs' dtype).
 
     loss_fn = SoftmaxCrossEntropyLoss()
     loss = loss_fn.forward(scores, labels)   # a Python float
@@ -9,6 +10,8 @@ backward() differentiates the most recent forward() (a loss is the end of the gr
 one cache, not a stack). TripletLoss takes three inputs and returns three gradients.
 """
 import math
+
+import numpy as np
 
 from .. import _backend
 from .. import functional as F
@@ -20,7 +23,8 @@ def _finite(loss, value):
     silent NaN that poisons every parameter at the next step."""
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{loss}: the loss is {value}: the predictions or targets contain NaN or inf")
+        raise ValueError(f"{loss}: the loss is {value}: the predictions or targets contain NaN or inf"
+                         " (or, on the GPU, where they are not checked, targets or labels are out of range)")
     return value
 
 
@@ -116,11 +120,23 @@ class BCEWithLogitsLoss(Loss):
 
         L = (1/n) sum [ max(z, 0) - z t + log(1 + exp(-|z|)) ]   (= -t log s(z) - (1 - t) log(1 - s(z)))
         dL/dz = (sigmoid(z) - t) / n
+
+    A target outside [0, 1] (or NaN) is refused with a ValueError on the CPU; on the GPU, where
+    checking would synchronise with the host, it makes the loss NaN (as bad labels do in the fused
+    softmax cross-entropy), which the training loop stops on.
     """
 
     def forward_array(self, pred, target):
         _pred_and_target("BCEWithLogitsLoss", pred, target)
         xp = _backend.array_module(pred)
+        outside = ~((target >= 0) & (target <= 1))  # NaN included
+        if xp is np:
+            if outside.any():
+                i = np.unravel_index(int(np.argmax(outside)), target.shape)
+                raise ValueError(f"BCEWithLogitsLoss: targets must lie in [0, 1], got {target[i]} at index "
+                                 f"{tuple(int(k) for k in i)} ({int(outside.sum())} such)")
+        else:
+            target = xp.where(outside, target.dtype.type(np.nan), target)
         self._cache = (pred, target)
         per_element = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-abs(pred)))
         return per_element.mean()

@@ -94,7 +94,7 @@ class LayerNorm(Module):
 
     def backward(self, dout):
         x_hat, inv_std = self._pop_cache()
-        _checks.upstream_grad("LayerNorm", dout, x_hat.shape)
+        _checks.upstream_grad("LayerNorm", dout, x_hat.shape, x_hat)
         lead = tuple(range(dout.ndim - 1))
         self.gamma.grad += (dout * x_hat).sum(axis=lead)
         self.beta.grad += dout.sum(axis=lead)

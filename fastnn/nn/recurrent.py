@@ -228,7 +228,7 @@ class _Recurrent(Module):
         return hs, self._join([xp.stack(f) for f in finals])
 
     def backward(self, dhs, dstate=None):
-        _checks.upstream_grad(type(self).__name__, dhs, self._pop_cache(), name="dhs")
+        _checks.upstream_grad(type(self).__name__, dhs, self._pop_cache(), self.layers[0].Wx.data, name="dhs")
         xp = _backend.array_module(dhs)
         n = dhs.shape[0]
         if dstate is None:
