@@ -145,3 +145,10 @@ def test_losses_on_cupy(rng):
         loss_g = loss_fn(cp.asarray(pred), cp.asarray(target))
         assert_close(np.array(loss_g), np.array(loss_c), 1e-10, 1e-12, type(loss_fn).__name__)
         assert_close(loss_fn.backward(), grad_c, 1e-10, 1e-12, type(loss_fn).__name__)
+    # Out-of-range BCE targets are not checked on the GPU (that would synchronise): the loss is NaN.
+    bce = nn.BCEWithLogitsLoss()
+    bad = rng.random((5, 4))
+    bad[2, 1] = 1.5
+    assert np.isnan(float(bce.forward_array(cp.asarray(pred), cp.asarray(bad))))
+    with pytest.raises(ValueError, match="out of range"):
+        bce(cp.asarray(pred), cp.asarray(bad))

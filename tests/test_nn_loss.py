@@ -79,6 +79,14 @@ def test_bce_with_logits_is_stable_for_large_logits():
     assert np.isfinite(loss_fn.backward()).all()
 
 
+@pytest.mark.parametrize("bad", [3.0, -2.0, 1.0001, np.nan])
+def test_bce_with_logits_refuses_targets_outside_0_1(bad):
+    # 3.0 gave a loss of -9.99 (a negative cross-entropy) with no error.
+    target = np.array([[0.0, 1.0], [0.5, bad]])
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 1\], got .* at index \(1, 1\) \(1 such\)"):
+        nn.BCEWithLogitsLoss()(np.full((2, 2), 5.0), target)
+
+
 def test_hinge_loss_by_hand():
     scores = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])  # the CS231n example
     loss = nn.MultiClassHingeLoss()(scores, np.array([0, 1, 2]))
