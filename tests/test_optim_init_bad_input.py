@@ -41,6 +41,20 @@ def test_optimizer_constructors_refuse_out_of_range(make, name):
         make([_param()])
 
 
+def test_adamw_weight_decay_is_the_decoupled_one():
+    # The documented "every optimizer takes decoupled_weight_decay" was false for AdamW, which failed
+    # with Python's "got multiple values for keyword argument".
+    with pytest.raises(TypeError, match="AdamW: weight_decay is already the decoupled decay"):
+        optim.AdamW([Parameter(np.zeros(3))], decoupled_weight_decay=0.1)
+
+
+def test_nesterov_names_its_own_argument():
+    with pytest.raises(ValueError, match="Nesterov: beta must be > 0"):
+        optim.Nesterov([Parameter(np.zeros(3))], lr=0.1, beta=0)
+    with pytest.raises(ValueError, match="SGD: Nesterov needs momentum > 0"):
+        optim.SGD([Parameter(np.zeros(3))], lr=0.1, nesterov=True)
+
+
 def test_optimizer_refuses_non_numbers():
     with pytest.raises(TypeError, match="lr must be a real number"):
         optim.SGD([_param()], lr=True)

@@ -10,7 +10,8 @@ is created.
     StepLR            eta(t) = eta0 * gamma^floor(t / step_size)
     InverseTimeLR     eta(t) = eta0 / (1 + decay * t)
     InverseSqrtLR     eta(t) = eta0 / sqrt(t + 1)                  (eta0 / sqrt(epoch), epochs from 1)
-    ReduceLROnPlateau eta <- max(eta * factor, min_lr) after `patience` evaluations without improvement;
+    ReduceLROnPlateau eta <- max(eta * factor, min_lr) at the first evaluation after `patience` in a row
+                      without improvement (patience=0 cuts at every one; PyTorch's rule);
                       step(metric) with the validation metric
 
 Arguments are checked when a schedule is made (ValueError, naming the argument and the value): NaN and
@@ -147,9 +148,10 @@ class InverseSqrtLR(LRScheduler):
 
 
 class ReduceLROnPlateau:
-    """Performance scheduling: step(metric) after each evaluation; when the metric has not improved
-    on the best seen for `patience` evaluations in a row, eta <- max(eta * factor, min_lr) and the
-    count restarts. Improvement means metric < best - threshold (mode "min", for a loss) or
+    """Performance scheduling: step(metric) after each evaluation. `patience` evaluations in a row
+    that do not improve on the best seen are tolerated; the next one that does not either cuts
+    eta <- max(eta * factor, min_lr) and the count restarts (patience=2: the third bad evaluation in
+    a row cuts; patience=0: every bad one does, as in PyTorch). Improvement means metric < best - threshold (mode "min", for a loss) or
     metric > best + threshold (mode "max", for an accuracy)."""
 
     def __init__(self, optimizer, factor=0.1, patience=10, mode="min", threshold=0.0, min_lr=0.0):

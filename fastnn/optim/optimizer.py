@@ -348,7 +348,9 @@ class Nesterov(SGD):
     step taken with the gradient at the look-ahead point w - beta v (Sutskever et al. 2013)."""
 
     def __init__(self, params, lr, beta=0.9, **regularisers):
-        check_hyperparameters(type(self).__name__, beta=beta)
+        beta, = check_hyperparameters(type(self).__name__, beta=beta)
+        if beta == 0.0:
+            raise ValueError("Nesterov: beta must be > 0 (with beta = 0 there is no velocity to look ahead with)")
         super().__init__(params, lr, momentum=beta, nesterov=True, **regularisers)
 
 
@@ -450,8 +452,13 @@ class Adam(_Adaptive):
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter 2019): w <- w (1 - lr wd), then the
-    Adam step; the decay never enters m or v."""
+    Adam step; the decay never enters m or v. Here weight_decay is that decoupled decay, so AdamW
+    takes no decoupled_weight_decay and no L2 term: for L2 (added to the gradient), alone or with
+    the decoupled decay, use Adam(weight_decay=..., decoupled_weight_decay=...)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, **regularisers):
+        if "decoupled_weight_decay" in regularisers:
+            raise TypeError("AdamW: weight_decay is already the decoupled decay, so decoupled_weight_decay is not "
+                            "taken; for L2 as well, use Adam(weight_decay=..., decoupled_weight_decay=...)")
         check_hyperparameters(type(self).__name__, weight_decay=weight_decay)  # named as the caller wrote it
         super().__init__(params, lr, betas=betas, eps=eps, decoupled_weight_decay=weight_decay, **regularisers)
