@@ -165,6 +165,52 @@ def test_constructor_refuses_bad_hyperparameter(make):
         make()
 
 
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: nn.Linear("4", 3), TypeError, "Linear: in_features must be an int, got str"),
+    (lambda: nn.Linear(4, 3.5), TypeError, "Linear: out_features must be an int, got float 3.5"),
+    (lambda: nn.Linear(True, 3), TypeError, "Linear: in_features must be an int, got bool"),
+    (lambda: nn.Linear(0, 3), ValueError, "Linear: in_features must be at least 1, got 0"),
+    (lambda: nn.BatchNorm2d(3.5), TypeError, "BatchNorm2d: num_features must be an int"),
+    (lambda: nn.LayerNorm(4.7), TypeError, "LayerNorm: normalized_shape .* must be an int"),
+    (lambda: nn.PReLU(2.7), TypeError, "PReLU: num_parameters must be an int"),
+    (lambda: nn.Embedding(10, 0), ValueError, "Embedding: embedding_dim must be at least 1"),
+    (lambda: nn.MultiHeadAttention(8.0, 2), TypeError, "MultiHeadAttention: embed_dim must be an int"),
+    (lambda: nn.GRU(4, 5, num_layers=1.5), TypeError, "GRU: num_layers must be an int"),
+    (lambda: nn.Maxout(4, 3, pieces=0), ValueError, "Maxout: pieces must be at least 1"),
+    (lambda: nn.Conv2d(1, 2, 3, padding=-1), ValueError, r"Conv2d: padding: every value must be at least 0"),
+    (lambda: nn.Conv2d(1, 2, 3, stride=(1, 0)), ValueError, r"Conv2d: stride: every value must be at least 1"),
+    (lambda: nn.Conv2d(1, 2, {3, 2}), TypeError, r"Conv2d: kernel_size: expected an int or a pair"),
+    (lambda: nn.ConvTranspose2d(1, 2, 3, output_padding=-1), ValueError, "output_padding: every value"),
+    (lambda: nn.MaxPool2d(0), ValueError, "MaxPool2d: kernel_size must be positive"),
+    (lambda: nn.AvgPool2d(2, padding=2), ValueError, "AvgPool2d: padding .* at most half"),
+    (lambda: nn.MaxPool2d({3, 2}), TypeError, "kernel_size: expected an int or a pair"),
+    (lambda: nn.MaxPool2d(np.array([2, 3])), TypeError, "kernel_size: expected an int or a pair"),
+])
+def test_constructor_refuses_bad_sizes(make, error, match):
+    # Each of these used to construct (truncating 4.7 to 4, accepting a set whose order is arbitrary)
+    # or fail with a message from NumPy or Python that named no argument.
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_sizes_accept_numpy_integers_and_pytorch_spellings():
+    assert nn.Linear(np.int64(4), 3).weight.shape == (4, 3)
+    assert nn.LayerNorm((4,)).normalized_shape == 4
+    assert nn.MaxPool2d([2, 3]).forward(np.ones((1, 1, 4, 6), np.float32)).shape == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("layer, x", [
+    (lambda: nn.Linear(4, 3), np.float32(1.0) * np.ones((), np.float32)),
+    (lambda: nn.LayerNorm(4), np.ones((), np.float32)),
+    (nn.Flatten, np.ones((), np.float32)),
+    (nn.Flatten, [[1.0]]),
+    (lambda: nn.MultiHeadAttention(4, 2), np.zeros((2, 0, 4), np.float32)),
+])
+def test_degenerate_inputs_are_clear_errors(layer, x):
+    with pytest.raises((ValueError, TypeError), match="expected|dimension|empty"):
+        layer().forward(x)
+
+
 def test_hyperparameter_message_names_argument_and_value():
     with pytest.raises(ValueError, match=r"LayerNorm: eps must be finite and > 0, got -1"):
         nn.LayerNorm(8, eps=-1)

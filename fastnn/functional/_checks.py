@@ -108,6 +108,29 @@ def scalar(name, value):
 MAX_GEOMETRY = 2**31
 
 
+def int_pair(name, value, minimum=None):
+    """An int, or a tuple or list of two ints, as (h, w); each at least `minimum` when given.
+    bool is refused (an int in Python), and so are sets, dicts and arrays (a set's order is arbitrary)."""
+    items = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{name}: expected an int or a pair (h, w), got {value!r}")
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
+        if minimum is not None and v < minimum:
+            raise ValueError(f"{name}: every value must be at least {minimum}, got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+def int_at_least(owner, name, value, minimum=1):
+    """A layer size or count: an int (not bool, not a float that would be truncated) >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{owner}: {name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
 def geometry_in_range(op, h, w, padding, stride):
     """ValueError unless H + 2 ph, W + 2 pw and both strides are under MAX_GEOMETRY."""
     if max(h + 2 * padding[0], w + 2 * padding[1], *stride) >= MAX_GEOMETRY:

@@ -15,13 +15,12 @@ matrix packed straight from the image a cache-sized panel at a time, or, where t
 micro-kernels that read the windows in place from a zero-padded copy of the image (see
 csrc/conv2d.h). CuPy arrays run on the CUDA kernels (fastnn.functional.conv_cuda).
 """
-import numbers
 from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, geometry_in_range, numpy_floats, same_device, same_dtype
+from ._checks import float_array, geometry_in_range, int_pair, numpy_floats, same_device, same_dtype
 
 
 class Conv2dCache(NamedTuple):
@@ -30,19 +29,6 @@ class Conv2dCache(NamedTuple):
     has_bias: bool  # whether the forward pass had a bias (then conv2d_backward returns db)
     stride: Tuple[int, int]  # (sh, sw)
     padding: Tuple[int, int]  # (ph, pw)
-
-
-def _pair(name, value, minimum):
-    """An int or a pair of ints, each >= minimum, as a tuple (h, w)."""
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{name}: expected an int or a pair (h, w), got {value!r}")
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-        if v < minimum:
-            raise ValueError(f"{name}: every value must be at least {minimum}, got {value!r}")
-    return int(items[0]), int(items[1])
 
 
 def conv2d_output_shape(x_shape, w_shape, stride, padding):
@@ -91,8 +77,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
             arrays["b"] = b
         on_gpu = same_device(**arrays)
         same_dtype(**arrays)
-    stride = _pair("stride", stride, 1)
-    padding = _pair("padding", padding, 0)
+    stride = int_pair("stride", stride, 1)
+    padding = int_pair("padding", padding, 0)
 
     n, c, h, width = x.shape
     k, wc, kh, kw = w.shape

@@ -13,7 +13,8 @@ atomics), so the same inputs give bit-identical gradients on every run. Nothing 
 the device: everything is queued on CuPy's current stream.
 """
 from .. import _backend
-from .conv import Conv2dCache, _pair, conv2d_output_shape
+from ._checks import int_pair
+from .conv import Conv2dCache, conv2d_output_shape
 
 
 def _shape_tuple(x_shape, w_shape, stride, padding, out_shape):
@@ -35,8 +36,8 @@ def conv2d_forward_cuda(x, w, b=None, stride=1, padding=0):
     """
     cp = _backend.cupy_module()
     native = _backend.require_cuda_module()
-    stride = _pair("stride", stride, 1)
-    padding = _pair("padding", padding, 0)
+    stride = int_pair("stride", stride, 1)
+    padding = int_pair("padding", padding, 0)
     x = _backend.c_array(x)
     w = _backend.c_array(w)
     bias_ptr = 0

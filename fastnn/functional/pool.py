@@ -12,13 +12,12 @@ On the CPU (fastnn._C) one thread owns whole (H, W) planes, so both backward pas
 plane of dx in output order: deterministic, no atomics. Padding is at most half the window (as in PyTorch), so
 every window holds at least one real element.
 """
-import numbers
 from typing import NamedTuple, Tuple
 
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, geometry_in_range, same_device
+from ._checks import float_array, geometry_in_range, int_pair, same_device
 
 
 class MaxPool2dCache(NamedTuple):
@@ -39,26 +38,12 @@ class AvgPool2dCache(NamedTuple):
     padding: Tuple[int, int]
 
 
-def _int_pair(name, value):
-    """An int or a pair of ints -> (a, b). bool is refused (it is an int in Python)."""
-    items = (value, value) if isinstance(value, numbers.Integral) else value
-    try:
-        items = tuple(items)
-    except TypeError:
-        raise TypeError(f"{name}: expected an int or a pair of ints, got {type(value).__name__}") from None
-    if len(items) != 2:
-        raise ValueError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    return int(items[0]), int(items[1])
-
-
-def pool_geometry(x_shape, kernel_size, stride, padding, op="pool2d"):
-    """Checks the window parameters against x's (N, C, H, W); returns (kernel, stride, padding, (Ho, Wo))."""
-    kernel = _int_pair("kernel_size", kernel_size)
-    stride = kernel if stride is None else _int_pair("stride", stride)
-    padding = _int_pair("padding", padding)
+def pool_window(kernel_size, stride, padding, op="pool2d"):
+    """Checks the window parameters on their own (what a layer can check when it is built);
+    returns (kernel, stride, padding) as pairs."""
+    kernel = int_pair("kernel_size", kernel_size)
+    stride = kernel if stride is None else int_pair("stride", stride)
+    padding = int_pair("padding", padding)
     if min(kernel) < 1:
         raise ValueError(f"{op}: kernel_size must be positive, got {kernel}")
     if min(stride) < 1:
@@ -67,6 +52,12 @@ def pool_geometry(x_shape, kernel_size, stride, padding, op="pool2d"):
         raise ValueError(f"{op}: padding must be non-negative, got {padding}")
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size {kernel}")
+    return kernel, stride, padding
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, op="pool2d"):
+    """Checks the window parameters against x's (N, C, H, W); returns (kernel, stride, padding, (Ho, Wo))."""
+    kernel, stride, padding = pool_window(kernel_size, stride, padding, op)
     n, c, h, w = x_shape
     if min(n, c, h, w) < 1:
         raise ValueError(f"{op}: x must not be empty, got shape {tuple(x_shape)}")

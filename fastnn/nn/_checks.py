@@ -1,7 +1,7 @@
 """Input checks shared by the layers: a clear TypeError/ValueError before any arithmetic runs."""
 import numpy as np
 
-from ..functional._checks import _is_array, float_array, real_number, same_device, same_dtype
+from ..functional._checks import _is_array, float_array, int_at_least, int_pair, real_number, same_device, same_dtype
 
 
 def layer_input(layer, x, like, ndim=None):
@@ -16,7 +16,7 @@ def layer_input(layer, x, like, ndim=None):
 
 
 def last_dim(layer, x, size):
-    if x.shape[-1] != size:
+    if x.ndim == 0 or x.shape[-1] != size:
         raise ValueError(f"{layer}: expected the last dimension to be {size}, got shape {tuple(x.shape)}")
 
 
@@ -51,5 +51,5 @@ def upstream_grad(layer, dout, shape, like, name="dout"):
 hyperparameter = real_number
 
 
-__all__ = ["float_array", "hyperparameter", "last_dim", "layer_input", "same_device", "same_dtype", "same_shape",
+__all__ = ["float_array", "hyperparameter", "int_at_least", "int_pair", "last_dim", "layer_input", "same_device", "same_dtype", "same_shape",
            "upstream_grad"]

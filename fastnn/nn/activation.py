@@ -68,9 +68,7 @@ class PReLU(Module):
 
     def __init__(self, num_parameters=1, init=0.25, dtype=np.float32):
         super().__init__()
-        self.num_parameters = int(num_parameters)
-        if self.num_parameters < 1:
-            raise ValueError(f"PReLU: num_parameters must be positive, got {num_parameters}")
+        self.num_parameters = _checks.int_at_least("PReLU", "num_parameters", num_parameters)
         init = _checks.hyperparameter("PReLU", "init", init)
         self.weight = Parameter(np.full(self.num_parameters, init, dtype=dtype), "weight")
 

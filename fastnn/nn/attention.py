@@ -23,7 +23,9 @@ class MultiHeadAttention(Module):
 
     def __init__(self, embed_dim, num_heads, causal=False, dtype=np.float32):
         super().__init__()
-        if num_heads < 1 or embed_dim % num_heads != 0:
+        embed_dim = _checks.int_at_least("MultiHeadAttention", "embed_dim", embed_dim)
+        num_heads = _checks.int_at_least("MultiHeadAttention", "num_heads", num_heads)
+        if embed_dim % num_heads != 0:
             raise ValueError(f"MultiHeadAttention: embed_dim {embed_dim} must be a positive multiple of "
                              f"num_heads {num_heads}")
         self.embed_dim, self.num_heads, self.causal = embed_dim, num_heads, bool(causal)
@@ -46,6 +48,9 @@ class MultiHeadAttention(Module):
     def forward(self, x):
         _checks.layer_input("MultiHeadAttention", x, self.q_proj.weight.data, ndim=3)
         _checks.last_dim("MultiHeadAttention", x, self.embed_dim)
+        if x.shape[1] == 0:
+            raise ValueError(f"MultiHeadAttention: the sequence is empty, shape {tuple(x.shape)} (softmax over "
+                             "no keys is undefined)")
         xp = _backend.array_module(x)
         q = self._split_heads(self.q_proj.forward(x))
         k = self._split_heads(self.k_proj.forward(x))
@@ -87,8 +92,8 @@ class PositionalEncoding(Module):
 
     def __init__(self, embed_dim, max_len=5000):
         super().__init__()
-        if embed_dim < 1 or max_len < 1:
-            raise ValueError(f"PositionalEncoding: embed_dim and max_len must be positive, got {embed_dim}, {max_len}")
+        embed_dim = _checks.int_at_least("PositionalEncoding", "embed_dim", embed_dim)
+        max_len = _checks.int_at_least("PositionalEncoding", "max_len", max_len)
         self.embed_dim, self.max_len = embed_dim, max_len
         pos = np.arange(max_len, dtype=np.float64)[:, None]
         freq = np.exp(-math.log(10000.0) * np.arange(0, embed_dim, 2, dtype=np.float64) / embed_dim)

@@ -1,5 +1,4 @@
 """Convolution layers: Conv2d, and ConvTranspose2d built on the convolution's data gradient."""
-import numbers
 
 import numpy as np
 
@@ -7,13 +6,6 @@ from .. import _backend, init
 from .. import functional as F
 from . import _checks
 from .module import Module, Parameter
-
-
-def _pair(name, value):
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in items):
-        raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-    return int(items[0]), int(items[1])
 
 
 class Conv2d(Module):
@@ -33,11 +25,11 @@ class Conv2d(Module):
                  needs_input_grad=True):
         super().__init__()
         self.needs_input_grad = bool(needs_input_grad)
-        kh, kw = _pair("kernel_size", kernel_size)
-        self.stride, self.padding = _pair("stride", stride), _pair("padding", padding)
-        if min(in_channels, out_channels, kh, kw) < 1:
-            raise ValueError(f"Conv2d: channels and kernel size must be positive, got {in_channels} -> "
-                             f"{out_channels}, kernel {kh}x{kw}")
+        in_channels = _checks.int_at_least("Conv2d", "in_channels", in_channels)
+        out_channels = _checks.int_at_least("Conv2d", "out_channels", out_channels)
+        kh, kw = _checks.int_pair("Conv2d: kernel_size", kernel_size, 1)
+        self.stride = _checks.int_pair("Conv2d: stride", stride, 1)
+        self.padding = _checks.int_pair("Conv2d: padding", padding, 0)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
         self.weight = init.he_normal(Parameter(np.empty((out_channels, in_channels, kh, kw), dtype), "weight"))
         self.bias = Parameter(np.zeros(out_channels, dtype), "bias") if bias else None
@@ -85,11 +77,12 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
                  bias=True, dtype=np.float32):
         super().__init__()
-        kh, kw = _pair("kernel_size", kernel_size)
-        self.stride, self.padding = _pair("stride", stride), _pair("padding", padding)
-        self.output_padding = _pair("output_padding", output_padding)
-        if min(in_channels, out_channels, kh, kw, *self.stride) < 1 or min(*self.padding, *self.output_padding) < 0:
-            raise ValueError("ConvTranspose2d: channels, kernel size and stride must be positive, padding >= 0")
+        in_channels = _checks.int_at_least("ConvTranspose2d", "in_channels", in_channels)
+        out_channels = _checks.int_at_least("ConvTranspose2d", "out_channels", out_channels)
+        kh, kw = _checks.int_pair("ConvTranspose2d: kernel_size", kernel_size, 1)
+        self.stride = _checks.int_pair("ConvTranspose2d: stride", stride, 1)
+        self.padding = _checks.int_pair("ConvTranspose2d: padding", padding, 0)
+        self.output_padding = _checks.int_pair("ConvTranspose2d: output_padding", output_padding, 0)
         if any(op >= s for op, s in zip(self.output_padding, self.stride)):
             raise ValueError(f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than "
                              f"stride {self.stride}")

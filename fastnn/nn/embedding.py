@@ -16,10 +16,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, dtype=np.float32):
         super().__init__()
-        if num_embeddings < 1 or embedding_dim < 1:
-            raise ValueError(f"Embedding: sizes must be positive, got num_embeddings={num_embeddings}, "
-                             f"embedding_dim={embedding_dim}")
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.num_embeddings = _checks.int_at_least("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _checks.int_at_least("Embedding", "embedding_dim", embedding_dim)
         self.weight = init.normal(Parameter(np.empty((num_embeddings, embedding_dim), dtype), "weight"))
 
     def forward(self, idx):

@@ -16,8 +16,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
         super().__init__()
-        if in_features < 1 or out_features < 1:
-            raise ValueError(f"Linear: sizes must be positive, got {in_features} -> {out_features}")
+        in_features = _checks.int_at_least("Linear", "in_features", in_features)
+        out_features = _checks.int_at_least("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = init.he_normal(Parameter(np.empty((in_features, out_features), dtype), "weight"))
         self.bias = Parameter(np.zeros(out_features, dtype), "bias") if bias else None
@@ -55,8 +55,8 @@ class Maxout(Module):
 
     def __init__(self, in_features, out_features, pieces=2, dtype=np.float32):
         super().__init__()
-        if pieces < 1:
-            raise ValueError(f"Maxout: pieces must be at least 1, got {pieces}")
+        pieces = _checks.int_at_least("Maxout", "pieces", pieces)
+        out_features = _checks.int_at_least("Maxout", "out_features", out_features)
         self.out_features, self.pieces = out_features, pieces
         self.linear = Linear(in_features, out_features * pieces, dtype=dtype)
         init.xavier_uniform(self.linear.weight)
@@ -85,6 +85,10 @@ class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
 
     def forward(self, x):
+        if not _checks._is_array(x):
+            raise TypeError(f"Flatten: expected a NumPy or CuPy array, got {type(x).__name__}")
+        if x.ndim == 0:
+            raise ValueError("Flatten: expected at least 1 dimension (the batch), got a 0-d array")
         y = x.reshape(x.shape[0], -1)
         self._push_cache((x.shape, y.shape, x.dtype))
         return y

@@ -21,9 +21,7 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float32):
         super().__init__()
-        if num_features < 1:
-            raise ValueError(f"{type(self).__name__}: num_features must be positive, got {num_features}")
-        self.num_features = num_features
+        self.num_features = _checks.int_at_least(type(self).__name__, "num_features", num_features)
         self.momentum = _checks.hyperparameter(type(self).__name__, "momentum", momentum, at_least=0.0, at_most=1.0)
         self.eps = _checks.hyperparameter(type(self).__name__, "eps", eps, above=0.0)
         self.gamma = Parameter(np.ones(num_features, dtype), "gamma")
@@ -74,9 +72,10 @@ class LayerNorm(Module):
 
     def __init__(self, normalized_shape, eps=1e-5, dtype=np.float32):
         super().__init__()
-        self.normalized_shape = int(normalized_shape)
-        if self.normalized_shape < 1:
-            raise ValueError(f"LayerNorm: normalized_shape must be positive, got {normalized_shape}")
+        if isinstance(normalized_shape, (tuple, list)) and len(normalized_shape) == 1:
+            normalized_shape = normalized_shape[0]  # (D,), as PyTorch writes it: the last axis only
+        self.normalized_shape = _checks.int_at_least("LayerNorm", "normalized_shape (the last axis's size)",
+                                                     normalized_shape)
         self.eps = _checks.hyperparameter("LayerNorm", "eps", eps, above=0.0)
         self.gamma = Parameter(np.ones(self.normalized_shape, dtype), "gamma")
         self.beta = Parameter(np.zeros(self.normalized_shape, dtype), "beta")

@@ -1,5 +1,6 @@
 """Pooling layers over x (N, C, H, W), on F.max_pool2d_* and F.avg_pool2d_*."""
 from .. import functional as F
+from ..functional.pool import pool_window
 from . import _checks
 from .module import Module
 
@@ -10,6 +11,7 @@ class MaxPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
+        pool_window(kernel_size, stride, padding, "MaxPool2d")  # refused here, not at the first forward
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x):
@@ -31,6 +33,7 @@ class AvgPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
+        pool_window(kernel_size, stride, padding, "AvgPool2d")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
 
     def forward(self, x):

@@ -180,9 +180,10 @@ class _Recurrent(Module):
 
     def __init__(self, input_size, hidden_size, num_layers=1, dtype=np.float32):
         super().__init__()
-        if input_size < 1 or hidden_size < 1 or num_layers < 1:
-            raise ValueError(f"{type(self).__name__}: sizes must be positive, got input_size={input_size}, "
-                             f"hidden_size={hidden_size}, num_layers={num_layers}")
+        name = type(self).__name__
+        input_size = _checks.int_at_least(name, "input_size", input_size)
+        hidden_size = _checks.int_at_least(name, "hidden_size", hidden_size)
+        num_layers = _checks.int_at_least(name, "num_layers", num_layers)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.layers = [self._layer_class(input_size if l == 0 else hidden_size, hidden_size, dtype)
                        for l in range(num_layers)]
