@@ -4,7 +4,9 @@ CuPy is imported only when a CuPy array is seen or the GPU is asked about, so `i
 works on machines without CuPy or a GPU.
 """
 import contextlib
+import numbers
 import os
+import warnings
 
 import numpy as np
 
@@ -32,6 +34,13 @@ try:
 except ImportError:
     _cuda = None
 
+SIMD_LEVELS = ("portable", "avx2", "avx512")  # the names FASTNN_SIMD takes (csrc/cpu_features.cpp)
+if os.environ.get("FASTNN_SIMD", SIMD_LEVELS[0]) not in SIMD_LEVELS:
+    # The native side ignores an unknown name (caps nothing); say so rather than run silently
+    # on kernels the user meant to rule out.
+    warnings.warn(f"FASTNN_SIMD={os.environ['FASTNN_SIMD']!r} is not one of {', '.join(SIMD_LEVELS)}; "
+                  f"ignored, the CPU kernels use {_C.simd()}", RuntimeWarning, stacklevel=2)
+
 
 def cuda_module_built():
     """True when fastnn was built with its CUDA module (nvcc was found at build time)."""
@@ -57,6 +66,8 @@ def get_num_threads():
 
 def set_num_threads(n):
     """Sets the threads the CPU kernels use."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"set_num_threads: expected an int, got {type(n).__name__} {n!r}")
     n = int(n)
     if n < 1:
         raise ValueError(f"set_num_threads: need at least 1 thread, got {n}")

@@ -44,7 +44,8 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6, name="value"):
     bad = ~(err <= bound)
     if bad.any():
         idx = np.argwhere(bad)[:5]
-        lines = [f"  at {tuple(i)}: got {actual[tuple(i)]!r}, expected {expected[tuple(i)]!r}" for i in idx]
+        lines = [f"  at {tuple(int(k) for k in i)}: got {float(actual[tuple(i)])!r}, "
+                 f"expected {float(expected[tuple(i)])!r}" for i in idx]  # plain numbers, not np.float64(...)
         raise AssertionError(
             f"{name}: {int(bad.sum())} of {bad.size} elements differ (rtol={rtol}, atol={atol}); "
             f"max abs err {np.nanmax(err):.3g}\n" + "\n".join(lines)

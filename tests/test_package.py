@@ -29,6 +29,9 @@ def test_set_num_threads_round_trips():
         fastnn.set_num_threads(before)
     with pytest.raises(ValueError):
         fastnn.set_num_threads(0)
+    for bad in (2.5, "2", True):  # 2.5 was truncated to 2, "a" gave int()'s message
+        with pytest.raises(TypeError, match="set_num_threads: expected an int"):
+            fastnn.set_num_threads(bad)
 
 
 def test_omp_num_threads_is_followed():
@@ -45,6 +48,15 @@ def test_fastnn_simd_env_forces_portable_kernels():
     out = subprocess.run([sys.executable, "-c", "import fastnn; print(fastnn.simd())"],
                          env=env, capture_output=True, text=True, cwd=os.path.dirname(__file__), check=True)
     assert out.stdout.strip() == "portable"
+
+
+def test_fastnn_simd_env_unknown_name_warns():
+    env = dict(os.environ, FASTNN_SIMD="avx")
+    out = subprocess.run([sys.executable, "-W", "always", "-c", "import fastnn; print(fastnn.simd())"],
+                         env=env, capture_output=True, text=True, cwd=os.path.dirname(__file__), check=True)
+    assert "FASTNN_SIMD='avx' is not one of portable, avx2, avx512; ignored" in out.stderr
+    best = "avx512" if _C.cpu_supports_avx512() else "avx2" if _C.cpu_supports_avx2_fma() else "portable"
+    assert out.stdout.strip() == best  # the choice the CPU makes with nothing set
 
 
 def test_simd_selection_follows_the_cpu():
