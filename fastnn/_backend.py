@@ -86,9 +86,12 @@ def is_cupy_array(a):
     return type(a).__module__.split(".", 1)[0] == "cupy"
 
 
-def cupy_module():
-    import cupy
-
+def cupy_module(what="device='cuda'"):
+    """CuPy, or a RuntimeError that says how to get it (not a bare ModuleNotFoundError)."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise RuntimeError(f"{what} needs CuPy: pip install 'fastnn[cuda]'") from exc
     return cupy
 
 

@@ -236,3 +236,15 @@ def test_backward_checks_cupy_dout(name, rng):
     y = layer.forward(cp.asarray(make_x(rng)))
     y = y[0] if isinstance(y, tuple) else y
     layer.backward(cp.ones_like(y))
+
+
+def test_to_cuda_without_cupy_says_how_to_get_it():
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed")
+    except ImportError:
+        pass
+    model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    with pytest.raises(RuntimeError, match=r"to\('cuda'\) needs CuPy: pip install 'fastnn\[cuda\]'"):
+        model.to("cuda")
+    assert all(isinstance(p.data, np.ndarray) for p in model.parameters())

@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 
+from .. import _backend
 from .._backend import is_cupy_array
 
 
@@ -21,10 +22,7 @@ def check_device(device):
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device must be None, 'cpu' or 'cuda', got {device!r}")
     if device == "cuda":
-        try:
-            import cupy  # noqa: F401
-        except ImportError as exc:
-            raise RuntimeError("device='cuda' needs CuPy: pip install 'fastnn[cuda]'") from exc
+        _backend.cupy_module()
     return device
 
 
