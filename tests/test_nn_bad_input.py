@@ -248,3 +248,10 @@ def test_to_cuda_without_cupy_says_how_to_get_it():
     with pytest.raises(RuntimeError, match=r"to\('cuda'\) needs CuPy: pip install 'fastnn\[cuda\]'"):
         model.to("cuda")
     assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
+
+
+def test_concat_branches_of_other_shapes():
+    concat = nn.Concat(nn.MaxPool2d(2), nn.Conv2d(2, 3, 1))  # 2x3 against 4x6 spatially
+    with pytest.raises(ValueError, match=r"Concat: branch 1 returned shape \(1, 3, 4, 6\) and branch 0 "
+                                         r"\(1, 2, 2, 3\); they may differ only on axis 1"):
+        concat.forward(np.ones((1, 2, 4, 6), np.float32))
