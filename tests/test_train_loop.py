@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from fastnn import data, nn, optim
+from fastnn import functional as F
+from fastnn.functional import NonFiniteError
 from fastnn.training import History, NonFiniteLossError, Trainer, seed_everything
 
 
@@ -235,3 +237,104 @@ def test_bad_arguments_are_rejected():
         Trainer(model, loss, opt, progress=False, log=None).fit(train, epochs=0)
     with pytest.raises(TypeError, match="pair"):
         Trainer(model, loss, opt, progress=False, log=None).fit([np.zeros((2, 4), np.float32)], epochs=1)
+
+
+class _NaNGradient(nn.Module):
+    """Identity forward; backward sends NaN down (as an overflowing gradient would)."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout * np.float32(np.nan)
+
+
+def _images(n=96, nan_at=None):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 1, 8, 8)).astype(np.float32)
+    if nan_at is not None:
+        x[nan_at, 0, 3, 3] = np.nan
+    return x, rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("layers, culprit", [
+    (lambda: [nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3)], "conv2d_forward: the output is not finite"),
+    (lambda: [nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3)], "max_pool2d_forward: x contains NaN"),
+    (lambda: [nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(64, 3)], "batch_norm_forward: x contains NaN"),
+])
+def test_a_layer_meeting_nan_stops_training_like_a_nan_loss(layers, culprit):
+    seed_everything(0)
+    x, y = _images(nan_at=70)  # batch 3 (batch size 32, no shuffle)
+    model = nn.Sequential(*layers())
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 1, step 3 \(global step 3\)") as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert culprit in str(info.value) and culprit in info.value.detail
+    assert (info.value.epoch, info.value.step, info.value.global_step) == (1, 3, 3)
+    assert trainer.global_step == 2
+
+
+def test_a_non_finite_weight_gradient_stops_training():
+    seed_everything(0)
+    x, y = _images()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), _NaNGradient(), nn.Flatten(), nn.Linear(72, 3))
+    before = weights(model)
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    with pytest.raises(NonFiniteLossError, match=r"conv2d_backward: dw is not finite.*") as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert info.value.step == 1
+    for name, a in before.items():  # the optimizer never stepped
+        np.testing.assert_array_equal(weights(model)[name], a, err_msg=name)
+
+
+def test_an_lstm_with_nan_weights_stops_training():
+    from fastnn.training import CharLSTM
+
+    ids = np.arange(200) % 5
+    model = CharLSTM(5, embedding_dim=4, hidden_size=8)
+    model.lstm.layers[0].Wh.data[0, 0] = np.nan
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()),
+                      prepare_batch=lambda b: (b[0], b[1].reshape(-1)), progress=False, log=None)
+    with pytest.raises(NonFiniteLossError, match="lstm_forward: h or c is NaN"):
+        trainer.fit(data.BPTTBatches(ids, 4, 8), epochs=1)
+
+
+def test_shape_errors_in_a_layer_are_not_reported_as_nan():
+    x, y = _images(64)
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(72, 3))  # 3 input channels, images have 1
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    with pytest.raises(ValueError, match="input channels") as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert not isinstance(info.value, (NonFiniteLossError, NonFiniteError))
+
+
+def test_the_ops_non_finite_checks_raise_a_value_error_subclass():
+    x = np.full((1, 1, 4, 4), np.nan, np.float32)
+    for call in (lambda: F.conv2d_forward(x, np.ones((1, 1, 3, 3), np.float32), None),
+                 lambda: F.max_pool2d_forward(x, 2),
+                 lambda: F.avg_pool2d_forward(x, 2),
+                 lambda: F.softmax_cross_entropy_forward(np.full((2, 3), np.nan, np.float32), np.zeros(2, np.int64)),
+                 lambda: nn.MSELoss().forward(np.full((2, 1), np.inf, np.float32), np.zeros((2, 1), np.float32))):
+        with pytest.raises(NonFiniteError):
+            call()
+    assert issubclass(NonFiniteError, ValueError)
+
+
+def test_nan_while_evaluating_is_reported_with_the_batch():
+    seed_everything(0)
+    x, y = _images(96, nan_at=70)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3))
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    train = data.DataLoader(x[:64], y[:64], batch_size=32)
+    with pytest.raises(NonFiniteLossError, match=r"evaluation hit a non-finite value at batch 3 after epoch 1") as info:
+        trainer.fit(train, data.DataLoader(x, y, batch_size=32), epochs=2)
+    assert info.value.phase == "evaluation" and trainer.epoch == 1
+    xf, yf = blobs(64)
+    xf[40, 0] = np.inf
+    linear = make_trainer(0, dropout=False)
+    with pytest.raises(NonFiniteLossError, match="evaluation loss is nan at batch 2 after epoch 0"):
+        linear.evaluate(data.DataLoader(xf, yf, batch_size=32))

@@ -20,7 +20,7 @@ def _finite(loss, value):
     silent NaN that poisons every parameter at the next step."""
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{loss}: the loss is {value}: the predictions or targets contain NaN or inf")
+        raise F.NonFiniteError(f"{loss}: the loss is {value}: the predictions or targets contain NaN or inf")
     return value
 
 

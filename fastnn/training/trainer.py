@@ -36,18 +36,28 @@ import numpy as np
 from .. import _backend, init
 from .._io import atomic_savez
 from .. import nn, optim
+from ..functional import NonFiniteError
 from .history import History
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; training stops at the step named in the message."""
+    """Training met NaN or inf: the loss, or a layer's own check (fastnn.functional.NonFiniteError:
+    a convolution's output or weight gradient, pooling, an LSTM state, batch statistics) in the step
+    named in the message, or a non-finite loss or layer output while evaluating (phase
+    "evaluation": step is then the batch, epoch the epochs completed). `detail` is the layer's
+    message, None for a non-finite loss."""
 
-    def __init__(self, loss, epoch, step, global_step):
+    def __init__(self, loss, epoch, step, global_step, detail=None, phase="training"):
         self.loss, self.epoch, self.step, self.global_step = loss, epoch, step, global_step
-        super().__init__(
-            f"training loss is {loss} at epoch {epoch}, step {step} (global step {global_step}); "
-            "stopping. Try a smaller learning rate, gradient clipping, or check the inputs for NaN/inf."
-        )
+        self.detail, self.phase = detail, phase
+        if phase == "training":
+            where = f"at epoch {epoch}, step {step} (global step {global_step})"
+            advice = "Try a smaller learning rate, gradient clipping, or check the inputs for NaN/inf."
+        else:
+            where = f"at batch {step} after epoch {epoch} (global step {global_step})"
+            advice = "Check the evaluation inputs and the weights for NaN/inf."
+        what = f"{phase} loss is {loss}" if detail is None else f"{phase} hit a non-finite value"
+        super().__init__(f"{what} {where}{'' if detail is None else f' ({detail})'}; stopping. {advice}")
 
 
 def seed_everything(seed):
@@ -67,6 +77,14 @@ def classification_accuracy(scores, targets):
 
 
 _LOSS_VALUE = re.compile(r"loss is (-?inf|nan)\b|loss of row \d+ is not finite", re.IGNORECASE)
+
+
+class _NonFiniteLoss(NonFiniteError):
+    """A non-finite loss (value: the loss, NaN when the loss's error names none)."""
+
+    def __init__(self, value):
+        super().__init__(f"the loss is {value}")
+        self.value = value
 
 
 def _non_finite_loss_value(error, predictions):
@@ -189,28 +207,45 @@ class Trainer:
             self.scheduler.step()
         return loss, acc
 
-    def _non_finite(self, loss, step_in_epoch):
+    def _non_finite(self, error, step_in_epoch):
+        """NonFiniteLossError for a NonFiniteError (or a non-finite loss value) in a training step."""
+        if isinstance(error, NonFiniteError) and not isinstance(error, _NonFiniteLoss):
+            return NonFiniteLossError(math.nan, self.epoch + 1, step_in_epoch + 1, self.global_step + 1,
+                                      detail=str(error))
+        loss = error.value if isinstance(error, _NonFiniteLoss) else error
         return NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
 
-    def _eager_train_step(self, inputs, targets, step_in_epoch):
-        self.model.zero_grad()
-        predictions = self.model.forward(inputs)
+    def _loss(self, predictions, targets):
+        """loss_fn.forward as a float; a NaN/inf loss raises _NonFiniteLoss."""
         try:
             loss = self.loss_fn.forward(predictions, targets)
         except ValueError as e:
             # fastnn's losses refuse a NaN/inf loss themselves (a ValueError); for training that is
-            # the event this loop reports, so it becomes NonFiniteLossError naming the step. Other
-            # ValueErrors (shapes, labels) pass through unchanged.
+            # the event this loop reports. Other ValueErrors (shapes, labels) pass through unchanged.
             value = _non_finite_loss_value(e, predictions)
             if value is None:
-                raise
-            raise self._non_finite(value, step_in_epoch) from e
+                if not isinstance(e, NonFiniteError):
+                    raise
+                value = math.nan
+            raise _NonFiniteLoss(value) from e
         if not math.isfinite(loss):
-            raise self._non_finite(loss, step_in_epoch)
-        self.model.backward(self.loss_fn.backward())
-        if self.clip_grad_norm is not None:
-            optim.clip_grad_norm(self.params, self.clip_grad_norm)
-        self.optimizer.step()
+            raise _NonFiniteLoss(loss)
+        return loss
+
+    def _eager_train_step(self, inputs, targets, step_in_epoch):
+        self.model.zero_grad()
+        # A layer's own NaN/inf check (NonFiniteError, a ValueError subclass) anywhere in the step
+        # is the same event as a NaN loss: it becomes NonFiniteLossError naming the step. The
+        # optimizer has not stepped then, so the weights are those before this batch.
+        try:
+            predictions = self.model.forward(inputs)
+            loss = self._loss(predictions, targets)
+            self.model.backward(self.loss_fn.backward())
+            if self.clip_grad_norm is not None:
+                optim.clip_grad_norm(self.params, self.clip_grad_norm)
+            self.optimizer.step()
+        except NonFiniteError as e:
+            raise self._non_finite(e, step_in_epoch) from e
         return loss, classification_accuracy(predictions, targets) if self.accuracy else None
 
     def _graph_train_step(self, inputs, targets, step_in_epoch):
@@ -276,7 +311,10 @@ class Trainer:
 
     def evaluate(self, loader):
         """Mean loss (and accuracy) over a loader with the model in eval mode; no parameter changes.
-        Returns {"loss", "accuracy" (None when not reported), "throughput"}."""
+        Returns {"loss", "accuracy" (None when not reported), "throughput"}.
+
+        Raises NonFiniteLossError (phase "evaluation", naming the batch) when the loss or a layer's
+        own check meets NaN/inf."""
         was_training = self.model.training
         self.model.eval()
         self._reset_model_state()
@@ -284,11 +322,18 @@ class Trainer:
         count = 0
         start = time.perf_counter()
         try:
-            for batch in loader:
+            for index, batch in enumerate(loader):
                 inputs, targets = self.prepare_batch(batch)
-                predictions = self.model.forward(inputs)
+                try:
+                    predictions = self.model.forward(inputs)
+                    loss = self._loss(predictions, targets)
+                except NonFiniteError as e:
+                    value = e.value if isinstance(e, _NonFiniteLoss) else math.nan
+                    detail = None if isinstance(e, _NonFiniteLoss) else str(e)
+                    raise NonFiniteLossError(value, self.epoch, index + 1, self.global_step, detail=detail,
+                                             phase="evaluation") from e
                 n = len(targets)
-                total_loss += self.loss_fn.forward(predictions, targets) * n
+                total_loss += loss * n
                 if self.accuracy:
                     total_correct += classification_accuracy(predictions, targets) * n
                 count += n
