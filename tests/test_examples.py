@@ -86,3 +86,13 @@ def test_cli_wrappers_run_as_scripts(tmp_path, script, args, expected):
                             text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
+
+
+@pytest.mark.parametrize("script", ["lenet5_mnist.py", "char_lstm.py"])
+def test_cli_wrappers_use_their_own_name(tmp_path, script):
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and f"usage: {script}" in result.stdout and "fastnn train" not in result.stdout[:200]
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--epochs", "0"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and f"{script}: error: argument --epochs: must be positive" in result.stderr

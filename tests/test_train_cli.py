@@ -67,31 +67,92 @@ def test_charlstm_learns_and_samples():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "lenet5", "--epochs", "0"], "--epochs must be positive"),
-    (["train", "lenet5", "--lr", "-1"], "--lr must be positive"),
-    (["train", "charlstm", "--temperature", "0"], "--temperature must be positive"),
+    (["train", "lenet5", "--epochs", "0"], "argument --epochs: must be positive, got 0"),
+    (["train", "lenet5", "--epochs", "two"], "argument --epochs: expected a positive integer, got 'two'"),
+    (["train", "lenet5", "--lr", "-1"], "argument --lr: must be positive and finite"),
+    (["train", "lenet5", "--lr", "inf"], "argument --lr: must be positive and finite, got inf"),
+    (["train", "lenet5", "--lr", "nan"], "argument --lr: must be positive and finite, got nan"),
+    (["train", "lenet5", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["train", "lenet5", "--threads", "0"], "argument --threads: must be positive"),
+    (["train", "charlstm", "--temperature", "0"], "argument --temperature: must be positive"),
+    (["train", "charlstm", "--clip", "inf"], "argument --clip: must be positive and finite"),
     (["train", "lenet5", "--device", "tpu"], "invalid choice"),
+    (["train", "lenet5", "--resume"], "--resume needs --out"),
+    (["train", "lenet5", "--cuda-graph"], "--cuda-graph needs --device cuda"),
     (["train", "resnet"], "invalid choice"),
 ])
 def test_bad_options_exit_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    if argv[1] in ("lenet5", "charlstm"):  # the subcommand's usage and name, not the top-level one
+        assert f"usage: fastnn train {argv[1]}" in err and f"fastnn train {argv[1]}: error:" in err
 
 
-def test_resume_without_out_is_an_error():
-    with pytest.raises(ValueError, match="resume needs an output folder"):
-        cli.main(["train", "lenet5", "--limit-train", "64", "--limit-eval", "64", "--resume", "--no-progress"])
+def _one_error_line(capsys, message):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastnn: error: "), captured.err
+    assert message in lines[0]
+    assert "Traceback" not in captured.err
 
 
-def test_cuda_without_a_gpu_says_so():
+def test_resume_without_out_is_an_error_in_the_python_api_too():
+    from fastnn.training import RunError, train_lenet5
+
+    with pytest.raises(RunError, match="resume needs an output folder"):
+        train_lenet5(limit_train=64, limit_eval=64, resume=True, progress=False)
+
+
+def test_cuda_without_a_gpu_says_so(capsys):
     import fastnn
 
     if fastnn.cuda_available():
         pytest.skip("a GPU is available")
-    with pytest.raises(RuntimeError, match="no usable GPU"):
-        cli.main(["train", "lenet5", "--device", "cuda", "--limit-train", "64"])
+    assert cli.main(["train", "lenet5", "--device", "cuda", "--limit-train", "64"]) == 1
+    _one_error_line(capsys, "--device cuda: no usable GPU")
+    from fastnn.training import train_lenet5
+
+    with pytest.raises(RuntimeError, match="no usable GPU"):  # still a RuntimeError for Python callers
+        train_lenet5(device="cuda", limit_train=64)
+
+
+def test_out_naming_a_file_is_refused_before_training(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    assert cli.main(["train", "lenet5", "--limit-train", "64", "--limit-eval", "64", "--no-progress",
+                     "--out", str(afile)]) == 1
+    _one_error_line(capsys, "is a file, not a folder")
+    assert afile.read_text() == "not a folder"
+
+
+def test_charlstm_batch_shape_too_large_for_the_text(capsys):
+    assert cli.main(["train", "charlstm", "--limit-chars", "3000", "--seq-len", "500", "--no-progress"]) == 1
+    _one_error_line(capsys, "the text is too short for batch size 32 and sequence length 500")
+
+
+def test_a_diverging_run_is_one_error_line(monkeypatch, capsys):
+    from fastnn import training
+
+    def diverge(**kwargs):
+        raise training.NonFiniteLossError(float("nan"), 1, 3, 3)
+
+    monkeypatch.setattr(training, "train_lenet5", diverge)
+    assert cli.main(["train", "lenet5", "--no-progress"]) == 1
+    _one_error_line(capsys, "training loss is nan at epoch 1, step 3")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    from fastnn import training
+
+    def bug(**kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(training, "train_lenet5", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        cli.main(["train", "lenet5", "--no-progress"])
 
 
 def test_console_entry_point_lists_the_models(tmp_path):

@@ -22,12 +22,25 @@ from .models import CharLSTM, count_parameters, lenet5
 from .trainer import Trainer, seed_everything
 
 
-def _setup(device, threads, seed):
+class RunError(ValueError):
+    """A run that cannot start or go on as asked, for a reason its caller can fix: an output folder
+    that is a file, a checkpoint that is not this run's, a text too short for the batch shape, a GPU
+    that is not there. `fastnn train` prints it as one `fastnn: error:` line."""
+
+
+class NoGPUError(RunError, RuntimeError):
+    """device="cuda" without a usable GPU (also a RuntimeError, as before RunError existed)."""
+
+
+def _setup(device, threads, seed, out):
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda" and not _backend.cuda_available():
-        raise RuntimeError("--device cuda: no usable GPU (needs CuPy and the fastnn._cuda module); "
-                           "run `fastnn info` to see what this build has")
+        raise NoGPUError("--device cuda: no usable GPU (needs CuPy and the fastnn._cuda module); "
+                         "run `fastnn info` to see what this build has")
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise RunError(f"--out {out} is a file, not a folder; give a folder for checkpoint.npz, history.json "
+                       "and model.npz")
     if threads is not None:
         _backend.set_num_threads(threads)
     seed_everything(seed)
@@ -54,7 +67,7 @@ def _resume(trainer, out, resume, say):
     path = None if out is None else os.path.join(out, "checkpoint.npz")
     if resume:
         if path is None:
-            raise ValueError("resume needs an output folder (out) holding checkpoint.npz")
+            raise RunError("resume needs an output folder (out) holding checkpoint.npz")
         if os.path.exists(path):
             trainer.load_checkpoint(path)
             say(f"resumed from {path} after epoch {trainer.epoch}")
@@ -72,7 +85,7 @@ def train_lenet5(epochs=5, batch_size=64, lr=2e-3, device="cpu", threads=None, o
     limit_train / limit_eval cut the training and the validation/test sets (smoke tests);
     cuda_graph (device "cuda" only) runs each training step as one CUDA-graph launch.
     """
-    _setup(device, threads, seed)
+    _setup(device, threads, seed, out)
     if cuda_graph and device != "cuda":
         raise ValueError("cuda_graph needs device='cuda'")
     x_train, y_train = data.load_mnist("train")
@@ -133,12 +146,17 @@ def train_charlstm(epochs=3, batch_size=32, seq_len=64, hidden_size=256, embeddi
                    threads=None, out=None, seed=0, resume=False, limit_chars=None, progress=True, say=print):
     """Trains a character LSTM and returns {"val_loss", "val_perplexity", "chars_per_second",
     "sample", "history"}. limit_chars cuts the text (smoke tests)."""
-    _setup(device, threads, seed)
+    _setup(device, threads, seed, out)
     corpus = data.load_text(text)
     if limit_chars is not None:
         corpus = corpus[:int(limit_chars)]
     vocab = data.Vocabulary(corpus)
     train_ids, val_ids = data.contiguous_split(vocab.encode(corpus), [0.9, 0.1])
+    if len(train_ids) < batch_size * seq_len + 1 or len(val_ids) < seq_len + 1:
+        raise RunError(f"the text is too short for batch size {batch_size} and sequence length {seq_len}: "
+                       f"{len(train_ids):,} training characters (need batch size x sequence length + 1 = "
+                       f"{batch_size * seq_len + 1:,}) and {len(val_ids):,} validation characters (need "
+                       f"{seq_len + 1:,}); use a smaller --batch-size or --seq-len")
     train_batches = data.BPTTBatches(train_ids, batch_size, seq_len, device=device)
     val_batches = data.BPTTBatches(val_ids, min(batch_size, max(1, (len(val_ids) - 1) // seq_len)), seq_len,
                                    device=device)
