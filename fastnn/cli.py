@@ -117,7 +117,7 @@ def cmd_train(args):
                                     temperature=args.temperature, sample_length=args.sample_length,
                                     device=args.device, threads=args.threads, out=args.out, seed=args.seed,
                                     resume=args.resume, limit_chars=args.limit_chars, progress=not args.no_progress)
-    except (training.NonFiniteLossError, training.RunError) as e:
+    except (training.NonFiniteLossError, training.RunError, training.CheckpointError) as e:
         # What the user can fix (options, the output folder, a diverging run) is one line; anything
         # else is a bug and keeps its traceback.
         print(f"fastnn: error: {e}", file=sys.stderr)

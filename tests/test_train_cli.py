@@ -160,3 +160,12 @@ def test_console_entry_point_lists_the_models(tmp_path):
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0
     assert "lenet5" in result.stdout and "charlstm" in result.stdout
+
+
+def test_a_corrupt_checkpoint_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert cli.main(["train", "lenet5", "--limit-train", "64", "--limit-eval", "64", "--no-progress",
+                     "--out", str(out), "--resume"]) == 1
+    _one_error_line(capsys, f"{out / 'checkpoint.npz'} is not a fastnn checkpoint (not a valid .npz")

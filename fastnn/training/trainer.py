@@ -34,7 +34,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .. import _backend, init
-from .._io import atomic_savez
+from .._io import CheckpointError, atomic_savez, read_npz
 from .. import nn, optim
 from ..functional import NonFiniteError
 from .history import History
@@ -444,8 +444,7 @@ class Trainer:
 
     def load_checkpoint(self, path):
         """Restores everything save_checkpoint wrote; the next fit() continues with the next epoch."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            files = {name: data[name] for name in data.files}
+        files = read_npz(path)
         if "meta" not in files:
             raise ValueError(f"{path} is not a fastnn training checkpoint (no 'meta' entry)")
         meta = json.loads(str(files.pop("meta")))
