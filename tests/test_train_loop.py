@@ -9,7 +9,7 @@ import pytest
 from fastnn import data, nn, optim
 from fastnn import functional as F
 from fastnn.functional import NonFiniteError
-from fastnn.training import History, NonFiniteLossError, Trainer, seed_everything
+from fastnn.training import CheckpointError, History, NonFiniteLossError, Trainer, seed_everything
 
 
 def blobs(n=240, seed=0):
@@ -338,3 +338,122 @@ def test_nan_while_evaluating_is_reported_with_the_batch():
     linear = make_trainer(0, dropout=False)
     with pytest.raises(NonFiniteLossError, match="evaluation loss is nan at batch 2 after epoch 0"):
         linear.evaluate(data.DataLoader(xf, yf, batch_size=32))
+
+
+def _rewrite_meta(path, change):
+    """Rewrites a checkpoint's meta entry through change(meta) (as an older or damaged file would be)."""
+    with np.load(path) as f:
+        files = {name: f[name] for name in f.files}
+    meta = json.loads(str(files["meta"]))
+    change(meta)
+    files["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **files)
+
+
+def _snapshot(trainer):
+    return (weights(trainer.model), trainer.optimizer.t, trainer.optimizer.lr, trainer.epoch,
+            None if trainer.scheduler is None else dict(trainer.scheduler.state_dict()))
+
+
+def _assert_unchanged(trainer, snapshot):
+    now = _snapshot(trainer)
+    for name, a in snapshot[0].items():
+        np.testing.assert_array_equal(now[0][name], a, err_msg=name)
+    assert now[1:] == snapshot[1:]
+
+
+def _plateau_trainer(seed=1):
+    model = mlp(seed)
+    opt = optim.Adam(model.parameters(), lr=0.03)
+    return Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.ReduceLROnPlateau(opt), progress=False,
+                   log=None)
+
+
+def test_a_checkpoint_of_another_configuration_is_refused_and_changes_nothing(tmp_path):
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.fit(*loaders(), epochs=1)
+    trainer.save_checkpoint(path)
+    cases = [
+        (_plateau_trainer(), r"scheduler: StepLR in the checkpoint, ReduceLROnPlateau now"),
+        (Trainer(mlp(1), nn.SoftmaxCrossEntropyLoss(), optim.Adam(mlp(1).parameters()), progress=False, log=None),
+         r"scheduler: \{.*'StepLR'.*\} in the checkpoint, None now"),
+    ]
+    model = mlp(1)
+    opt = optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
+    cases.append((Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 1, 0.7),
+                          progress=False, log=None), "optimizer: Adam in the checkpoint, SGD now"))
+    model = mlp(1)
+    opt = optim.Adam(model.parameters(), lr=0.03, betas=(0.8, 0.999))
+    cases.append((Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 2, 0.7),
+                          progress=False, log=None),
+                  r"optimizer.b1: 0.9 in the checkpoint, 0.8 now; scheduler.step_size: 1 in the checkpoint, 2 now"))
+    for other, message in cases:
+        before = _snapshot(other)
+        with pytest.raises(CheckpointError, match=message) as info:
+            other.load_checkpoint(path)
+        assert str(path) in str(info.value) and "another configuration" in str(info.value)
+        _assert_unchanged(other, before)
+
+
+def test_run_config_is_recorded_and_must_match(tmp_path):
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.run_config = {"batch_size": 32, "seed": 0}
+    trainer.save_checkpoint(path)
+    same = make_trainer(1)
+    same.run_config = {"batch_size": 32, "seed": 0}
+    same.load_checkpoint(path)
+    other = make_trainer(1)
+    other.run_config = {"batch_size": 16, "seed": 7}
+    with pytest.raises(CheckpointError, match="batch_size: 32 in the checkpoint, 16 now; seed: 0 in the checkpoint, 7 now"):
+        other.load_checkpoint(path)
+
+
+def test_a_failed_load_changes_nothing(tmp_path):
+    """Each part is checked before any is restored: a bad optimizer moment, scheduler state, generator
+    state or counter, found after the weights, leaves the weights as they were."""
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.fit(*loaders(), epochs=1)
+    trainer.save_checkpoint(path)
+    with np.load(path) as f:
+        files = {name: f[name] for name in f.files}
+    bad_moment = dict(files)
+    bad_moment["optimizer.state.0.m"] = np.full_like(files["optimizer.state.0.m"], np.nan)
+    np.savez(tmp_path / "moment.npz", **bad_moment)
+    damaged = {"moment.npz": "non-finite"}
+    for name, change, message in [
+        ("scheduler.npz", lambda m: m.update(scheduler={"t": -1, "eta0": 0.03}), "t must be >= 0"),
+        ("keys.npz", lambda m: m.update(scheduler={"best": 1.0, "bad_evaluations": 0}), "is not a StepLR's"),
+        ("generator.npz", lambda m: m["model_generators"].update({"layers.2._rng_cpu": {"bit_generator": "nope"}}),
+         "bit_generator|state"),
+        ("counter.npz", lambda m: m.update(epoch=-3), "epoch must be an integer >= 0"),
+        ("missing.npz", lambda m: m.pop("numpy_global"), "an entry is missing: 'numpy_global'"),
+    ]:
+        (tmp_path / name).write_bytes(path.read_bytes())
+        _rewrite_meta(tmp_path / name, change)
+        damaged[name] = message
+    for name, message in damaged.items():
+        other = make_trainer(1)
+        before = _snapshot(other)
+        with pytest.raises(CheckpointError, match=message):
+            other.load_checkpoint(tmp_path / name)
+        _assert_unchanged(other, before)
+
+
+def test_an_old_checkpoint_without_a_configuration_loads_with_a_warning(tmp_path):
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.fit(*loaders(), epochs=1)
+    trainer.save_checkpoint(path)
+    _rewrite_meta(path, lambda m: m.pop("config"))
+    resumed = make_trainer(1)
+    with pytest.warns(UserWarning, match="before checkpoints recorded their configuration"):
+        resumed.load_checkpoint(path)
+    assert resumed.epoch == 1
+    plateau = _plateau_trainer()  # without the record, the scheduler's state keys still give it away
+    before = _snapshot(plateau)
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="is not a ReduceLROnPlateau's"):
+        plateau.load_checkpoint(path)
+    _assert_unchanged(plateau, before)
