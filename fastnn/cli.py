@@ -96,27 +96,39 @@ def _common_options(p, epochs, batch_size, lr):
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for fastnn's kernels")
     p.add_argument("--out", default=None,
                    help="folder for checkpoint.npz (every epoch), history.json/.png and model.npz")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz if it exists; the options that define the run (lr, "
+                        "batch size, seed, model size, limits) must be those it was written with, while --epochs "
+                        "(the total), --threads, --device and --no-progress may change")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out folder that holds an earlier run, replacing its files")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed for weights, shuffling and sampling (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (per-epoch lines only)")
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    print(f"fastnn: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def cmd_train(args):
+    import warnings
+
     from fastnn import training
 
+    common = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
+                  threads=args.threads, out=args.out, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+                  progress=not args.no_progress)
     try:
-        if args.model == "lenet5":
-            training.train_lenet5(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                                  threads=args.threads, out=args.out, seed=args.seed, resume=args.resume,
-                                  limit_train=args.limit_train, limit_eval=args.limit_eval,
-                                  progress=not args.no_progress, cuda_graph=args.cuda_graph)
-        else:
-            training.train_charlstm(epochs=args.epochs, batch_size=args.batch_size, seq_len=args.seq_len,
-                                    hidden_size=args.hidden, lr=args.lr, clip=args.clip,
-                                    temperature=args.temperature, sample_length=args.sample_length,
-                                    device=args.device, threads=args.threads, out=args.out, seed=args.seed,
-                                    resume=args.resume, limit_chars=args.limit_chars, progress=not args.no_progress)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line  # e.g. an old checkpoint's: one line, no source line
+            if args.model == "lenet5":
+                training.train_lenet5(limit_train=args.limit_train, limit_eval=args.limit_eval,
+                                      cuda_graph=args.cuda_graph, **common)
+            else:
+                training.train_charlstm(seq_len=args.seq_len, hidden_size=args.hidden, clip=args.clip,
+                                        temperature=args.temperature, sample_length=args.sample_length,
+                                        limit_chars=args.limit_chars, **common)
     except (training.NonFiniteLossError, training.RunError, training.CheckpointError) as e:
         # What the user can fix (options, the output folder, a diverging run) is one line; anything
         # else is a bug and keeps its traceback.

@@ -169,3 +169,93 @@ def test_a_corrupt_checkpoint_is_one_error_line(tmp_path, capsys):
     assert cli.main(["train", "lenet5", "--limit-train", "64", "--limit-eval", "64", "--no-progress",
                      "--out", str(out), "--resume"]) == 1
     _one_error_line(capsys, f"{out / 'checkpoint.npz'} is not a fastnn checkpoint (not a valid .npz")
+
+
+LENET_SMALL = ["train", "lenet5", "--limit-train", "128", "--limit-eval", "100", "--no-progress"]
+LSTM_SMALL = ["train", "charlstm", "--limit-chars", "3000", "--hidden", "16", "--batch-size", "4", "--seq-len", "16",
+              "--sample-length", "10", "--no-progress"]
+
+
+def test_an_earlier_run_is_not_overwritten_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = LENET_SMALL + ["--epochs", "1", "--out", str(out)]
+    assert cli.main(args) == 0
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "model.npz", "history.json")}
+    capsys.readouterr()
+    assert cli.main(args + ["--seed", "3"]) == 1
+    _one_error_line(capsys, "already holds checkpoint.npz, model.npz, history.json of an earlier run: continue it "
+                            "with --resume")
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert cli.main(args + ["--seed", "3", "--overwrite"]) == 0
+    assert (out / "model.npz").read_bytes() != before["model.npz"]
+
+
+def test_resuming_with_other_options_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    checkpoint = (out / "checkpoint.npz").read_bytes()
+    assert cli.main(LENET_SMALL + ["--epochs", "2", "--out", str(out), "--resume", "--lr", "0.5", "--seed", "7",
+                                   "--batch-size", "16"]) == 1
+    _one_error_line(capsys, "batch_size: 64 in the checkpoint, 16 now; lr: 0.002 in the checkpoint, 0.5 now; "
+                            "seed: 0 in the checkpoint, 7 now")
+    assert (out / "checkpoint.npz").read_bytes() == checkpoint
+    # what may change on resume: the epochs, the threads, the progress bar
+    assert cli.main(LENET_SMALL[:-1] + ["--epochs", "2", "--out", str(out), "--resume", "--threads", "1"]) == 0
+
+
+def test_resuming_a_charlstm_of_another_size_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "lstm"
+    assert cli.main(LSTM_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    args = LSTM_SMALL + ["--epochs", "2", "--out", str(out), "--resume"]
+    args[args.index("--hidden") + 1] = "24"
+    assert cli.main(args) == 1
+    _one_error_line(capsys, "hidden_size: 16 in the checkpoint, 24 now")
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out), "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing to train: the checkpoint already holds 1 epoch(s) and --epochs is 1" in text
+    assert "no training in this run" in text and "images/s" not in text and "epoch 1 |" not in text
+    assert cli.main(LSTM_SMALL + ["--epochs", "1", "--out", str(tmp_path / "lstm")]) == 0
+    capsys.readouterr()
+    assert cli.main(LSTM_SMALL + ["--epochs", "1", "--out", str(tmp_path / "lstm"), "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing to train" in text and "val perplexity" not in text
+
+
+def test_resuming_a_checkpoint_without_a_configuration_warns_in_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    path = out / "checkpoint.npz"
+    with np.load(path) as f:
+        files = {name: f[name] for name in f.files}
+    meta = json.loads(str(files["meta"]))
+    del meta["config"]  # as written before checkpoints recorded it
+    files["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **files)
+    capsys.readouterr()
+    assert cli.main(LENET_SMALL + ["--epochs", "2", "--out", str(out), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn: warning: ") and "recorded their configuration" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_perplexity_of_a_diverged_model_is_inf(monkeypatch, capsys):
+    from fastnn.training import Trainer
+
+    evaluate = Trainer.evaluate
+
+    def huge_loss(self, loader):
+        result = evaluate(self, loader)
+        result["loss"] = 1000.0  # exp(1000) overflows a float
+        return result
+
+    monkeypatch.setattr(Trainer, "evaluate", huge_loss)
+    assert cli.main(LSTM_SMALL + ["--epochs", "1"]) == 0
+    assert "val loss 1000.0000 | val perplexity inf |" in capsys.readouterr().out
