@@ -330,7 +330,8 @@ def test_nan_while_evaluating_is_reported_with_the_batch():
     trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
                       log=None)
     train = data.DataLoader(x[:64], y[:64], batch_size=32)
-    with pytest.raises(NonFiniteLossError, match=r"evaluation hit a non-finite value at batch 3 after epoch 1") as info:
+    message = r"evaluation hit a non-finite value at batch 3 after epoch 1"
+    with pytest.raises(NonFiniteLossError, match=message) as info:
         trainer.fit(train, data.DataLoader(x, y, batch_size=32), epochs=2)
     assert info.value.phase == "evaluation" and trainer.epoch == 1
     xf, yf = blobs(64)
@@ -406,7 +407,8 @@ def test_run_config_is_recorded_and_must_match(tmp_path):
     same.load_checkpoint(path)
     other = make_trainer(1)
     other.run_config = {"batch_size": 16, "seed": 7}
-    with pytest.raises(CheckpointError, match="batch_size: 32 in the checkpoint, 16 now; seed: 0 in the checkpoint, 7 now"):
+    message = "batch_size: 32 in the checkpoint, 16 now; seed: 0 in the checkpoint, 7 now"
+    with pytest.raises(CheckpointError, match=message):
         other.load_checkpoint(path)
 
 
