@@ -5,7 +5,8 @@
     fastnn train charlstm       character LSTM on Shakespeare: validation perplexity and sampled text
 
 `fastnn train MODEL --help` lists the options (epochs, batch size, learning rate, device, threads,
-output folder, resume).
+output folder, resume, overwrite). Mistakes a user can fix (a bad option, an --out folder holding
+another run, a checkpoint of other settings, a diverging run) print one `fastnn: error:` line.
 """
 import argparse
 import math
