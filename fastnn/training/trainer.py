@@ -28,7 +28,6 @@ configuration is refused.
 """
 import json
 import math
-import os
 import random
 import re
 import time
