@@ -9,7 +9,8 @@ Prints validation loss and perplexity exp(loss) per epoch, then text sampled at 
 """
 import sys
 
-from fastnn.cli import main
+from fastnn.cli import train_script
 
 if __name__ == "__main__":
-    sys.exit(main(["train", "charlstm", *sys.argv[1:]]))
+    sys.exit(train_script("charlstm", sys.argv[1:],
+                          description="Character LSTM on Shakespeare, as `fastnn train charlstm`"))

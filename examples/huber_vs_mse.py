@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 from fastnn import data, nn, optim
+from fastnn.cli import fraction, non_negative_int, positive_float, positive_int
 from fastnn.training import Trainer, seed_everything
 
 
@@ -29,13 +30,16 @@ def fit_line(x, y, loss_fn, epochs, lr):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--outlier-fraction", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, default=1500)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--delta", type=float, default=1.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--samples", type=positive_int, default=200, help="points on the line")
+    parser.add_argument("--outlier-fraction", type=fraction, default=0.1,
+                        help="fraction of the points made outliers, in [0, 1)")
+    parser.add_argument("--epochs", type=positive_int, default=1500, help="full-batch gradient steps")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="SGD learning rate")
+    parser.add_argument("--delta", type=positive_float, default=1.0,
+                        help="Huber threshold: quadratic below, linear above")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for the data and the weights")
     args = parser.parse_args(argv)
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)

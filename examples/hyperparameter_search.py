@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from fastnn import data, nn, optim
+from fastnn.cli import non_negative_int, positive_int
 from fastnn.training import Trainer, seed_everything
 
 
@@ -45,12 +46,15 @@ def search(name, configs, loaders, epochs, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-size", type=int, default=5000)
-    parser.add_argument("--val-size", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--random-trials", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--train-size", type=positive_int, default=5000, help="MNIST training images used")
+    parser.add_argument("--val-size", type=positive_int, default=1000,
+                        help="validation images the candidates are ranked on")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="epochs per candidate")
+    parser.add_argument("--random-trials", type=positive_int, default=4, help="candidates drawn by random search")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed for the split, the weights and the search")
     args = parser.parse_args(argv)
 
     x, y = data.load_mnist("train", flatten=True)

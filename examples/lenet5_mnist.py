@@ -8,7 +8,7 @@ training throughput in images/second. All options: --help (they are the command'
 """
 import sys
 
-from fastnn.cli import main
+from fastnn.cli import train_script
 
 if __name__ == "__main__":
-    sys.exit(main(["train", "lenet5", *sys.argv[1:]]))
+    sys.exit(train_script("lenet5", sys.argv[1:], description="LeNet-5 on MNIST, as `fastnn train lenet5`"))

@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from fastnn import data, nn, optim
+from fastnn.cli import non_negative_int, positive_float, positive_int
 from fastnn.training import Trainer, seed_everything
 
 
@@ -38,11 +39,12 @@ def newton_logistic(xb, y, iterations=25):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=2000)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--samples", type=positive_int, default=500, help="synthetic samples")
+    parser.add_argument("--epochs", type=positive_int, default=2000, help="full-batch gradient steps")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="SGD learning rate")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for the data and the weights")
     args = parser.parse_args(argv)
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)

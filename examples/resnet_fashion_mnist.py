@@ -12,9 +12,10 @@ The skip connection lets the gradient reach early layers unchanged (dL/dx = dy +
 batch norm keeps each layer's inputs at zero mean and unit variance. Training uses random shifts
 and horizontal flips (clothes are left-right symmetric, digits are not).
 
-Fashion-MNIST is searched for in $FASTNN_DATA, ~/.cache/fastnn and the Debian package's folder
-/usr/share/datasets/fashion-mnist (apt install fashion-mnist); without it the script says where it
-looked and exits with status 2.
+Fashion-MNIST is searched for in --data, $FASTNN_DATA/fashion-mnist, ~/.cache/fastnn/fashion-mnist
+and the Debian package's folder /usr/share/datasets/fashion-mnist (apt install
+dataset-fashion-mnist); without it the script prints where it looked and how to install it (the
+loader's own message) and exits with status 2.
 
     python examples/resnet_fashion_mnist.py                 # 5k training images, width 8, 2 epochs
     python examples/resnet_fashion_mnist.py --train-size 60000 --width 16 --epochs 10
@@ -25,6 +26,7 @@ import sys
 import numpy as np
 
 from fastnn import data, nn, optim
+from fastnn.cli import non_negative_int, positive_float, positive_int
 from fastnn.training import Trainer, count_parameters, seed_everything
 
 
@@ -50,24 +52,24 @@ def small_resnet(num_classes=10, width=16):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-size", type=int, default=5000)
-    parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--width", type=int, default=8, help="channels of the first stage")
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--train-size", type=positive_int, default=5000, help="Fashion-MNIST training images used")
+    parser.add_argument("--test-size", type=positive_int, default=2000, help="Fashion-MNIST test images used")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="training epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="mini-batch size")
+    parser.add_argument("--width", type=positive_int, default=8, help="channels of the first stage")
+    parser.add_argument("--lr", type=positive_float, default=2e-3, help="Adam learning rate")
     parser.add_argument("--data", default=None, help="a folder holding the Fashion-MNIST files")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed for the split, the weights and the shuffling")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
         x_train, y_train = data.load_fashion_mnist("train", path=args.data)
         x_test, y_test = data.load_fashion_mnist("test", path=args.data)
     except FileNotFoundError as e:
-        print(f"Fashion-MNIST not found, so this example cannot run.\n{e}\n"
-              "Install it with `apt install fashion-mnist` or put the four IDX files in $FASTNN_DATA.",
-              file=sys.stderr)
+        print(f"Fashion-MNIST not found, so this example cannot run.\n{e}", file=sys.stderr)
         return 2
     seed_everything(args.seed)
     x_train, y_train = x_train[:args.train_size], y_train[:args.train_size]

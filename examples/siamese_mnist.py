@@ -25,6 +25,7 @@ import sys
 import numpy as np
 
 from fastnn import data, nn, optim
+from fastnn.cli import non_negative_int, positive_float, positive_int
 from fastnn.training import seed_everything
 
 
@@ -63,15 +64,17 @@ def embed(net, x, batch=1000):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-size", type=int, default=10000)
-    parser.add_argument("--test-size", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--dim", type=int, default=32, help="embedding dimension")
-    parser.add_argument("--margin", type=float, default=1.0)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--train-size", type=positive_int, default=10000, help="MNIST training images used")
+    parser.add_argument("--test-size", type=positive_int, default=2000, help="MNIST test images used")
+    parser.add_argument("--epochs", type=positive_int, default=5, help="training epochs")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="triplets per mini-batch")
+    parser.add_argument("--dim", type=positive_int, default=32, help="embedding dimension")
+    parser.add_argument("--margin", type=positive_float, default=1.0, help="triplet loss margin")
+    parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed for the data, the triplets and the weights")
     args = parser.parse_args(argv)
     seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)

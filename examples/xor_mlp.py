@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from fastnn import data, nn, optim
+from fastnn.cli import non_negative_int, positive_float, positive_int
 from fastnn.training import Trainer, seed_everything
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
@@ -32,11 +33,12 @@ def train(model, epochs, lr):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=500)
-    parser.add_argument("--hidden", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--epochs", type=positive_int, default=500, help="full-batch gradient steps")
+    parser.add_argument("--hidden", type=positive_int, default=8, help="hidden units of the MLP")
+    parser.add_argument("--lr", type=positive_float, default=0.05, help="learning rate")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed for the weights")
     args = parser.parse_args(argv)
 
     seed_everything(args.seed)

@@ -73,7 +73,55 @@ def test_resnet_fashion_mnist_says_when_the_data_is_missing(monkeypatch, capsys)
     monkeypatch.setattr(example.data, "load_fashion_mnist", missing)
     assert example.main([]) == 2
     err = capsys.readouterr().err
-    assert "Fashion-MNIST not found" in err and "/nowhere" in err and "apt install fashion-mnist" in err
+    assert "Fashion-MNIST not found" in err and "/nowhere" in err
+    assert "apt install fashion-mnist" not in err and "in $FASTNN_DATA." not in err  # no hint of its own
+
+
+def test_resnet_fashion_mnist_missing_data_message_names_the_real_package_and_folder(tmp_path, monkeypatch, capsys):
+    from fastnn import data
+
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    try:
+        data.locate("fashion-mnist", "train")
+        pytest.skip("Fashion-MNIST is installed")
+    except FileNotFoundError:
+        pass
+    assert load_example("resnet_fashion_mnist").main(["--data", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err and f"{tmp_path / 'fashion-mnist'}" in err
+    doc = load_example("resnet_fashion_mnist").__doc__
+    assert "dataset-fashion-mnist" in doc and "$FASTNN_DATA/fashion-mnist" in doc
+
+
+@pytest.mark.parametrize("name, argv, message", [
+    ("xor_mlp", ["--epochs", "0"], "argument --epochs: must be positive, got 0"),
+    ("xor_mlp", ["--hidden", "0"], "argument --hidden: must be positive"),
+    ("linear_logistic_regression", ["--samples", "0"], "argument --samples: must be positive"),
+    ("huber_vs_mse", ["--outlier-fraction", "2"], "argument --outlier-fraction: must be in [0, 1), got 2"),
+    ("huber_vs_mse", ["--lr", "inf"], "argument --lr: must be positive and finite"),
+    ("siamese_mnist", ["--train-size", "0"], "argument --train-size: must be positive"),
+    ("hyperparameter_search", ["--seed", "-1"], "argument --seed: must be >= 0"),
+    ("resnet_fashion_mnist", ["--width", "0"], "argument --width: must be positive"),
+    ("resnet_fashion_mnist", ["--train-size", "0"], "argument --train-size: must be positive"),
+])
+def test_examples_reject_bad_numbers_with_a_usage_error(name, argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        load_example(name).main(argv)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["xor_mlp", "linear_logistic_regression", "huber_vs_mse", "siamese_mnist",
+                                  "hyperparameter_search", "resnet_fashion_mnist"])
+def test_examples_help_shows_every_default(name, capsys):
+    with pytest.raises(SystemExit) as info:
+        load_example(name).main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    options = [line.split()[0] for line in out.splitlines() if line.strip().startswith("--")]
+    assert options and "(default:" in out
+    assert out.count("(default:") >= len([o for o in options if o != "--no-progress"])
 
 
 @pytest.mark.parametrize("script, args, expected", [
@@ -86,3 +134,13 @@ def test_cli_wrappers_run_as_scripts(tmp_path, script, args, expected):
                             text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
+
+
+@pytest.mark.parametrize("script", ["lenet5_mnist.py", "char_lstm.py"])
+def test_cli_wrappers_use_their_own_name(tmp_path, script):
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--help"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 0 and f"usage: {script}" in result.stdout and "fastnn train" not in result.stdout[:200]
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), "--epochs", "0"], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and f"{script}: error: argument --epochs: must be positive" in result.stderr

@@ -247,3 +247,63 @@ def test_eval_forwards_do_not_pile_up_caches(rng):
     model(rng.standard_normal((2, 4)).astype(np.float32))
     model.zero_grad()
     assert all(len(m._caches) == 0 for m in model.modules())
+
+
+def _bad_files(folder, good):
+    """name -> path of files that are not readable .npz archives."""
+    data = good.read_bytes()
+    files = {"empty": b"", "truncated": data[:len(data) // 2], "garbage": b"\x00\x01junk" * 50,
+             "text": b"layers.0.weight = 1\n"}
+    paths = {}
+    for name, content in files.items():
+        paths[name] = folder / f"{name}.npz"
+        paths[name].write_bytes(content)
+    np.save(folder / "array.npy", np.zeros(3))
+    paths["npy"] = folder / "array.npy"
+    import pickle
+
+    paths["pickle"] = folder / "pickled.npz"
+    paths["pickle"].write_bytes(pickle.dumps({"a": 1}))
+    paths["folder"] = folder / "a-folder"
+    paths["folder"].mkdir()
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "garbage", "text", "npy", "pickle", "folder"])
+def test_loading_a_file_that_is_not_an_npz_names_it(tmp_path, kind):
+    from fastnn import optim
+    from fastnn.training import CheckpointError, Trainer
+
+    good = tmp_path / "good.npz"
+    _mlp().save(good)
+    path = _bad_files(tmp_path, good)[kind]
+    with pytest.raises(CheckpointError, match="not a fastnn checkpoint") as info:
+        _mlp().load(path)
+    assert str(path) in str(info.value) and isinstance(info.value, ValueError)
+    model = _mlp()
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False, log=None)
+    with pytest.raises(CheckpointError, match="not a fastnn checkpoint") as info:
+        trainer.load_checkpoint(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(FileNotFoundError):
+        _mlp().load(tmp_path / "missing.npz")
+
+
+def test_saving_onto_a_folder_says_so(tmp_path):
+    with pytest.raises(IsADirectoryError, match="is a folder; give a file path"):
+        _mlp().save(tmp_path)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_honour_the_umask(tmp_path, umask):
+    from fastnn.training import History
+
+    old = os.umask(umask)
+    try:
+        _mlp().save(tmp_path / "model.npz")
+        History([{"epoch": 1}]).save_json(tmp_path / "history.json")
+    finally:
+        os.umask(old)
+    for name in ("model.npz", "history.json"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~umask, name

@@ -67,31 +67,92 @@ def test_charlstm_learns_and_samples():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "lenet5", "--epochs", "0"], "--epochs must be positive"),
-    (["train", "lenet5", "--lr", "-1"], "--lr must be positive"),
-    (["train", "charlstm", "--temperature", "0"], "--temperature must be positive"),
+    (["train", "lenet5", "--epochs", "0"], "argument --epochs: must be positive, got 0"),
+    (["train", "lenet5", "--epochs", "two"], "argument --epochs: expected a positive integer, got 'two'"),
+    (["train", "lenet5", "--lr", "-1"], "argument --lr: must be positive and finite"),
+    (["train", "lenet5", "--lr", "inf"], "argument --lr: must be positive and finite, got inf"),
+    (["train", "lenet5", "--lr", "nan"], "argument --lr: must be positive and finite, got nan"),
+    (["train", "lenet5", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["train", "lenet5", "--threads", "0"], "argument --threads: must be positive"),
+    (["train", "charlstm", "--temperature", "0"], "argument --temperature: must be positive"),
+    (["train", "charlstm", "--clip", "inf"], "argument --clip: must be positive and finite"),
     (["train", "lenet5", "--device", "tpu"], "invalid choice"),
+    (["train", "lenet5", "--resume"], "--resume needs --out"),
+    (["train", "lenet5", "--cuda-graph"], "--cuda-graph needs --device cuda"),
     (["train", "resnet"], "invalid choice"),
 ])
 def test_bad_options_exit_with_a_message(argv, message, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    if argv[1] in ("lenet5", "charlstm"):  # the subcommand's usage and name, not the top-level one
+        assert f"usage: fastnn train {argv[1]}" in err and f"fastnn train {argv[1]}: error:" in err
 
 
-def test_resume_without_out_is_an_error():
-    with pytest.raises(ValueError, match="resume needs an output folder"):
-        cli.main(["train", "lenet5", "--limit-train", "64", "--limit-eval", "64", "--resume", "--no-progress"])
+def _one_error_line(capsys, message):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastnn: error: "), captured.err
+    assert message in lines[0]
+    assert "Traceback" not in captured.err
 
 
-def test_cuda_without_a_gpu_says_so():
+def test_resume_without_out_is_an_error_in_the_python_api_too():
+    from fastnn.training import RunError, train_lenet5
+
+    with pytest.raises(RunError, match="resume needs an output folder"):
+        train_lenet5(limit_train=64, limit_eval=64, resume=True, progress=False)
+
+
+def test_cuda_without_a_gpu_says_so(capsys):
     import fastnn
 
     if fastnn.cuda_available():
         pytest.skip("a GPU is available")
-    with pytest.raises(RuntimeError, match="no usable GPU"):
-        cli.main(["train", "lenet5", "--device", "cuda", "--limit-train", "64"])
+    assert cli.main(["train", "lenet5", "--device", "cuda", "--limit-train", "64"]) == 1
+    _one_error_line(capsys, "--device cuda: no usable GPU")
+    from fastnn.training import train_lenet5
+
+    with pytest.raises(RuntimeError, match="no usable GPU"):  # still a RuntimeError for Python callers
+        train_lenet5(device="cuda", limit_train=64)
+
+
+def test_out_naming_a_file_is_refused_before_training(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    assert cli.main(["train", "lenet5", "--limit-train", "64", "--limit-eval", "64", "--no-progress",
+                     "--out", str(afile)]) == 1
+    _one_error_line(capsys, "is a file, not a folder")
+    assert afile.read_text() == "not a folder"
+
+
+def test_charlstm_batch_shape_too_large_for_the_text(capsys):
+    assert cli.main(["train", "charlstm", "--limit-chars", "3000", "--seq-len", "500", "--no-progress"]) == 1
+    _one_error_line(capsys, "the text is too short for batch size 32 and sequence length 500")
+
+
+def test_a_diverging_run_is_one_error_line(monkeypatch, capsys):
+    from fastnn import training
+
+    def diverge(**kwargs):
+        raise training.NonFiniteLossError(float("nan"), 1, 3, 3)
+
+    monkeypatch.setattr(training, "train_lenet5", diverge)
+    assert cli.main(["train", "lenet5", "--no-progress"]) == 1
+    _one_error_line(capsys, "training loss is nan at epoch 1, step 3")
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    from fastnn import training
+
+    def bug(**kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(training, "train_lenet5", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        cli.main(["train", "lenet5", "--no-progress"])
 
 
 def test_console_entry_point_lists_the_models(tmp_path):
@@ -99,3 +160,102 @@ def test_console_entry_point_lists_the_models(tmp_path):
                             cwd=tmp_path, timeout=120)
     assert result.returncode == 0
     assert "lenet5" in result.stdout and "charlstm" in result.stdout
+
+
+def test_a_corrupt_checkpoint_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "checkpoint.npz").write_bytes(b"PK\x03\x04 truncated")
+    assert cli.main(["train", "lenet5", "--limit-train", "64", "--limit-eval", "64", "--no-progress",
+                     "--out", str(out), "--resume"]) == 1
+    _one_error_line(capsys, f"{out / 'checkpoint.npz'} is not a fastnn checkpoint (not a valid .npz")
+
+
+LENET_SMALL = ["train", "lenet5", "--limit-train", "128", "--limit-eval", "100", "--no-progress"]
+LSTM_SMALL = ["train", "charlstm", "--limit-chars", "3000", "--hidden", "16", "--batch-size", "4", "--seq-len", "16",
+              "--sample-length", "10", "--no-progress"]
+
+
+def test_an_earlier_run_is_not_overwritten_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = LENET_SMALL + ["--epochs", "1", "--out", str(out)]
+    assert cli.main(args) == 0
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.npz", "model.npz", "history.json")}
+    capsys.readouterr()
+    assert cli.main(args + ["--seed", "3"]) == 1
+    _one_error_line(capsys, "already holds checkpoint.npz, model.npz, history.json of an earlier run: continue it "
+                            "with --resume")
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert cli.main(args + ["--seed", "3", "--overwrite"]) == 0
+    assert (out / "model.npz").read_bytes() != before["model.npz"]
+
+
+def test_resuming_with_other_options_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    checkpoint = (out / "checkpoint.npz").read_bytes()
+    assert cli.main(LENET_SMALL + ["--epochs", "2", "--out", str(out), "--resume", "--lr", "0.5", "--seed", "7",
+                                   "--batch-size", "16"]) == 1
+    _one_error_line(capsys, "batch_size: 64 in the checkpoint, 16 now; lr: 0.002 in the checkpoint, 0.5 now; "
+                            "seed: 0 in the checkpoint, 7 now")
+    assert (out / "checkpoint.npz").read_bytes() == checkpoint
+    # what may change on resume: the epochs, the threads, the progress bar
+    assert cli.main(LENET_SMALL[:-1] + ["--epochs", "2", "--out", str(out), "--resume", "--threads", "1"]) == 0
+
+
+def test_resuming_a_charlstm_of_another_size_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "lstm"
+    assert cli.main(LSTM_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    args = LSTM_SMALL + ["--epochs", "2", "--out", str(out), "--resume"]
+    args[args.index("--hidden") + 1] = "24"
+    assert cli.main(args) == 1
+    _one_error_line(capsys, "hidden_size: 16 in the checkpoint, 24 now")
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_train(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out), "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing to train: the checkpoint already holds 1 epoch(s) and --epochs is 1" in text
+    assert "no training in this run" in text and "images/s" not in text and "epoch 1 |" not in text
+    assert cli.main(LSTM_SMALL + ["--epochs", "1", "--out", str(tmp_path / "lstm")]) == 0
+    capsys.readouterr()
+    assert cli.main(LSTM_SMALL + ["--epochs", "1", "--out", str(tmp_path / "lstm"), "--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "nothing to train" in text and "val perplexity" not in text
+
+
+def test_resuming_a_checkpoint_without_a_configuration_warns_in_one_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(LENET_SMALL + ["--epochs", "1", "--out", str(out)]) == 0
+    path = out / "checkpoint.npz"
+    with np.load(path) as f:
+        files = {name: f[name] for name in f.files}
+    meta = json.loads(str(files["meta"]))
+    del meta["config"]  # as written before checkpoints recorded it
+    files["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **files)
+    capsys.readouterr()
+    assert cli.main(LENET_SMALL + ["--epochs", "2", "--out", str(out), "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("fastnn: warning: ") and "recorded their configuration" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_perplexity_of_a_diverged_model_is_inf(monkeypatch, capsys):
+    from fastnn.training import Trainer
+
+    evaluate = Trainer.evaluate
+
+    def huge_loss(self, loader):
+        result = evaluate(self, loader)
+        result["loss"] = 1000.0  # exp(1000) overflows a float
+        return result
+
+    monkeypatch.setattr(Trainer, "evaluate", huge_loss)
+    assert cli.main(LSTM_SMALL + ["--epochs", "1"]) == 0
+    assert "val loss 1000.0000 | val perplexity inf |" in capsys.readouterr().out

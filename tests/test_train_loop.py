@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from fastnn import data, nn, optim
-from fastnn.training import History, NonFiniteLossError, Trainer, seed_everything
+from fastnn import functional as F
+from fastnn.functional import NonFiniteError
+from fastnn.training import CheckpointError, History, NonFiniteLossError, Trainer, seed_everything
 
 
 def blobs(n=240, seed=0):
@@ -235,3 +237,225 @@ def test_bad_arguments_are_rejected():
         Trainer(model, loss, opt, progress=False, log=None).fit(train, epochs=0)
     with pytest.raises(TypeError, match="pair"):
         Trainer(model, loss, opt, progress=False, log=None).fit([np.zeros((2, 4), np.float32)], epochs=1)
+
+
+class _NaNGradient(nn.Module):
+    """Identity forward; backward sends NaN down (as an overflowing gradient would)."""
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout * np.float32(np.nan)
+
+
+def _images(n=96, nan_at=None):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 1, 8, 8)).astype(np.float32)
+    if nan_at is not None:
+        x[nan_at, 0, 3, 3] = np.nan
+    return x, rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("layers, culprit", [
+    (lambda: [nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3)], "conv2d_forward: the output is not finite"),
+    (lambda: [nn.MaxPool2d(2), nn.Flatten(), nn.Linear(16, 3)], "max_pool2d_forward: x contains NaN"),
+    (lambda: [nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(64, 3)], "batch_norm_forward: x contains NaN"),
+])
+def test_a_layer_meeting_nan_stops_training_like_a_nan_loss(layers, culprit):
+    seed_everything(0)
+    x, y = _images(nan_at=70)  # batch 3 (batch size 32, no shuffle)
+    model = nn.Sequential(*layers())
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 1, step 3 \(global step 3\)") as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert culprit in str(info.value) and culprit in info.value.detail
+    assert (info.value.epoch, info.value.step, info.value.global_step) == (1, 3, 3)
+    assert trainer.global_step == 2
+
+
+def test_a_non_finite_weight_gradient_stops_training():
+    seed_everything(0)
+    x, y = _images()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), _NaNGradient(), nn.Flatten(), nn.Linear(72, 3))
+    before = weights(model)
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    with pytest.raises(NonFiniteLossError, match=r"conv2d_backward: dw is not finite.*") as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert info.value.step == 1
+    for name, a in before.items():  # the optimizer never stepped
+        np.testing.assert_array_equal(weights(model)[name], a, err_msg=name)
+
+
+def test_an_lstm_with_nan_weights_stops_training():
+    from fastnn.training import CharLSTM
+
+    ids = np.arange(200) % 5
+    model = CharLSTM(5, embedding_dim=4, hidden_size=8)
+    model.lstm.layers[0].Wh.data[0, 0] = np.nan
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()),
+                      prepare_batch=lambda b: (b[0], b[1].reshape(-1)), progress=False, log=None)
+    with pytest.raises(NonFiniteLossError, match="lstm_forward: h or c is NaN"):
+        trainer.fit(data.BPTTBatches(ids, 4, 8), epochs=1)
+
+
+def test_shape_errors_in_a_layer_are_not_reported_as_nan():
+    x, y = _images(64)
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten(), nn.Linear(72, 3))  # 3 input channels, images have 1
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    with pytest.raises(ValueError, match="input channels") as info:
+        trainer.fit(data.DataLoader(x, y, batch_size=32), epochs=1)
+    assert not isinstance(info.value, (NonFiniteLossError, NonFiniteError))
+
+
+def test_the_ops_non_finite_checks_raise_a_value_error_subclass():
+    x = np.full((1, 1, 4, 4), np.nan, np.float32)
+    for call in (lambda: F.conv2d_forward(x, np.ones((1, 1, 3, 3), np.float32), None),
+                 lambda: F.max_pool2d_forward(x, 2),
+                 lambda: F.avg_pool2d_forward(x, 2),
+                 lambda: F.softmax_cross_entropy_forward(np.full((2, 3), np.nan, np.float32), np.zeros(2, np.int64)),
+                 lambda: nn.MSELoss().forward(np.full((2, 1), np.inf, np.float32), np.zeros((2, 1), np.float32))):
+        with pytest.raises(NonFiniteError):
+            call()
+    assert issubclass(NonFiniteError, ValueError)
+
+
+def test_nan_while_evaluating_is_reported_with_the_batch():
+    seed_everything(0)
+    x, y = _images(96, nan_at=70)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(72, 3))
+    trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), progress=False,
+                      log=None)
+    train = data.DataLoader(x[:64], y[:64], batch_size=32)
+    message = r"evaluation hit a non-finite value at batch 3 after epoch 1"
+    with pytest.raises(NonFiniteLossError, match=message) as info:
+        trainer.fit(train, data.DataLoader(x, y, batch_size=32), epochs=2)
+    assert info.value.phase == "evaluation" and trainer.epoch == 1
+    xf, yf = blobs(64)
+    xf[40, 0] = np.inf
+    linear = make_trainer(0, dropout=False)
+    with pytest.raises(NonFiniteLossError, match="evaluation loss is nan at batch 2 after epoch 0"):
+        linear.evaluate(data.DataLoader(xf, yf, batch_size=32))
+
+
+def _rewrite_meta(path, change):
+    """Rewrites a checkpoint's meta entry through change(meta) (as an older or damaged file would be)."""
+    with np.load(path) as f:
+        files = {name: f[name] for name in f.files}
+    meta = json.loads(str(files["meta"]))
+    change(meta)
+    files["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **files)
+
+
+def _snapshot(trainer):
+    return (weights(trainer.model), trainer.optimizer.t, trainer.optimizer.lr, trainer.epoch,
+            None if trainer.scheduler is None else dict(trainer.scheduler.state_dict()))
+
+
+def _assert_unchanged(trainer, snapshot):
+    now = _snapshot(trainer)
+    for name, a in snapshot[0].items():
+        np.testing.assert_array_equal(now[0][name], a, err_msg=name)
+    assert now[1:] == snapshot[1:]
+
+
+def _plateau_trainer(seed=1):
+    model = mlp(seed)
+    opt = optim.Adam(model.parameters(), lr=0.03)
+    return Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.ReduceLROnPlateau(opt), progress=False,
+                   log=None)
+
+
+def test_a_checkpoint_of_another_configuration_is_refused_and_changes_nothing(tmp_path):
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.fit(*loaders(), epochs=1)
+    trainer.save_checkpoint(path)
+    cases = [
+        (_plateau_trainer(), r"scheduler: StepLR in the checkpoint, ReduceLROnPlateau now"),
+        (Trainer(mlp(1), nn.SoftmaxCrossEntropyLoss(), optim.Adam(mlp(1).parameters()), progress=False, log=None),
+         r"scheduler: \{.*'StepLR'.*\} in the checkpoint, None now"),
+    ]
+    model = mlp(1)
+    opt = optim.SGD(model.parameters(), lr=0.03, momentum=0.9)
+    cases.append((Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 1, 0.7),
+                          progress=False, log=None), "optimizer: Adam in the checkpoint, SGD now"))
+    model = mlp(1)
+    opt = optim.Adam(model.parameters(), lr=0.03, betas=(0.8, 0.999))
+    cases.append((Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 2, 0.7),
+                          progress=False, log=None),
+                  r"optimizer.b1: 0.9 in the checkpoint, 0.8 now; scheduler.step_size: 1 in the checkpoint, 2 now"))
+    for other, message in cases:
+        before = _snapshot(other)
+        with pytest.raises(CheckpointError, match=message) as info:
+            other.load_checkpoint(path)
+        assert str(path) in str(info.value) and "another configuration" in str(info.value)
+        _assert_unchanged(other, before)
+
+
+def test_run_config_is_recorded_and_must_match(tmp_path):
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.run_config = {"batch_size": 32, "seed": 0}
+    trainer.save_checkpoint(path)
+    same = make_trainer(1)
+    same.run_config = {"batch_size": 32, "seed": 0}
+    same.load_checkpoint(path)
+    other = make_trainer(1)
+    other.run_config = {"batch_size": 16, "seed": 7}
+    message = "batch_size: 32 in the checkpoint, 16 now; seed: 0 in the checkpoint, 7 now"
+    with pytest.raises(CheckpointError, match=message):
+        other.load_checkpoint(path)
+
+
+def test_a_failed_load_changes_nothing(tmp_path):
+    """Each part is checked before any is restored: a bad optimizer moment, scheduler state, generator
+    state or counter, found after the weights, leaves the weights as they were."""
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.fit(*loaders(), epochs=1)
+    trainer.save_checkpoint(path)
+    with np.load(path) as f:
+        files = {name: f[name] for name in f.files}
+    bad_moment = dict(files)
+    bad_moment["optimizer.state.0.m"] = np.full_like(files["optimizer.state.0.m"], np.nan)
+    np.savez(tmp_path / "moment.npz", **bad_moment)
+    damaged = {"moment.npz": "non-finite"}
+    for name, change, message in [
+        ("scheduler.npz", lambda m: m.update(scheduler={"t": -1, "eta0": 0.03}), "t must be >= 0"),
+        ("keys.npz", lambda m: m.update(scheduler={"best": 1.0, "bad_evaluations": 0}), "is not a StepLR's"),
+        ("generator.npz", lambda m: m["model_generators"].update({"layers.2._rng_cpu": {"bit_generator": "nope"}}),
+         "bit_generator|state"),
+        ("counter.npz", lambda m: m.update(epoch=-3), "epoch must be an integer >= 0"),
+        ("missing.npz", lambda m: m.pop("numpy_global"), "an entry is missing: 'numpy_global'"),
+    ]:
+        (tmp_path / name).write_bytes(path.read_bytes())
+        _rewrite_meta(tmp_path / name, change)
+        damaged[name] = message
+    for name, message in damaged.items():
+        other = make_trainer(1)
+        before = _snapshot(other)
+        with pytest.raises(CheckpointError, match=message):
+            other.load_checkpoint(tmp_path / name)
+        _assert_unchanged(other, before)
+
+
+def test_an_old_checkpoint_without_a_configuration_loads_with_a_warning(tmp_path):
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)
+    trainer.fit(*loaders(), epochs=1)
+    trainer.save_checkpoint(path)
+    _rewrite_meta(path, lambda m: m.pop("config"))
+    resumed = make_trainer(1)
+    with pytest.warns(UserWarning, match="before checkpoints recorded their configuration"):
+        resumed.load_checkpoint(path)
+    assert resumed.epoch == 1
+    plateau = _plateau_trainer()  # without the record, the scheduler's state keys still give it away
+    before = _snapshot(plateau)
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="is not a ReduceLROnPlateau's"):
+        plateau.load_checkpoint(path)
+    _assert_unchanged(plateau, before)

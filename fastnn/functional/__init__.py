@@ -4,6 +4,7 @@ Each forward validates its inputs, picks the backend from the array type (NumPy 
 CuPy -> fastnn._cuda) and returns its output with a cache; the matching backward takes the upstream
 gradient and that cache. See DESIGN.md for the full list of ops and their shapes.
 """
+from ._checks import NonFiniteError
 from .batch_norm import BatchNormCache, batch_norm_backward, batch_norm_forward
 from .conv import (
     Conv2dCache,
@@ -41,6 +42,7 @@ __all__ = [
     "LSTMCache",
     "LSTMCellCache",
     "MaxPool2dCache",
+    "NonFiniteError",
     "SoftmaxCrossEntropyCache",
     "avg_pool2d_backward",
     "avg_pool2d_forward",

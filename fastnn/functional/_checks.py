@@ -12,6 +12,12 @@ import numpy as np
 from .._backend import is_cupy_array
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class NonFiniteError(ValueError):
+    """An op's own check found NaN or inf (in its inputs, its output or a gradient), as opposed to a
+    wrong shape or parameter. A ValueError subclass, so code catching ValueError still catches it;
+    fastnn.training.Trainer turns it into NonFiniteLossError naming the training step."""
 _FLOAT32, _FLOAT64 = FLOAT_DTYPES
 
 

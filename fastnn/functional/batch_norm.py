@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, numpy_floats, same_device, same_dtype, scalar
+from ._checks import NonFiniteError, float_array, numpy_floats, same_device, same_dtype, scalar
 
 
 class BatchNormCache(NamedTuple):
@@ -113,9 +113,15 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
     x = _backend.c_array(x)
     gamma = _backend.c_array(gamma)
     # The native layer refuses NaN/inf parameters before computing, and non-finite batch statistics
-    # (NaN or inf in x) before touching the running statistics; both raise ValueError.
-    out, mean, inv_std = _backend._C.batch_norm_forward(x, gamma, _backend.c_array(beta), rm, rv, training,
-                                                        momentum, eps)
+    # (NaN or inf in x) before touching the running statistics; both raise ValueError, passed on as
+    # NonFiniteError (its messages about NaN/inf name "NaN"; a negative running_var is not one).
+    try:
+        out, mean, inv_std = _backend._C.batch_norm_forward(x, gamma, _backend.c_array(beta), rm, rv, training,
+                                                            momentum, eps)
+    except ValueError as e:
+        if "NaN" in str(e):
+            raise NonFiniteError(str(e)) from e
+        raise
     if training and rm is not running_mean:
         running_mean[...] = rm
     if training and rv is not running_var:

@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, geometry_in_range, int_pair, numpy_floats, same_device, same_dtype
+from ._checks import NonFiniteError, float_array, geometry_in_range, int_pair, numpy_floats, same_device, same_dtype
 
 
 class Conv2dCache(NamedTuple):
@@ -105,7 +105,7 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0):
     b = None if b is None else _backend.c_array(b)
     out, finite = _backend._C.conv2d_forward(x, w, b, stride[0], stride[1], padding[0], padding[1])
     if not finite:
-        raise ValueError(f"conv2d_forward: the output is not finite: {_nonfinite_culprit(x=x, w=w, b=b)}")
+        raise NonFiniteError(f"conv2d_forward: the output is not finite: {_nonfinite_culprit(x=x, w=w, b=b)}")
     return out, Conv2dCache(x, w, b is not None, stride, padding)
 
 
@@ -177,7 +177,7 @@ def _backward_weight_cpu(dout, cache):
     kh, kw = cache.w.shape[2], cache.w.shape[3]
     dw, db, finite = _backend._C.conv2d_backward_weight(dout, cache.x, kh, kw, sh, sw, ph, pw, cache.has_bias)
     if not finite:
-        raise ValueError(f"conv2d_backward: dw is not finite: {_nonfinite_culprit(dout=dout, x=cache.x, w=cache.w)}")
+        raise NonFiniteError(f"conv2d_backward: dw is not finite: {_nonfinite_culprit(dout=dout, x=cache.x, w=cache.w)}")
     return dw, db
 
 

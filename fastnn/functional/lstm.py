@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, same_device, same_dtype
+from ._checks import NonFiniteError, float_array, same_device, same_dtype
 
 
 class LSTMCellCache(NamedTuple):
@@ -82,7 +82,7 @@ def lstm_cell_forward(x, h_prev, c_prev, Wx, Wh, b):
     a_h = _backend.matmul(h_prev, Wh)
     h, c, tanh_c, nan_count = _backend._C.lstm_cell_forward_pointwise(a_x, a_h, _backend.c_array(b), c_prev)
     if nan_count:
-        raise ValueError("lstm_cell_forward: h or c is NaN (NaN or inf in the inputs or weights)")
+        raise NonFiniteError("lstm_cell_forward: h or c is NaN (NaN or inf in the inputs or weights)")
     return h, c, LSTMCellCache(x, h_prev, c_prev, Wx, Wh, a_x, tanh_c)
 
 
@@ -202,7 +202,7 @@ def lstm_forward(xs, h0, c0, Wx, Wh, b):
         return _lstm_forward_steps(xp, xs, h0, c0, Wx, Wh, b, cuda_cell_pointwise()[0])
     hs, c_last, gates, c_all, tanh_c_all, nan_count = _backend._C.lstm_layer_forward(xs, h0, c0, Wx, Wh, b)
     if nan_count:
-        raise ValueError("lstm_forward: h or c is NaN (NaN or inf in the inputs or weights)")
+        raise NonFiniteError("lstm_forward: h or c is NaN (NaN or inf in the inputs or weights)")
     cache = LSTMCache(xs, h0, c0, Wx, Wh, gates, c_all, tanh_c_all, hs, "native")
     return hs.copy(), hs[-1].copy(), c_last, cache
 
@@ -299,7 +299,7 @@ def _lstm_backward_steps(xp, dhs, dh_last, dc_last, cache, backward_pointwise):
 def _cpu_forward_pointwise(a, b, c_prev):
     h, c, tanh_c, nan_count = _backend._C.lstm_cell_forward_pointwise(a, np.zeros_like(a), b, c_prev)
     if nan_count:
-        raise ValueError("lstm_forward: h or c is NaN (NaN or inf in the inputs or weights)")
+        raise NonFiniteError("lstm_forward: h or c is NaN (NaN or inf in the inputs or weights)")
     return h, c, tanh_c
 
 

@@ -17,7 +17,7 @@ from typing import NamedTuple, Tuple
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, geometry_in_range, int_pair, same_device
+from ._checks import NonFiniteError, float_array, geometry_in_range, int_pair, same_device
 
 
 class MaxPool2dCache(NamedTuple):
@@ -76,7 +76,7 @@ def _check_not_nan(op, nan_count):
     # and the mean both propagate it), so this finds NaN wherever it matters; inputs that no window
     # reads cannot matter.
     if nan_count:
-        raise ValueError(f"{op}: x contains NaN ({nan_count} output(s) are NaN)")
+        raise NonFiniteError(f"{op}: x contains NaN ({nan_count} output(s) are NaN)")
 
 
 def max_pool2d_forward(x, kernel_size, stride=None, padding=0):

@@ -13,7 +13,7 @@ the backward pass rebuilds p from the scores (memory is dearer there).
 import numpy as np
 
 from .. import _backend
-from ._checks import float_array, int_array, same_device, scalar
+from ._checks import NonFiniteError, float_array, int_array, same_device, scalar
 
 
 class SoftmaxCrossEntropyCache:
@@ -77,7 +77,7 @@ def softmax_cross_entropy_forward(scores, y):
     loss_sum, exps, inv_sum, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
     if first_nonfinite >= 0:
         i = int(first_nonfinite)
-        raise ValueError(
+        raise NonFiniteError(
             f"softmax_cross_entropy_forward: the loss of row {i} is not finite: the scores contain "
             "NaN or +inf, or the target class's score is -inf"
         )

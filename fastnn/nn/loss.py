@@ -23,8 +23,8 @@ def _finite(loss, value):
     silent NaN that poisons every parameter at the next step."""
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{loss}: the loss is {value}: the predictions or targets contain NaN or inf"
-                         " (or, on the GPU, where they are not checked, targets or labels are out of range)")
+        raise F.NonFiniteError(f"{loss}: the loss is {value}: the predictions or targets contain NaN or inf"
+                               " (or, on the GPU, where they are not checked, targets or labels are out of range)")
     return value
 
 

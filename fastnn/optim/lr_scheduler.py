@@ -48,10 +48,13 @@ class LRScheduler:
 
     def load_state_dict(self, state):
         """Restores t (an integer >= 0) and eta0 (finite, >= 0), checked before either is set."""
-        owner = f"{type(self).__name__} load_state_dict"
-        t, eta0 = _int_at_least(owner, "t", state["t"], 0), _non_negative(owner, "eta0", state["eta0"])
-        self.t, self.eta0 = t, eta0
+        self.t, self.eta0 = self._check_state_dict(state)
         self.optimizer.lr = self.lr_at(self.t)
+
+    def _check_state_dict(self, state):
+        """load_state_dict's checks, changing nothing; returns (t, eta0)."""
+        owner = f"{type(self).__name__} load_state_dict"
+        return _int_at_least(owner, "t", state["t"], 0), _non_negative(owner, "eta0", state["eta0"])
 
 
 def _positive(owner, name, value):
@@ -191,6 +194,10 @@ class ReduceLROnPlateau:
 
     def load_state_dict(self, state):
         """Restores best (a number or +-inf, not NaN) and bad_evaluations (an integer >= 0)."""
+        self.best, self.bad_evaluations = self._check_state_dict(state)
+
+    def _check_state_dict(self, state):
+        """load_state_dict's checks, changing nothing; returns (best, bad_evaluations)."""
         owner = "ReduceLROnPlateau load_state_dict"
-        best = real_number(owner, "best", state["best"], finite=False)
-        self.best, self.bad_evaluations = best, _int_at_least(owner, "bad_evaluations", state["bad_evaluations"], 0)
+        return (real_number(owner, "best", state["best"], finite=False),
+                _int_at_least(owner, "bad_evaluations", state["bad_evaluations"], 0))

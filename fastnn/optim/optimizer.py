@@ -231,6 +231,10 @@ class Optimizer:
         (check_hyperparameters), step an integer >= 0, state arrays finite (and the second moment s
         >= 0, as sqrt(s) needs), so a bad checkpoint raises instead of turning the weights into NaN.
         """
+        self.t, self._lr, self.state = self._check_state_dict(state_dict)
+
+    def _check_state_dict(self, state_dict):
+        """load_state_dict's checks, changing nothing; returns (step, lr, per-parameter state)."""
         if "step" not in state_dict or "lr" not in state_dict:
             raise KeyError("optimizer load_state_dict: needs 'step' and 'lr'")
         owner = f"{type(self).__name__} load_state_dict"
@@ -259,9 +263,7 @@ class Optimizer:
                 raise ValueError(f"{owner}: {key} has non-finite values (NaN or inf)")
             if parts[2] == "s" and bool((a < 0).any()):
                 raise ValueError(f"{owner}: {key} (the second moment) has negative values")
-        self.t = step
-        self._lr = lr
-        self.state = new_state
+        return step, lr, new_state
 
 
 _cuda_kernels = {}

@@ -8,20 +8,24 @@
     history.save_json("run/history.json"); history.plot("run/history.png")
 
 Modules: trainer (Trainer, NonFiniteLossError, seed_everything), history (History),
-models (lenet5, CharLSTM), recipes (train_lenet5, train_charlstm), cuda_graph (CudaGraphStep: a
+models (lenet5, CharLSTM), recipes (train_lenet5, train_charlstm, RunError), cuda_graph (CudaGraphStep: a
 training step captured as one CUDA graph).
 """
+from .._io import CheckpointError
 from .cuda_graph import CudaGraphStep
 from .history import History
 from .models import CharLSTM, count_parameters, lenet5
-from .recipes import train_charlstm, train_lenet5
+from .recipes import NoGPUError, RunError, train_charlstm, train_lenet5
 from .trainer import NonFiniteLossError, Trainer, classification_accuracy, seed_everything
 
 __all__ = [
+    "CheckpointError",
     "CharLSTM",
     "CudaGraphStep",
     "History",
+    "NoGPUError",
     "NonFiniteLossError",
+    "RunError",
     "Trainer",
     "classification_accuracy",
     "count_parameters",

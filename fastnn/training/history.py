@@ -7,7 +7,8 @@
 """
 import json
 import os
-import tempfile
+
+from .._io import atomic_write
 
 
 class History:
@@ -39,18 +40,8 @@ class History:
 
     def save_json(self, path):
         """Writes {"epochs": [row, ...]} to `path` (atomic: temporary file, then rename)."""
-        path = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(self.to_json())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        text = self.to_json()
+        atomic_write(path, lambda f: f.write(text), binary=False)
 
     @classmethod
     def load_json(cls, path):

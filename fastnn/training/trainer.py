@@ -14,8 +14,11 @@ An epoch runs that over every training batch, then evaluates the validation batc
 in eval mode, updates the learning-rate schedule, keeps the best weights for early stopping and
 writes a checkpoint. A checkpoint holds everything the next epoch depends on (weights, optimizer
 moments, schedule, the epoch counter, the random generators, the history and the early-stopping
-record), so a resumed run produces bit-identical weights to an uninterrupted one on the CPU. A run
-stopped in the middle of an epoch resumes from the start of that epoch.
+record), so a resumed run produces bit-identical weights to an uninterrupted one on the CPU, given
+the same thread count and SIMD path (float32 reductions are split across threads). A run stopped
+in the middle of an epoch resumes from the start of that epoch. The checkpoint also records the
+configuration (optimizer and scheduler settings, run_config); loading one written with another
+configuration is refused.
 
     opt = optim.Adam(model.parameters(), lr=1e-3)
     trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), opt, scheduler=optim.StepLR(opt, 2, 0.5),
@@ -25,34 +28,48 @@ stopped in the middle of an epoch resumes from the start of that epoch.
 """
 import json
 import math
-import os
 import random
 import re
 import time
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 
 from .. import _backend, init
-from .._io import atomic_savez
+from .._io import CheckpointError, atomic_savez, read_npz
 from .. import nn, optim
+from ..functional import NonFiniteError
 from .history import History
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; training stops at the step named in the message."""
+    """Training met NaN or inf: the loss, or a layer's own check (fastnn.functional.NonFiniteError:
+    a convolution's output or weight gradient, pooling, an LSTM state, batch statistics) in the step
+    named in the message, or a non-finite loss or layer output while evaluating (phase
+    "evaluation": step is then the batch, epoch the epochs completed). `detail` is the layer's
+    message, None for a non-finite loss."""
 
-    def __init__(self, loss, epoch, step, global_step):
+    def __init__(self, loss, epoch, step, global_step, detail=None, phase="training"):
         self.loss, self.epoch, self.step, self.global_step = loss, epoch, step, global_step
-        super().__init__(
-            f"training loss is {loss} at epoch {epoch}, step {step} (global step {global_step}); "
-            "stopping. Try a smaller learning rate, gradient clipping, or check the inputs for NaN/inf."
-        )
+        self.detail, self.phase = detail, phase
+        if phase == "training":
+            where = f"at epoch {epoch}, step {step} (global step {global_step})"
+            advice = "Try a smaller learning rate, gradient clipping, or check the inputs for NaN/inf."
+        else:
+            where = f"at batch {step} after epoch {epoch} (global step {global_step})"
+            advice = "Check the evaluation inputs and the weights for NaN/inf."
+        what = f"{phase} loss is {loss}" if detail is None else f"{phase} hit a non-finite value"
+        super().__init__(f"{what} {where}{'' if detail is None else f' ({detail})'}; stopping. {advice}")
 
 
 def seed_everything(seed):
     """Seeds every generator a CPU run draws from: fastnn.init (weights), NumPy's global generator
-    and Python's `random`. DataLoader and Dropout take their own seeds."""
+    and Python's `random`. DataLoader and Dropout take their own seeds.
+
+    Seeding makes a run bit-exactly reproducible for the same number of threads
+    (fastnn.set_num_threads) and the same CPU kernel path (fastnn.simd()): float32 reductions are
+    split across threads, so another thread count or SIMD path rounds differently."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     init.manual_seed(seed)
@@ -67,6 +84,14 @@ def classification_accuracy(scores, targets):
 
 
 _LOSS_VALUE = re.compile(r"loss is (-?inf|nan)\b|loss of row \d+ is not finite", re.IGNORECASE)
+
+
+class _NonFiniteLoss(NonFiniteError):
+    """A non-finite loss (value: the loss, NaN when the loss's error names none)."""
+
+    def __init__(self, value):
+        super().__init__(f"the loss is {value}")
+        self.value = value
 
 
 def _non_finite_loss_value(error, predictions):
@@ -126,11 +151,19 @@ class Trainer:
             (fastnn.training.CudaGraphStep: same arithmetic, far fewer launches for small models).
             The step whose loss is NaN/inf has then already been applied when NonFiniteLossError
             is raised. Ignored for NumPy batches.
+        run_config: None or a JSON-able dict of what else defines the run (batch size, data split
+            seed, ...): recorded in checkpoints with the optimizer's and scheduler's settings
+            (config()), and load_checkpoint refuses a checkpoint whose record differs.
+
+    Reproducibility: with the same seeds, a run is bit-exactly repeatable, and a resumed run matches
+    an uninterrupted one, on the same number of threads and the same CPU kernel path
+    (fastnn.simd()): float32 reductions are split across threads, so another thread count (or
+    another SIMD path) rounds differently.
     """
 
     def __init__(self, model, loss_fn, optimizer, scheduler=None, scheduler_unit="epoch", clip_grad_norm=None,
                  accuracy=None, patience=None, monitor="val_loss", checkpoint_path=None, prepare_batch=None,
-                 progress=True, log=print, unit="samples", cuda_graph=False):
+                 progress=True, log=print, unit="samples", cuda_graph=False, run_config=None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"Trainer: model must be a fastnn.nn.Module, got {type(model).__name__}")
         if not isinstance(loss_fn, nn.Loss):
@@ -160,6 +193,7 @@ class Trainer:
         self.prepare_batch = prepare_batch or _split_xy
         self.progress, self.log, self.unit = progress, log, unit
         self.cuda_graph = bool(cuda_graph)
+        self.run_config = run_config
         self._graph_step = None
         self.params = model.parameters()
         self.epoch = 0  # epochs completed
@@ -189,28 +223,45 @@ class Trainer:
             self.scheduler.step()
         return loss, acc
 
-    def _non_finite(self, loss, step_in_epoch):
+    def _non_finite(self, error, step_in_epoch):
+        """NonFiniteLossError for a NonFiniteError (or a non-finite loss value) in a training step."""
+        if isinstance(error, NonFiniteError) and not isinstance(error, _NonFiniteLoss):
+            return NonFiniteLossError(math.nan, self.epoch + 1, step_in_epoch + 1, self.global_step + 1,
+                                      detail=str(error))
+        loss = error.value if isinstance(error, _NonFiniteLoss) else error
         return NonFiniteLossError(loss, self.epoch + 1, step_in_epoch + 1, self.global_step + 1)
 
-    def _eager_train_step(self, inputs, targets, step_in_epoch):
-        self.model.zero_grad()
-        predictions = self.model.forward(inputs)
+    def _loss(self, predictions, targets):
+        """loss_fn.forward as a float; a NaN/inf loss raises _NonFiniteLoss."""
         try:
             loss = self.loss_fn.forward(predictions, targets)
         except ValueError as e:
             # fastnn's losses refuse a NaN/inf loss themselves (a ValueError); for training that is
-            # the event this loop reports, so it becomes NonFiniteLossError naming the step. Other
-            # ValueErrors (shapes, labels) pass through unchanged.
+            # the event this loop reports. Other ValueErrors (shapes, labels) pass through unchanged.
             value = _non_finite_loss_value(e, predictions)
             if value is None:
-                raise
-            raise self._non_finite(value, step_in_epoch) from e
+                if not isinstance(e, NonFiniteError):
+                    raise
+                value = math.nan
+            raise _NonFiniteLoss(value) from e
         if not math.isfinite(loss):
-            raise self._non_finite(loss, step_in_epoch)
-        self.model.backward(self.loss_fn.backward())
-        if self.clip_grad_norm is not None:
-            optim.clip_grad_norm(self.params, self.clip_grad_norm)
-        self.optimizer.step()
+            raise _NonFiniteLoss(loss)
+        return loss
+
+    def _eager_train_step(self, inputs, targets, step_in_epoch):
+        self.model.zero_grad()
+        # A layer's own NaN/inf check (NonFiniteError, a ValueError subclass) anywhere in the step
+        # is the same event as a NaN loss: it becomes NonFiniteLossError naming the step. The
+        # optimizer has not stepped then, so the weights are those before this batch.
+        try:
+            predictions = self.model.forward(inputs)
+            loss = self._loss(predictions, targets)
+            self.model.backward(self.loss_fn.backward())
+            if self.clip_grad_norm is not None:
+                optim.clip_grad_norm(self.params, self.clip_grad_norm)
+            self.optimizer.step()
+        except NonFiniteError as e:
+            raise self._non_finite(e, step_in_epoch) from e
         return loss, classification_accuracy(predictions, targets) if self.accuracy else None
 
     def _graph_train_step(self, inputs, targets, step_in_epoch):
@@ -276,7 +327,10 @@ class Trainer:
 
     def evaluate(self, loader):
         """Mean loss (and accuracy) over a loader with the model in eval mode; no parameter changes.
-        Returns {"loss", "accuracy" (None when not reported), "throughput"}."""
+        Returns {"loss", "accuracy" (None when not reported), "throughput"}.
+
+        Raises NonFiniteLossError (phase "evaluation", naming the batch) when the loss or a layer's
+        own check meets NaN/inf."""
         was_training = self.model.training
         self.model.eval()
         self._reset_model_state()
@@ -284,11 +338,18 @@ class Trainer:
         count = 0
         start = time.perf_counter()
         try:
-            for batch in loader:
+            for index, batch in enumerate(loader):
                 inputs, targets = self.prepare_batch(batch)
-                predictions = self.model.forward(inputs)
+                try:
+                    predictions = self.model.forward(inputs)
+                    loss = self._loss(predictions, targets)
+                except NonFiniteError as e:
+                    value = e.value if isinstance(e, _NonFiniteLoss) else math.nan
+                    detail = None if isinstance(e, _NonFiniteLoss) else str(e)
+                    raise NonFiniteLossError(value, self.epoch, index + 1, self.global_step, detail=detail,
+                                             phase="evaluation") from e
                 n = len(targets)
-                total_loss += self.loss_fn.forward(predictions, targets) * n
+                total_loss += loss * n
                 if self.accuracy:
                     total_correct += classification_accuracy(predictions, targets) * n
                 count += n
@@ -376,6 +437,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
             "stopped_early": self.stopped_early,
+            "config": self.config(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "optimizer_lr": self.optimizer.lr,
             "model_generators": {name: g.bit_generator.state for name, g in _generators(self.model)},
@@ -397,44 +459,157 @@ class Trainer:
         arrays["meta"] = np.array(json.dumps(self._meta()))
         atomic_savez(path, arrays)
 
+    def config(self):
+        """What a checkpoint records of how this trainer trains, and load_checkpoint requires to match:
+        the optimizer's and the scheduler's class and hyperparameters (not their state: step counts,
+        the current learning rate, eta0, the plateau record), the scheduler unit and run_config."""
+        config = {"optimizer": _settings(self.optimizer),
+                  "scheduler": None if self.scheduler is None else _settings(self.scheduler),
+                  "scheduler_unit": self.scheduler_unit, "run": self.run_config}
+        return json.loads(json.dumps(config))  # as a checkpoint gives it back: tuples as lists
+
     def load_checkpoint(self, path):
-        """Restores everything save_checkpoint wrote; the next fit() continues with the next epoch."""
-        with np.load(os.fspath(path), allow_pickle=False) as data:
-            files = {name: data[name] for name in data.files}
+        """Restores everything save_checkpoint wrote; the next fit() continues with the next epoch.
+
+        Everything is checked before anything changes (as Module.load_state_dict does): the
+        configuration (config(): optimizer and scheduler classes and hyperparameters, run_config),
+        the model's and the best weights' names, shapes and dtypes, the optimizer's state, the
+        scheduler's presence, type and state, the random generators' states and the counters. A
+        checkpoint written before checkpoints recorded the configuration is loaded with a
+        UserWarning that the configuration could not be checked.
+
+        Raises:
+            FileNotFoundError: no file at `path`.
+            CheckpointError (a ValueError): not a readable .npz, not a training checkpoint, or one
+                that does not fit this trainer (the message lists what differs); the trainer,
+                model, optimizer and scheduler are then unchanged.
+        """
+        files = read_npz(path)
         if "meta" not in files:
-            raise ValueError(f"{path} is not a fastnn training checkpoint (no 'meta' entry)")
-        meta = json.loads(str(files.pop("meta")))
+            raise CheckpointError(f"{path} is not a fastnn training checkpoint (no 'meta' entry)")
+        try:
+            meta = json.loads(str(files.pop("meta")))
+        except ValueError as e:
+            raise CheckpointError(f"{path} is not a fastnn training checkpoint (its 'meta' entry is not JSON)") from e
+        try:
+            restore = self._check_checkpoint(files, meta, path)
+        except (KeyError, ValueError, TypeError, AttributeError) as e:
+            message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            if isinstance(e, KeyError) and not str(message).startswith(("load_state_dict", "optimizer")):
+                message = f"an entry is missing: {message!r}"
+            raise CheckpointError(f"{path} does not fit this trainer: {message}") from e
+        restore()
+        return self
+
+    def _check_checkpoint(self, files, meta, path):
+        """load_checkpoint's checks, changing nothing; returns the function that restores the checkpoint."""
+        if not isinstance(meta, dict):
+            raise ValueError("its 'meta' entry is not a JSON object")
+        if "config" not in meta:
+            warnings.warn(f"{path} was written before checkpoints recorded their configuration: the optimizer, "
+                          "schedule and run settings cannot be checked against this run's; they must be the same",
+                          UserWarning, stacklevel=3)
+        else:
+            differences = _differences(meta["config"], self.config())
+            if differences:
+                raise ValueError("it was written with another configuration: " + "; ".join(differences)
+                                 + ". Resume with the settings it was written with, or start a new run")
 
         def group(prefix):
             return OrderedDict((k[len(prefix):], v) for k, v in files.items() if k.startswith(prefix))
 
-        self.model.load_state_dict(group("model."))
-        self.optimizer.load_state_dict(group("optimizer."))
-        best = group("best.")
+        model_state, optimizer_state, best = group("model."), group("optimizer."), group("best.")
+        self.model._check_state_dict(model_state)
         if best:
-            xp = _backend.array_module(self.params[0].data)
-            self.best_state = OrderedDict((k, xp.asarray(v)) for k, v in best.items())
-        else:
-            self.best_state = None
-        if (meta["scheduler"] is None) != (self.scheduler is None):
-            raise ValueError("load_checkpoint: the checkpoint and this trainer disagree on having a scheduler")
+            self.model._check_state_dict(best)
+        self.optimizer._check_state_dict(optimizer_state)
+        scheduler_state = meta["scheduler"]
+        if (scheduler_state is None) != (self.scheduler is None):
+            raise ValueError(f"the checkpoint {'has no' if scheduler_state is None else 'has a'} scheduler, this "
+                             f"trainer {'has' if self.scheduler is not None else 'has none'}")
         if self.scheduler is not None:
-            self.scheduler.load_state_dict(meta["scheduler"])
-        self.optimizer.lr = float(meta["optimizer_lr"])
+            expected = sorted(self.scheduler.state_dict())
+            if not isinstance(scheduler_state, dict) or sorted(scheduler_state) != expected:
+                raise ValueError(f"the checkpoint's scheduler state {scheduler_state!r} is not a "
+                                 f"{type(self.scheduler).__name__}'s (keys {expected})")
+            self.scheduler._check_state_dict(scheduler_state)
+        optimizer_lr = optim.optimizer.check_hyperparameters("checkpoint", lr=meta["optimizer_lr"])[0]
         generators = dict(_generators(self.model))
         if set(generators) != set(meta["model_generators"]):
-            raise ValueError(f"load_checkpoint: the model's random generators {sorted(generators)} differ from "
-                             f"the checkpoint's {sorted(meta['model_generators'])}")
-        for name, state in meta["model_generators"].items():
-            generators[name].bit_generator.state = state
-        init.default_rng().bit_generator.state = meta["init_generator"]
-        np.random.set_state(_legacy_state_from_json(meta["numpy_global"]))
-        random.setstate(_python_state_from_json(meta["python_random"]))
-        self.epoch, self.global_step = int(meta["epoch"]), int(meta["global_step"])
-        self.history = History(meta["history"])
-        self.best_metric, self.best_epoch = meta["best_metric"], meta["best_epoch"]
-        self.bad_epochs, self.stopped_early = int(meta["bad_epochs"]), bool(meta["stopped_early"])
-        return self
+            raise ValueError(f"the model's random generators {sorted(generators)} differ from the checkpoint's "
+                             f"{sorted(meta['model_generators'])}")
+        for name, state in meta["model_generators"].items():  # each state tried on a spare generator
+            type(generators[name].bit_generator)().state = state
+        type(init.default_rng().bit_generator)().state = meta["init_generator"]
+        numpy_global = _legacy_state_from_json(meta["numpy_global"])
+        np.random.RandomState().set_state(numpy_global)
+        python_random = _python_state_from_json(meta["python_random"])
+        random.Random().setstate(python_random)
+        epoch, global_step = _count(meta["epoch"], "epoch"), _count(meta["global_step"], "global_step")
+        bad_epochs, stopped_early = _count(meta["bad_epochs"], "bad_epochs"), bool(meta["stopped_early"])
+        history = History(meta["history"])
+        best_metric, best_epoch = meta["best_metric"], meta["best_epoch"]
+
+        def restore():
+            self.model.load_state_dict(model_state)
+            self.optimizer.load_state_dict(optimizer_state)
+            if best:
+                xp = _backend.array_module(self.params[0].data)
+                self.best_state = OrderedDict((k, xp.asarray(v)) for k, v in best.items())
+            else:
+                self.best_state = None
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(scheduler_state)
+            self.optimizer.lr = optimizer_lr
+            for name, state in meta["model_generators"].items():
+                generators[name].bit_generator.state = state
+            init.default_rng().bit_generator.state = meta["init_generator"]
+            np.random.set_state(numpy_global)
+            random.setstate(python_random)
+            self.epoch, self.global_step = epoch, global_step
+            self.history = history
+            self.best_metric, self.best_epoch = best_metric, best_epoch
+            self.bad_epochs, self.stopped_early = bad_epochs, stopped_early
+
+        return restore
+
+
+# Attributes of optimizers and schedulers that are state (restored from a checkpoint), not settings.
+_STATE_ATTRIBUTES = frozenset({"t", "lr", "eta0", "best", "bad_evaluations"})
+
+
+def _is_setting(value):
+    if isinstance(value, (list, tuple)):
+        return all(_is_setting(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _settings(obj):
+    """{"class": name, setting: value}: an optimizer's or a scheduler's public plain-valued attributes."""
+    settings = {"class": type(obj).__name__}
+    for name, value in sorted(vars(obj).items()):
+        if not name.startswith("_") and name not in _STATE_ATTRIBUTES and _is_setting(value):
+            settings[name] = value
+    return settings
+
+
+def _differences(saved, current, name=""):
+    """'name: X in the checkpoint, Y now' for every setting that differs (nested dicts flattened;
+    run_config's keys are shown as they are, the others with their path, e.g. optimizer.eps)."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        if saved.get("class") != current.get("class"):  # another optimizer or schedule: its settings differ too
+            return [f"{name}: {saved.get('class')} in the checkpoint, {current.get('class')} now"]
+        found = []
+        for key in sorted(set(saved) | set(current), key=str):
+            found += _differences(saved.get(key), current.get(key), key if name in ("", "run") else f"{name}.{key}")
+        return found
+    return [] if saved == current else [f"{name}: {saved!r} in the checkpoint, {current!r} now"]
+
+
+def _count(value, name):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return value
 
 
 def _legacy_state_to_json(state):
