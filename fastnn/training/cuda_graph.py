@@ -151,8 +151,8 @@ class CudaGraphStep:
             if self._graph is None and self.eager_steps >= self.warmup:
                 self._capture(inputs, targets, key)
             if self._graph is not None and key == self._key:
-                self._x[...] = inputs
-                self._y[...] = targets
+                _backend.cupy_copy_into(self._x, inputs)  # byte-wise when the caller's batch is misaligned
+                _backend.cupy_copy_into(self._y, targets)
                 self.optimizer._begin_step()
                 self._graph.launch(self._stream)
                 self.graph_steps += 1
