@@ -225,6 +225,17 @@ def _graph_matmul(a, b, trans_a, trans_b, out, accumulate):
     return out
 
 
+def load_graph_gemm(dtypes):
+    """Launches fastnn's GEMM kernel once, on a 1 x 1 x 1 product, per float dtype in dtypes. That
+    kernel runs only inside CUDA-graph captures (eager steps use cuBLAS), and with CUDA's lazy loading
+    (the default from CUDA 12.2) a kernel is loaded at its first launch, which would then fall in the
+    middle of a capture; CudaGraphStep calls this before it begins one."""
+    cp = cupy_module()
+    for dtype in {np.dtype(d) for d in dtypes} & {np.dtype(np.float32), np.dtype(np.float64)}:
+        one = cp.ones((1, 1), dtype)
+        _graph_matmul(one, one, False, False, None, False)
+
+
 def require_cuda_module():
     if _cuda is None:
         raise RuntimeError(

@@ -255,6 +255,32 @@ def test_trainer_with_cuda_graph_matches_eager_trainer():
 
 
 @cuda
+def test_fastnn_gemm_is_launched_once_before_the_capture(monkeypatch):
+    """fastnn's GEMM kernel runs only in captured steps (eager ones use cuBLAS). With CUDA's lazy
+    loading a kernel is loaded at its first launch, which must not fall inside the capture."""
+    import cupy as cp
+
+    from fastnn import _backend
+
+    calls = []
+    graph_matmul = _backend._graph_matmul
+
+    def spy(a, *args):
+        calls.append((a.dtype, step._stream.is_capturing()))
+        return graph_matmul(a, *args)
+
+    monkeypatch.setattr(_backend, "_graph_matmul", spy)
+    model = _model().to("cuda")
+    step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), warmup=1)
+    x, y = (cp.asarray(a) for a in _batches(1, 8)[0])
+    step(x, y)
+    assert calls == []  # the eager warm-up step: cuBLAS
+    step(x, y)
+    assert step.captures == 1 and calls[0] == (np.float32, False)
+    assert calls[1:] and all(capturing for _, capturing in calls[1:])  # the Linear layers' GEMMs
+
+
+@cuda
 def test_a_step_that_synchronises_cannot_be_captured():
     import cupy as cp
 
