@@ -121,8 +121,52 @@ def c_array(a, dtype=None):
         return a
     if not is_cupy_array(a):
         return np.require(a, dtype, ("C", "A"))
-    a = cupy_module().ascontiguousarray(a, dtype)
-    return a if is_native_layout(a) else a.copy()
+    return cupy_module().ascontiguousarray(cupy_aligned(a), dtype)
+
+
+# Misaligned CuPy arrays. A view at an odd byte offset (or with strides that are not multiples of the
+# element size) puts its elements at addresses a GPU cannot load them from as a whole: every CuPy
+# kernel that reads or writes them element-wise (its copy, astype, a[...] = b, cuBLAS) faults with
+# cudaErrorMisalignedAddress, which spoils the CUDA context for the rest of the process. Such arrays
+# are therefore only ever copied as bytes here.
+
+def cupy_is_aligned(a):
+    """True when every element of CuPy array a lies at an address that is a multiple of its size."""
+    size = a.itemsize
+    return a.size == 0 or (a.data.ptr % size == 0 and all(
+        s % size == 0 for s, n in zip(a.strides, a.shape) if n > 1))
+
+
+def cupy_aligned(a):
+    """CuPy array a itself when its elements are aligned (see cupy_is_aligned), else an aligned
+    C-contiguous copy of it, copied as bytes."""
+    if cupy_is_aligned(a):
+        return a
+    return cupy_copy_into(cupy_module().empty(a.shape, a.dtype), a)
+
+
+def cupy_copy_into(dst, src):
+    """dst[...] = src for CuPy arrays of one shape and dtype, either of which may be misaligned; dst.
+    Aligned ones take CuPy's element copy; otherwise the bytes are copied on the current stream: one
+    device-to-device memcpy when both are C-contiguous, else CuPy's copy of the arrays' uint8 views
+    (1-byte elements are aligned anywhere)."""
+    if dst.shape != src.shape or dst.dtype != src.dtype:
+        raise ValueError(f"cupy_copy_into: {src.dtype} {src.shape} into {dst.dtype} {dst.shape}: "
+                         "shapes and dtypes must match")
+    if cupy_is_aligned(dst) and cupy_is_aligned(src):
+        dst[...] = src
+    elif dst.flags.c_contiguous and src.flags.c_contiguous:
+        cp = cupy_module()
+        dst.data.copy_from_device_async(src.data, src.nbytes, cp.cuda.get_current_stream())
+    else:
+        _cupy_bytes(dst)[...] = _cupy_bytes(src)
+    return dst
+
+
+def _cupy_bytes(a):
+    """The bytes of CuPy array a as a uint8 view of shape a.shape + (itemsize,) (any strides)."""
+    cp = cupy_module()
+    return cp.ndarray(a.shape + (a.itemsize,), cp.uint8, memptr=a.data, strides=a.strides + (1,))
 
 
 def array_module(a):
@@ -142,6 +186,8 @@ def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
     if _capturing_cuda_graph and is_cupy_array(a):
         return _graph_matmul(a, b, trans_a, trans_b, out, accumulate)
     xp = array_module(a)
+    if xp is not np:  # cuBLAS takes misaligned operands no better than CuPy's own kernels
+        a, b = (cupy_aligned(v) if is_cupy_array(v) else v for v in (a, b))
     result = xp.matmul(a.T if trans_a else a, b.T if trans_b else b)
     if out is None:
         return result
@@ -191,6 +237,17 @@ def _graph_matmul(a, b, trans_a, trans_b, out, accumulate):
     else:
         out[...] = c
     return out
+
+
+def load_graph_gemm(dtypes):
+    """Launches fastnn's GEMM kernel once, on a 1 x 1 x 1 product, per float dtype in dtypes. That
+    kernel runs only inside CUDA-graph captures (eager steps use cuBLAS), and with CUDA's lazy loading
+    (the default from CUDA 12.2) a kernel is loaded at its first launch, which would then fall in the
+    middle of a capture; CudaGraphStep calls this before it begins one."""
+    cp = cupy_module()
+    for dtype in {np.dtype(d) for d in dtypes} & {np.dtype(np.float32), np.dtype(np.float64)}:
+        one = cp.ones((1, 1), dtype)
+        _graph_matmul(one, one, False, False, None, False)
 
 
 def require_cuda_module():

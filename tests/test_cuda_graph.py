@@ -4,6 +4,8 @@ The cuda-marked tests need a GPU (or tools/fake_cupy, which emulates stream capt
 recorded operations with the arguments baked at capture, so a per-step value that does not reach the
 graph -- an lr from a schedule, Adam's bias correction -- shows up as a different result here).
 """
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -87,31 +89,40 @@ def test_cli_cuda_graph_needs_cuda_device(capsys):
 
 
 # ---- on the GPU ------------------------------------------------------------------------------------
+def _same_gemm_as(step, graph_steps_before):
+    """The context for the eager reference of a CudaGraphStep call: the GEMMs that call ran. A graph
+    launch runs fastnn's GEMM kernel (CuPy refuses cuBLAS in a capture), an eager call cuBLAS; the
+    backend's capturing_cuda_graph() switches matmul to fastnn's kernel without capturing anything.
+    So the two sides differ by no rounding of their own, only by what the graph gets wrong."""
+    from fastnn import _backend
+
+    return _backend.capturing_cuda_graph() if step.graph_steps > graph_steps_before else contextlib.nullcontext()
+
+
 def _compare(make_optimizer, steps=6, clip=None, schedule=True, batch=8, model_fn=_model, batches=None):
-    """Trains two copies of a model on the same batches, eagerly and through CudaGraphStep; returns
-    (eager losses, graph losses, eager weights, graph weights, the step object)."""
+    """Trains two copies of a model on the same batches, through CudaGraphStep and eagerly (each eager
+    step with the GEMM its graph-side step used); returns (eager losses, graph losses, eager weights,
+    graph weights, the step object)."""
     import cupy as cp
 
     batches = [(cp.asarray(x), cp.asarray(y)) for x, y in (batches or _batches(steps, batch))]
-    runs = []
-    for use_graph in (False, True):
-        model = model_fn().to("cuda")
-        opt = make_optimizer(model.parameters())
-        sched = optim.StepLR(opt, 1, 0.7) if schedule else None
-        loss_fn = nn.SoftmaxCrossEntropyLoss()
-        step = CudaGraphStep(model, loss_fn, opt, clip_grad_norm=clip, accuracy=True) if use_graph else None
-        losses = []
-        for x, y in batches:
-            if use_graph:
-                loss, correct = step(x, y)
-                losses.append(float(loss))
-                assert 0 <= int(correct) <= len(y)
-            else:
-                losses.append(_eager_step(model, loss_fn, opt, x, y, clip))
+    models = [model_fn().to("cuda") for _ in range(2)]
+    opts = [make_optimizer(m.parameters()) for m in models]
+    scheds = [optim.StepLR(opt, 1, 0.7) if schedule else None for opt in opts]
+    loss_fn = nn.SoftmaxCrossEntropyLoss()
+    step = CudaGraphStep(models[1], nn.SoftmaxCrossEntropyLoss(), opts[1], clip_grad_norm=clip, accuracy=True)
+    eager_losses, graph_losses = [], []
+    for x, y in batches:
+        before = step.graph_steps
+        loss, correct = step(x, y)
+        graph_losses.append(float(loss))
+        assert 0 <= int(correct) <= len(y)
+        with _same_gemm_as(step, before):
+            eager_losses.append(_eager_step(models[0], loss_fn, opts[0], x, y, clip))
+        for sched in scheds:
             if sched is not None:
                 sched.step()  # a new lr every step: the graph must read it at run time
-        runs.append((losses, [p.data.get() for p in model.parameters()], step))
-    (eager_losses, eager_w, _), (graph_losses, graph_w, step) = runs
+    eager_w, graph_w = ([p.data.get() for p in m.parameters()] for m in models)
     return eager_losses, graph_losses, eager_w, graph_w, step
 
 
@@ -187,10 +198,12 @@ def test_other_shapes_run_eagerly_and_the_graph_resumes():
     sizes = [8, 8, 8, 5, 8, 8, 5]
     for i, n in enumerate(sizes):
         x, y = _batches(1, n, seed=i)[0]
+        before = step.graph_steps
         loss, correct = step(cp.asarray(x), cp.asarray(y))
         assert correct is None
-        np.testing.assert_allclose(float(loss), _eager_step(ref, loss_fn, ref_opt, cp.asarray(x), cp.asarray(y)),
-                                   rtol=1e-6)
+        with _same_gemm_as(step, before):
+            want = _eager_step(ref, loss_fn, ref_opt, cp.asarray(x), cp.asarray(y))
+        np.testing.assert_allclose(float(loss), want, rtol=1e-6)
     assert (step.eager_steps, step.graph_steps, step.captures) == (3, 4, 1)
     for a, b in zip(model.parameters(), ref.parameters()):
         np.testing.assert_allclose(a.data.get(), b.data.get(), rtol=1e-5, atol=1e-6)
@@ -206,14 +219,19 @@ def test_replaced_optimizer_state_is_captured_again():
     loss_fn = nn.SoftmaxCrossEntropyLoss()
     batches = [(cp.asarray(x), cp.asarray(y)) for x, y in _batches(7, 8)]
     for x, y in batches[:4]:
+        before = step.graph_steps
         step(x, y)
-        _eager_step(ref, loss_fn, ref_opt, x, y)
+        with _same_gemm_as(step, before):
+            _eager_step(ref, loss_fn, ref_opt, x, y)
     saved = ref_opt.state_dict()
     opt.load_state_dict(saved)  # new moment arrays: the captured graph would update the old ones
     ref_opt.load_state_dict(saved)
     for x, y in batches[4:]:
+        before = step.graph_steps
         loss, _ = step(x, y)
-        np.testing.assert_allclose(float(loss), _eager_step(ref, loss_fn, ref_opt, x, y), rtol=1e-6)
+        with _same_gemm_as(step, before):
+            want = _eager_step(ref, loss_fn, ref_opt, x, y)
+        np.testing.assert_allclose(float(loss), want, rtol=1e-6)
     assert step.captures == 2
     for a, b in zip(model.parameters(), ref.parameters()):
         np.testing.assert_allclose(a.data.get(), b.data.get(), rtol=1e-5, atol=1e-6)
@@ -252,6 +270,32 @@ def test_trainer_with_cuda_graph_matches_eager_trainer():
             assert trainer._graph_step.graph_steps > 0 and trainer._graph_step.eager_steps > 0
     for key in ("train_loss", "train_accuracy"):
         np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5)
+
+
+@cuda
+def test_fastnn_gemm_is_launched_once_before_the_capture(monkeypatch):
+    """fastnn's GEMM kernel runs only in captured steps (eager ones use cuBLAS). With CUDA's lazy
+    loading a kernel is loaded at its first launch, which must not fall inside the capture."""
+    import cupy as cp
+
+    from fastnn import _backend
+
+    calls = []
+    graph_matmul = _backend._graph_matmul
+
+    def spy(a, *args):
+        calls.append((a.dtype, step._stream.is_capturing()))
+        return graph_matmul(a, *args)
+
+    monkeypatch.setattr(_backend, "_graph_matmul", spy)
+    model = _model().to("cuda")
+    step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), optim.Adam(model.parameters()), warmup=1)
+    x, y = (cp.asarray(a) for a in _batches(1, 8)[0])
+    step(x, y)
+    assert calls == []  # the eager warm-up step: cuBLAS
+    step(x, y)
+    assert step.captures == 1 and calls[0] == (np.float32, False)
+    assert calls[1:] and all(capturing for _, capturing in calls[1:])  # the Linear layers' GEMMs
 
 
 @cuda

@@ -3,7 +3,9 @@
 A NumPy view at an odd byte offset, e.g. np.zeros(9, np.uint8)[1:].view(np.float32), is C-contiguous
 yet its float loads would be misaligned: undefined behaviour in the native kernels (UBSan reports it;
 on a GPU it is a misaligned-address fault). fastnn's Python layer copies such arrays to an aligned
-buffer, and the bindings refuse them, so neither path reads through a misaligned pointer.
+buffer, and the bindings refuse them, so neither path reads through a misaligned pointer. On the GPU
+the copies move bytes (CuPy's own copy would load whole elements and fault); under tools/fake_cupy a
+kernel over a misaligned array fails as it would on a GPU, so the cuda-marked tests here check that.
 """
 import numpy as np
 import pytest
@@ -200,16 +202,31 @@ def test_bindings_refuse_unaligned_arrays(dtype, call):
 
 
 def unaligned_cupy(a):
-    """A C-contiguous CuPy copy of a whose device data starts one byte past an aligned address."""
+    """A C-contiguous CuPy copy of a whose device data starts one byte past an aligned address. Its
+    bytes are written as uint8: a typed write into it would fault on a GPU (misaligned address)."""
     import cupy as cp
 
-    a = np.asarray(a)
+    a = np.ascontiguousarray(a)
     raw = cp.zeros(a.nbytes + a.itemsize + 1, cp.uint8)
     start = (-raw.data.ptr) % a.itemsize + 1
+    raw[start:start + a.nbytes] = cp.asarray(a.reshape(-1).view(np.uint8))
     view = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    view[...] = cp.asarray(a)
     assert view.flags.c_contiguous and view.data.ptr % a.itemsize != 0
     return view
+
+
+def unaligned_strided_cupy(a):
+    """(view, buffer): view is a non-contiguous CuPy view with a's values, every other row of buffer, a
+    C-contiguous CuPy array twice as tall whose data starts one byte past an aligned address (read
+    buffer to see what was written into view: cupy.asnumpy copies a non-contiguous array on the
+    device first, element-wise)."""
+    a = np.asarray(a)
+    tall = np.zeros((2 * a.shape[0],) + a.shape[1:], a.dtype)
+    tall[::2] = a
+    buffer = unaligned_cupy(tall)
+    view = buffer[::2]
+    assert not view.flags.c_contiguous and view.data.ptr % a.itemsize != 0
+    return view, buffer
 
 
 @pytest.mark.cuda
@@ -231,6 +248,81 @@ def test_cuda_ops_copy_unaligned_device_arrays(dtype):
     rm = unaligned_cupy(np.zeros(3, dtype))
     F.batch_norm_forward(unaligned_cupy(x), cp.ones(3, dtype), cp.zeros(3, dtype), rm, cp.ones(3, dtype))
     np.testing.assert_allclose(cp.asnumpy(rm), 0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.int64])
+def test_cupy_misaligned_arrays_are_copied_as_bytes(dtype):
+    import cupy as cp
+
+    a = (np.arange(12) * 2.5 - 7).reshape(4, 3).astype(dtype)
+    contiguous = unaligned_cupy(a)
+    strided, strided_buffer = unaligned_strided_cupy(a)
+    for u in (contiguous, strided):
+        assert not _backend.cupy_is_aligned(u)
+        c = _backend.c_array(u)
+        assert _backend.is_native_layout(c) and c.dtype == dtype and c.shape == a.shape
+        np.testing.assert_array_equal(cp.asnumpy(c), a)
+        np.testing.assert_array_equal(cp.asnumpy(_backend.c_array(u, dtype=np.float64)), a.astype(np.float64))
+    aligned = cp.asarray(a)
+    columns = aligned[:, 1:]  # strided, but aligned: passed through as it is
+    assert _backend.cupy_aligned(aligned) is aligned and _backend.cupy_aligned(columns) is columns
+
+    # Writing into misaligned arrays, contiguous and strided: the values land, the bytes around stay.
+    b = (a * 3 + 1).astype(dtype)
+    _backend.cupy_copy_into(contiguous, cp.asarray(b))
+    np.testing.assert_array_equal(cp.asnumpy(contiguous), b)
+    _backend.cupy_copy_into(strided, cp.asarray(b))
+    rows = cp.asnumpy(strided_buffer)
+    np.testing.assert_array_equal(rows[::2], b)
+    np.testing.assert_array_equal(rows[1::2], 0)
+    with pytest.raises(ValueError, match="must match"):
+        _backend.cupy_copy_into(contiguous, cp.asarray(b[:2]))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cuda_ops_take_misaligned_strided_arrays(dtype):
+    import cupy as cp
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 5, 5)).astype(dtype)
+    rm, rv = rng.standard_normal(3).astype(dtype), rng.uniform(0.5, 2, 3).astype(dtype)
+
+    # Batch norm in evaluation mode reads the running statistics; in training mode it updates them in
+    # place, through a contiguous stand-in written back as bytes.
+    gamma, beta = cp.ones(3, dtype), cp.zeros(3, dtype)
+    want, _ = F.batch_norm_forward(cp.asarray(x), gamma, beta, cp.asarray(rm), cp.asarray(rv), training=False)
+    got, _ = F.batch_norm_forward(unaligned_cupy(x), gamma, beta, unaligned_strided_cupy(rm[:, None])[0][:, 0],
+                                  unaligned_cupy(rv), training=False)
+    np.testing.assert_array_equal(cp.asnumpy(got), cp.asnumpy(want))
+    rm_want, rv_want = cp.asarray(rm), cp.asarray(rv)
+    (rm_got, rm_buffer), rv_got = unaligned_strided_cupy(rm[:, None]), unaligned_cupy(rv)
+    F.batch_norm_forward(cp.asarray(x), gamma, beta, rm_want, rv_want, training=True)
+    F.batch_norm_forward(cp.asarray(x), gamma, beta, rm_got[:, 0], rv_got, training=True)
+    np.testing.assert_array_equal(cp.asnumpy(rm_buffer)[::2, 0], cp.asnumpy(rm_want))
+    np.testing.assert_array_equal(cp.asnumpy(rv_got), cp.asnumpy(rv_want))
+    assert np.any(cp.asnumpy(rm_want) != rm)
+
+    # The LSTM cell's GEMMs (cuBLAS) get aligned stand-ins, kept in the cache for backward.
+    B, D, H = 3, 5, 4
+    args = rng_arrays(dtype, (B, D), (B, H), (B, H), (D, 4 * H), (H, 4 * H), (4 * H,), seed=4)
+    dh, dc = rng_arrays(dtype, (B, H), (B, H), seed=5)
+    h, c, cache = F.lstm_cell_forward(*(cp.asarray(a) for a in args))
+    h_u, c_u, cache_u = F.lstm_cell_forward(unaligned_strided_cupy(args[0])[0], *(unaligned_cupy(a) for a in args[1:]))
+    want = (h, c) + F.lstm_cell_backward(cp.asarray(dh), cp.asarray(dc), cache)
+    got = (h_u, c_u) + F.lstm_cell_backward(unaligned_cupy(dh), unaligned_strided_cupy(dc)[0], cache_u)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(cp.asnumpy(g), cp.asnumpy(w), rtol=1e-6, atol=1e-7)
+
+    # matmul (nn.Linear's GEMM) and softmax cross-entropy with int32 labels (copied, then converted).
+    a, b = rng_arrays(dtype, (5, 7), (7, 3), seed=6)
+    np.testing.assert_allclose(cp.asnumpy(_backend.matmul(unaligned_strided_cupy(a)[0], unaligned_cupy(b))),
+                               cp.asnumpy(_backend.matmul(cp.asarray(a), cp.asarray(b))), rtol=1e-6, atol=1e-7)
+    y = np.array([0, 2, 1, 2, 0], np.int32)
+    loss, _ = F.softmax_cross_entropy_forward(cp.asarray(a[:, :3]), cp.asarray(y))
+    loss_u, _ = F.softmax_cross_entropy_forward(unaligned_strided_cupy(a[:, :3])[0], unaligned_cupy(y))
+    assert float(loss_u) == float(loss)
 
 
 @pytest.mark.cuda

@@ -52,8 +52,10 @@ def batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training=
     stream = cp.cuda.get_current_stream().ptr
     out = cp.empty_like(x)
     if not training:
-        mean = running_mean.astype(x.dtype, order="C", copy=True)
-        inv_std = (1.0 / cp.sqrt(running_var.astype(cp.float64) + eps)).astype(x.dtype)
+        # Copies (the cache must not follow later updates of the running statistics), made from aligned
+        # stand-ins: astype's element loads would fault on a misaligned array.
+        mean = _backend.cupy_aligned(running_mean).astype(x.dtype, order="C", copy=True)
+        inv_std = (1.0 / cp.sqrt(_backend.cupy_aligned(running_var).astype(cp.float64) + eps)).astype(x.dtype)
         native.batch_norm_forward_eval(
             x.dtype.name, x.data.ptr, gamma.data.ptr, beta.data.ptr, mean.data.ptr, inv_std.data.ptr,
             out.data.ptr, n, c, l, stream,
@@ -64,8 +66,8 @@ def batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training=
         raise ValueError(f"batch_norm_forward_cuda: training needs more than one value per channel, got x {tuple(x.shape)}")
     mean = cp.empty(c, dtype=x.dtype)
     inv_std = cp.empty(c, dtype=x.dtype)
-    # The kernel updates the running statistics where they lie; a strided view gets a contiguous
-    # stand-in that is copied back afterwards.
+    # The kernel updates the running statistics where they lie; a strided or misaligned view gets a
+    # contiguous stand-in that is copied back afterwards (as bytes where it is misaligned).
     run_mean = _backend.c_array(running_mean)
     run_var = _backend.c_array(running_var)
     partials = _partials(cp, native, n, c, l)  # held here: the kernels are queued after this line
@@ -75,9 +77,9 @@ def batch_norm_forward_cuda(x, gamma, beta, running_mean, running_var, training=
         float(momentum), float(eps), n, c, l, stream,
     )
     if run_mean is not running_mean:
-        running_mean[...] = run_mean
+        _backend.cupy_copy_into(running_mean, run_mean)
     if run_var is not running_var:
-        running_var[...] = run_var
+        _backend.cupy_copy_into(running_var, run_var)
     return out, BatchNormCache(x, gamma, mean, inv_std, True)
 
 

@@ -31,6 +31,8 @@ def lstm_cell_forward_cuda(x, h_prev, c_prev, Wx, Wh, b):
     batch, hidden = h_prev.shape
     c_prev = _backend.c_array(c_prev)
     b = _backend.c_array(b)
+    # cuBLAS takes any strides but not misaligned data; the cache keeps the aligned operands for backward.
+    x, h_prev, Wx, Wh = (_backend.cupy_aligned(a) for a in (x, h_prev, Wx, Wh))
     gates = cp.matmul(x, Wx)  # a fresh C-contiguous (B, 4H) array: the kernel overwrites it in place
     gates += cp.matmul(h_prev, Wh)
     gates = _backend.c_array(gates)

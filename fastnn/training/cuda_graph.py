@@ -26,8 +26,9 @@ whole sequence with one launch. What the graph bakes in, and how this class keep
         loss, correct = step(x, y)             # 0-d device arrays; float(loss) waits for the GPU
 
 The first `warmup` calls run eagerly on the capture stream (so lazily created state -- optimizer
-moments, cuBLAS handles, compiled kernels -- exists before capture); the next call captures, and every
-call launches the graph. Every call is one real optimizer step on its batch, warm-up ones included.
+moments, cuBLAS handles, compiled kernels -- exists before capture; fastnn's GEMM kernel, which only
+the capture runs, is launched once just before it); the next call captures, and every call launches
+the graph. Every call is one real optimizer step on its batch, warm-up ones included.
 """
 import operator
 
@@ -151,8 +152,8 @@ class CudaGraphStep:
             if self._graph is None and self.eager_steps >= self.warmup:
                 self._capture(inputs, targets, key)
             if self._graph is not None and key == self._key:
-                self._x[...] = inputs
-                self._y[...] = targets
+                _backend.cupy_copy_into(self._x, inputs)  # byte-wise when the caller's batch is misaligned
+                _backend.cupy_copy_into(self._y, targets)
                 self.optimizer._begin_step()
                 self._graph.launch(self._stream)
                 self.graph_steps += 1
@@ -171,6 +172,8 @@ class CudaGraphStep:
         self._y = cp.empty_like(targets)
         self._pool = cp.cuda.MemoryPool()
         self.optimizer._ensure_state()  # state created inside the capture would be re-zeroed by every replay
+        # fastnn's GEMM kernel runs only in the capture: one tiny eager launch loads it first (lazy loading).
+        _backend.load_graph_gemm({p.data.dtype for p in self.params} | {inputs.dtype})
         with cp.cuda.using_allocator(self._pool.malloc):
             self._stream.begin_capture()
             try:

@@ -118,17 +118,63 @@ def _check_stream(what):
 _CUBLAS = {_np.matmul, _np.dot, _np.tensordot, _np.einsum, _np.inner, _np.vdot}
 
 
+# ---- misaligned element access (see ../README.md)
+class CUDARuntimeError(RuntimeError):
+    """cupy.cuda.runtime.CUDARuntimeError."""
+
+
+def _check_aligned(what, arrays):
+    """A GPU kernel loads and stores whole elements: at an address that is not a multiple of the
+    element size that faults (cudaErrorMisalignedAddress). Raised here for any misaligned array in
+    `arrays` (NumPy's aligned flag: data pointer and strides multiples of the element alignment)."""
+    for a in arrays:
+        if not a.flags.aligned:
+            raise CUDARuntimeError(f"cudaErrorMisalignedAddress: misaligned address ({what} on a {a.dtype} array "
+                                   f"at {a.__array_interface__['data'][0]:#x}, strides {a.strides})")
+
+
+# What reads no element of its array arguments: CuPy works these out from shapes and dtypes.
+_NO_ELEMENT_ACCESS = {_np.empty_like, _np.zeros_like, _np.ones_like, _np.full_like, _np.shape, _np.ndim, _np.size,
+                      _np.result_type, _np.may_share_memory, _np.shares_memory}
+
+
+def _runs_kernel(fn, args, kwargs, raw):
+    """Whether fn(*args, **kwargs) -> raw ran a CuPy kernel over its array arguments, as opposed to
+    making a view of one of them (reshape, transpose, basic indexing, astype/ascontiguousarray that
+    return their argument) or reading only shapes. Ufuncs and writes are kernels."""
+    if fn in _NO_ELEMENT_ACCESS:
+        return False
+    if isinstance(getattr(fn, "__self__", None), _np.ufunc) or fn in (_np.ndarray.__setitem__, _np.copyto):
+        return True
+    if fn is _np.ndarray.fill:  # fill(0) of a contiguous array is a memset
+        return not (args[1] == 0 and args[0].flags.c_contiguous)
+    if isinstance(raw, _np.ndarray):
+        roots = {id(_root(a)) for a in _arrays_in(args + tuple(kwargs.values()))}
+        return id(_root(raw)) not in roots
+    return True
+
+
+def _call(fn, args, kwargs):
+    """fn(*args, **kwargs); CUDARuntimeError after it when it was a kernel over a misaligned array."""
+    raw = fn(*args, **kwargs)
+    misaligned = [a for a in _arrays_in(args + tuple(kwargs.values())) if not a.flags.aligned]
+    if misaligned and _runs_kernel(fn, args, kwargs, raw):
+        _check_aligned(getattr(fn, "__name__", "an operation"), misaligned)
+    return raw
+
+
 def _run(fn, *args, **kwargs):
     """fn(*args, **kwargs) on NumPy values, the result wrapped; during a capture also recorded: the
-    replay runs fn again on the same buffers and writes its results into the buffers returned now."""
+    replay runs fn again on the same buffers and writes its results into the buffers returned now.
+    A kernel over a misaligned array raises CUDARuntimeError (see _check_aligned)."""
     if _capture is None:
-        return _wrap(fn(*args, **kwargs))
+        return _wrap(_call(fn, args, kwargs))
     _check_stream(getattr(fn, "__name__", "an operation"))
     if fn in _CUBLAS or getattr(fn, "__self__", None) in _CUBLAS:
         raise NotImplementedError("calling cuBLAS API during stream capture is currently unsupported")
     for a in _arrays_in(args + tuple(kwargs.values())):
         _capture.touch(a)
-    raw = fn(*args, **kwargs)
+    raw = _call(fn, args, kwargs)
     result = _wrap(raw)
     many = isinstance(raw, (tuple, list))
     outs = [(i, r._a) for i, r in enumerate(result if many else (result,)) if isinstance(r, ndarray)]
@@ -198,10 +244,33 @@ class _Flags:
 
 
 class _Pointer:
+    """cupy.cuda.MemoryPointer: the address of an array's first element (.ptr) in its buffer."""
+
     def __init__(self, a):
         if _capture is not None:  # a kernel is about to use this buffer
             _capture.touch(a)
+        self._buffer = _root(a)  # the allocation, which a real MemoryPointer also keeps alive
         self.ptr = a.__array_interface__["data"][0]
+
+    def _bytes_left(self):
+        start = self._buffer.__array_interface__["data"][0]
+        return start + self._buffer.nbytes - self.ptr
+
+    def copy_from_device_async(self, src, size, stream=None):
+        """Copies size bytes from src (a MemoryPointer) on stream (default: the current one), as
+        cudaMemcpyAsync: bytes, so any alignment will do. Refuses a copy past either allocation
+        (CUDA reports cudaErrorInvalidValue for one it can see)."""
+        if not isinstance(src, _Pointer):
+            raise TypeError(f"Argument 'src' has incorrect type (expected cupy.cuda.memory.MemoryPointer, "
+                            f"got {type(src).__name__})")
+        size = int(size)
+        if size < 0 or size > self._bytes_left() or size > src._bytes_left():
+            raise CUDARuntimeError(f"cudaErrorInvalidValue: a copy of {size} bytes runs past its source or destination")
+        if stream is not None and stream is not _current_stream():
+            with stream:
+                return self.copy_from_device_async(src, size)
+        dst_ptr, src_ptr = self.ptr, src.ptr
+        _kernel_call("copy_from_device_async", lambda: ctypes.memmove(dst_ptr, src_ptr, size), (self._buffer,))
 
 
 class ndarray:
@@ -210,10 +279,22 @@ class ndarray:
     __slots__ = ("_a",)
     __array_priority__ = 100
 
-    def __init__(self, shape, dtype=float, order="C"):
-        self._a = _np.empty(shape, dtype=dtype, order=order)
-        if _capture is not None:
-            _capture.allocated(self._a)
+    def __init__(self, shape, dtype=float, memptr=None, strides=None, order="C"):
+        if memptr is None:
+            if strides is not None:
+                raise ValueError("memptr is required if strides is given.")
+            self._a = _np.empty(shape, dtype=dtype, order=order)
+            if _capture is not None:
+                _capture.allocated(self._a)
+            return
+        if not isinstance(memptr, _Pointer):
+            raise TypeError(f"memptr must be a cupy.cuda.MemoryPointer, got {type(memptr).__name__}")
+        # A view of memptr's allocation. CuPy does not check that it stays inside; NumPy does (a view
+        # past the allocation would read or write out of bounds on a GPU).
+        buffer = memptr._buffer
+        offset = memptr.ptr - buffer.__array_interface__["data"][0]
+        self._a = _np.ndarray(shape, dtype=dtype, buffer=buffer.reshape(-1, order="A").view(_np.uint8),
+                              offset=offset, strides=strides, order=order)
 
     @classmethod
     def _of(cls, a):
@@ -246,6 +327,8 @@ class ndarray:
 
     def get(self, stream=None, order="C", out=None):
         _sync_point("ndarray.get")
+        if not (self.flags.c_contiguous or self.flags.f_contiguous):  # CuPy copies it to a contiguous one first
+            _check_aligned("ndarray.get", [self._a])
         if out is not None:
             out[...] = self._a
             return out
@@ -253,6 +336,8 @@ class ndarray:
 
     def set(self, arr, stream=None):
         _sync_point("ndarray.set (a host-to-device copy)")
+        if not (self.flags.c_contiguous or self.flags.f_contiguous):
+            _check_aligned("ndarray.set", [self._a])
         self._a[...] = arr
 
     def item(self):
@@ -327,6 +412,11 @@ class ndarray:
         return _run(_np.ndarray.copy, self._a, order=order)
 
     def view(self, dtype=None):
+        if dtype is not None and _np.dtype(dtype).itemsize != self.itemsize:  # CuPy's rules, stricter than NumPy's
+            if self.ndim == 0:
+                raise ValueError("Changing the dtype of a 0d array is only supported if the itemsize is unchanged")
+            if not self.flags.c_contiguous:
+                raise ValueError("To change to a dtype of a different size, the array must be C-contiguous")
         return ndarray._of(self._a.view() if dtype is None else self._a.view(dtype))
 
     # ---- NumPy protocols: ufuncs and functions act on the held arrays
@@ -555,6 +645,7 @@ class ElementwiseKernel:
             if isinstance(a, ndarray) and (a.ndim > 0 or (t, name) in self.outputs):
                 if a.dtype != want or not a.flags.c_contiguous:
                     raise TypeError(f"{self.name}: {name} must be a C-contiguous {want} array, got {a.dtype}")
+                _check_aligned(self.name, [a._a])
                 pointers.append(a.data.ptr)
                 steps.append(1 if a.size == size else 0)
             else:
@@ -713,7 +804,8 @@ cuda.Graph = Graph
 cuda.MemoryPool = MemoryPool
 cuda.using_allocator = _UsingAllocator
 cuda.get_current_stream = _current_stream
-cuda.runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, runtimeGetVersion=lambda: 13000,
+cuda.MemoryPointer = _Pointer
+cuda.runtime = types.SimpleNamespace(CUDARuntimeError=CUDARuntimeError, getDeviceCount=lambda: 1, runtimeGetVersion=lambda: 13000,
                                      deviceSynchronize=lambda: _sync_point("runtime.deviceSynchronize"),
                                      getDeviceProperties=lambda i: {"name": b"fake-cupy host emulation"})
 sys.modules["cupy.cuda"] = cuda
