@@ -135,6 +135,11 @@ def cmd_train(args):
         # else is a bug and keeps its traceback.
         print(f"fastnn: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = (f"; {args.out} holds the checkpoint of the last completed epoch: add --resume to continue"
+                 if args.out else "")
+        print(f"\nfastnn: interrupted{where}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
     return 0
 
 

@@ -144,6 +144,21 @@ def test_a_diverging_run_is_one_error_line(monkeypatch, capsys):
     _one_error_line(capsys, "training loss is nan at epoch 1, step 3")
 
 
+@pytest.mark.parametrize("out", [None, "runs/a"])
+def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys, out):
+    from fastnn import training
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train_lenet5", interrupted)
+    argv = ["train", "lenet5", "--no-progress"] + (["--out", out] if out else [])
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and err.startswith("fastnn: interrupted")
+    assert ("runs/a holds the checkpoint of the last completed epoch: add --resume" in err) == bool(out)
+
+
 def test_a_bug_keeps_its_traceback(monkeypatch):
     from fastnn import training
 

@@ -175,6 +175,9 @@ def test_history_json_round_trip(tmp_path):
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="'epochs' list"):
         History.load_json(tmp_path / "bad.json")
+    (tmp_path / "cut.json").write_text('{"epochs": [{"epoch": 1')  # a truncated file
+    with pytest.raises(ValueError, match="not a fastnn history \\(not valid JSON"):
+        History.load_json(tmp_path / "cut.json")
 
 
 def test_history_plot(tmp_path, monkeypatch):
@@ -410,6 +413,19 @@ def test_run_config_is_recorded_and_must_match(tmp_path):
     message = "batch_size: 32 in the checkpoint, 16 now; seed: 0 in the checkpoint, 7 now"
     with pytest.raises(CheckpointError, match=message):
         other.load_checkpoint(path)
+
+
+def test_clip_grad_norm_is_recorded_and_patience_may_change(tmp_path):
+    path = tmp_path / "c.npz"
+    trainer = make_trainer(0)  # clip_grad_norm=1.0
+    trainer.save_checkpoint(path)
+    other = make_trainer(1)
+    other.clip_grad_norm = 5.0  # the updates would differ from the run the checkpoint continues
+    with pytest.raises(CheckpointError, match="clip_grad_norm: 1.0 in the checkpoint, 5.0 now"):
+        other.load_checkpoint(path)
+    patient = make_trainer(1, patience=7)
+    patient.load_checkpoint(path)
+    assert patient.patience == 7
 
 
 def test_a_failed_load_changes_nothing(tmp_path):

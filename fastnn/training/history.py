@@ -46,7 +46,10 @@ class History:
     @classmethod
     def load_json(cls, path):
         with open(os.fspath(path)) as f:
-            data = json.load(f)
+            try:
+                data = json.load(f)
+            except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+                raise ValueError(f"{path}: not a fastnn history (not valid JSON: {e})") from None
         if not isinstance(data, dict) or not isinstance(data.get("epochs"), list):
             raise ValueError(f"{path}: expected a JSON object with an 'epochs' list")
         return cls(data["epochs"])

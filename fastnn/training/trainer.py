@@ -462,10 +462,12 @@ class Trainer:
     def config(self):
         """What a checkpoint records of how this trainer trains, and load_checkpoint requires to match:
         the optimizer's and the scheduler's class and hyperparameters (not their state: step counts,
-        the current learning rate, eta0, the plateau record), the scheduler unit and run_config."""
+        the current learning rate, eta0, the plateau record), the scheduler unit, clip_grad_norm (it
+        changes the updates) and run_config. Early stopping's patience and monitor may change."""
         config = {"optimizer": _settings(self.optimizer),
                   "scheduler": None if self.scheduler is None else _settings(self.scheduler),
-                  "scheduler_unit": self.scheduler_unit, "run": self.run_config}
+                  "scheduler_unit": self.scheduler_unit, "clip_grad_norm": self.clip_grad_norm,
+                  "run": self.run_config}
         return json.loads(json.dumps(config))  # as a checkpoint gives it back: tuples as lists
 
     def load_checkpoint(self, path):
