@@ -5,7 +5,8 @@
     read_npz(path)                      the arrays of an .npz, or CheckpointError naming the path
 """
 import os
-import tempfile
+import secrets
+import stat
 import zipfile
 import zlib
 
@@ -17,27 +18,34 @@ class CheckpointError(ValueError):
     data, ...), or a checkpoint that does not fit what it is loaded into. The message names the path."""
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temporary(folder, suffix):
+    """A new file in `folder`, opened for writing, created with mode 0666 so the kernel applies the
+    umask as for a plain open() (mkstemp gives 0600; reading the umask means setting it, which
+    races with other threads). Returns (fd, path)."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {folder}")
 
 
 def atomic_write(path, write, binary=True):
     """Calls write(f) on a temporary file in the target folder, then renames it over `path`: a crash
-    mid-write leaves the previous file intact, never a truncated one. The file gets the permissions a
-    plain open() would give (0666 less the umask), not mkstemp's 0600."""
+    mid-write leaves the previous file intact, never a truncated one. A new file gets the permissions
+    a plain open() would give (0666 less the umask); a replaced one keeps its mode."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path} is a folder; give a file path, such as {os.path.join(path, 'model.npz')}")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    suffix = os.path.splitext(path)[1]
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    fd, tmp = _create_temporary(folder, os.path.splitext(path)[1])
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
-        os.chmod(tmp, 0o666 & ~_umask())
+        if os.path.exists(path):
+            os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -67,8 +75,8 @@ def read_npz(path):
             raise CheckpointError(f"{path} is a .npy array, not a fastnn checkpoint (.npz archive)")
         with data:
             return {name: data[name] for name in data.files}
-    except (FileNotFoundError, CheckpointError):
-        raise
+    except (FileNotFoundError, PermissionError, CheckpointError):
+        raise  # (a file that cannot be read is not a corrupt one)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
         size = os.path.getsize(path) if os.path.exists(path) else 0
         what = "an empty file" if size == 0 else f"{type(e).__name__}: {e}"

@@ -307,3 +307,27 @@ def test_written_files_honour_the_umask(tmp_path, umask):
         os.umask(old)
     for name in ("model.npz", "history.json"):
         assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def test_a_replaced_file_keeps_its_mode(tmp_path):
+    path = tmp_path / "model.npz"
+    _mlp().save(path)
+    os.chmod(path, 0o640)
+    _mlp().save(path)  # written anew through a temporary file, then renamed over it
+    assert os.stat(path).st_mode & 0o777 == 0o640
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+
+
+def test_an_unreadable_file_is_not_called_corrupt(tmp_path, monkeypatch):
+    # (Tested through np.load: permissions do not stop root, who runs CI.)
+    from fastnn import _io
+
+    path = tmp_path / "model.npz"
+    _mlp().save(path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(_io.np, "load", refuse)
+    with pytest.raises(PermissionError):
+        _mlp().load(path)
