@@ -10,6 +10,7 @@ another run, a checkpoint of other settings, a diverging run) print one `fastnn:
 """
 import argparse
 import math
+import os
 import sys
 
 
@@ -113,6 +114,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 
 def cmd_train(args):
+    import time
     import warnings
 
     from fastnn import training
@@ -120,6 +122,7 @@ def cmd_train(args):
     common = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, device=args.device,
                   threads=args.threads, out=args.out, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
                   progress=not args.no_progress)
+    started = time.time()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _warning_line  # e.g. an old checkpoint's: one line, no source line
@@ -136,11 +139,20 @@ def cmd_train(args):
         print(f"fastnn: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        where = (f"; {args.out} holds the checkpoint of the last completed epoch: add --resume to continue"
-                 if args.out else "")
-        print(f"\nfastnn: interrupted{where}", file=sys.stderr)
+        print(f"\nfastnn: interrupted{_resume_hint(args, started)}", file=sys.stderr)
         return 130  # 128 + SIGINT, as a shell reports it
     return 0
+
+
+def _resume_hint(args, started):
+    """What an interrupted run left in --out: a checkpoint this run wrote (or the one it resumed
+    from) can be continued; an earlier run's, left by --overwrite before an epoch ended, cannot."""
+    if args.out is None:
+        return ""
+    checkpoint = os.path.join(args.out, "checkpoint.npz")
+    if os.path.exists(checkpoint) and (args.resume or os.path.getmtime(checkpoint) >= int(started)):
+        return f"; {checkpoint} holds the last completed epoch: run again with --resume to continue"
+    return "; no epoch of this run completed, so there is nothing to resume"
 
 
 def build_parser():

@@ -32,3 +32,13 @@ def simd_path(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _restore_thread_count():
+    """A test that runs `fastnn train --threads 1` (or calls set_num_threads) must not leave every
+    later test of the session on one thread."""
+    before = fastnn.get_num_threads()
+    yield
+    if fastnn.get_num_threads() != before:
+        fastnn.set_num_threads(before)

@@ -144,19 +144,32 @@ def test_a_diverging_run_is_one_error_line(monkeypatch, capsys):
     _one_error_line(capsys, "training loss is nan at epoch 1, step 3")
 
 
-@pytest.mark.parametrize("out", [None, "runs/a"])
-def test_ctrl_c_is_one_line_saying_how_to_resume(monkeypatch, capsys, out):
+def test_ctrl_c_is_one_line_saying_whether_resume_can_continue(monkeypatch, capsys, tmp_path):
     from fastnn import training
 
-    def interrupted(**kwargs):
-        raise KeyboardInterrupt
+    def interrupted_after(epochs):
+        def run(out=None, **kwargs):
+            if epochs:
+                (tmp_path / "run").mkdir(exist_ok=True)
+                (tmp_path / "run" / "checkpoint.npz").write_bytes(b"an epoch's checkpoint")
+            raise KeyboardInterrupt
+        return run
 
-    monkeypatch.setattr(training, "train_lenet5", interrupted)
-    argv = ["train", "lenet5", "--no-progress"] + (["--out", out] if out else [])
-    assert cli.main(argv) == 130
-    err = capsys.readouterr().err.strip()
-    assert err.splitlines() == [err] and err.startswith("fastnn: interrupted")
-    assert ("runs/a holds the checkpoint of the last completed epoch: add --resume" in err) == bool(out)
+    def line(argv, epochs):
+        monkeypatch.setattr(training, "train_lenet5", interrupted_after(epochs))
+        assert cli.main(["train", "lenet5", "--no-progress"] + argv) == 130
+        err = capsys.readouterr().err.strip()
+        assert err.splitlines() == [err] and err.startswith("fastnn: interrupted")
+        return err
+
+    out = ["--out", str(tmp_path / "run")]
+    assert line(out, 0).endswith("no epoch of this run completed, so there is nothing to resume")
+    assert line([], 1) == "fastnn: interrupted"
+    assert line(out, 1).endswith("checkpoint.npz holds the last completed epoch: run again with --resume to continue")
+    # --overwrite interrupted before its first epoch ended: the checkpoint there is the earlier run's.
+    os.utime(tmp_path / "run" / "checkpoint.npz", (1e9, 1e9))
+    assert line(out + ["--overwrite"], 0).endswith("nothing to resume")
+    assert line(out + ["--resume"], 0).endswith("run again with --resume to continue")
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):

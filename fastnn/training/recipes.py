@@ -199,7 +199,7 @@ def train_charlstm(epochs=3, batch_size=32, seq_len=64, hidden_size=256, embeddi
     scheduler = optim.ReduceLROnPlateau(optimizer, factor=0.5, patience=0)
     run_config = {"model": "charlstm", "text": text, "limit_chars": limit_chars, "batch_size": batch_size,
                   "seq_len": seq_len, "hidden_size": hidden_size, "embedding_dim": embedding_dim, "lr": lr,
-                  "clip": clip, "seed": seed}
+                  "seed": seed}  # (the clip is recorded as the trainer's clip_grad_norm)
     trainer = Trainer(model, nn.SoftmaxCrossEntropyLoss(), optimizer, scheduler=scheduler, clip_grad_norm=clip,
                       accuracy=True, prepare_batch=_flat_targets, progress=progress, log=None, unit="chars",
                       run_config=run_config)

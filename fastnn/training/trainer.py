@@ -40,6 +40,7 @@ from .. import _backend, init
 from .._io import CheckpointError, atomic_savez, read_npz
 from .. import nn, optim
 from ..functional import NonFiniteError
+from ..functional._checks import int_at_least
 from .history import History
 
 
@@ -194,6 +195,11 @@ class Trainer:
         self.progress, self.log, self.unit = progress, log, unit
         self.cuda_graph = bool(cuda_graph)
         self.run_config = run_config
+        try:  # refused now, not when the first checkpoint is written after an epoch of work
+            json.dumps(run_config)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"Trainer: run_config must be JSON-able (str, int, float, bool, None, lists and "
+                            f"dicts of them), got {run_config!r}: {e}") from None
         self._graph_step = None
         self.params = model.parameters()
         self.epoch = 0  # epochs completed
@@ -547,8 +553,10 @@ class Trainer:
         np.random.RandomState().set_state(numpy_global)
         python_random = _python_state_from_json(meta["python_random"])
         random.Random().setstate(python_random)
-        epoch, global_step = _count(meta["epoch"], "epoch"), _count(meta["global_step"], "global_step")
-        bad_epochs, stopped_early = _count(meta["bad_epochs"], "bad_epochs"), bool(meta["stopped_early"])
+        epoch = int_at_least("checkpoint", "epoch", meta["epoch"], 0)
+        global_step = int_at_least("checkpoint", "global_step", meta["global_step"], 0)
+        bad_epochs = int_at_least("checkpoint", "bad_epochs", meta["bad_epochs"], 0)
+        stopped_early = bool(meta["stopped_early"])
         history = History(meta["history"])
         best_metric, best_epoch = meta["best_metric"], meta["best_epoch"]
 
@@ -606,12 +614,6 @@ def _differences(saved, current, name=""):
             found += _differences(saved.get(key), current.get(key), key if name in ("", "run") else f"{name}.{key}")
         return found
     return [] if saved == current else [f"{name}: {saved!r} in the checkpoint, {current!r} now"]
-
-
-def _count(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-    return value
 
 
 def _legacy_state_to_json(state):
