@@ -23,8 +23,6 @@ loader's own message) and exits with status 2.
 import argparse
 import sys
 
-import numpy as np
-
 from fastnn import data, nn, optim
 from fastnn.cli import non_negative_int, positive_float, positive_int
 from fastnn.training import Trainer, count_parameters, seed_everything

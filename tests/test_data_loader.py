@@ -92,7 +92,7 @@ def test_loader_bad_arguments():
         data.DataLoader()
     with pytest.raises(ValueError, match="0-dimensional"):
         data.DataLoader(np.array(1.0))
-    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+    with pytest.raises(ValueError, match="DataLoader: batch_size must be >= 1"):
         data.DataLoader(x, batch_size=0)
     with pytest.raises(TypeError, match="batch_size must be an int"):
         data.DataLoader(x, batch_size=2.5)

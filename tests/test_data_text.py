@@ -122,7 +122,7 @@ def test_bptt_bad_arguments():
     with pytest.raises(ValueError, match="too few"):
         data.BPTTBatches(np.arange(64), batch_size=2, seq_len=32)
     data.BPTTBatches(np.arange(65), batch_size=2, seq_len=32)
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="BPTTBatches: batch_size must be >= 1"):
         data.BPTTBatches(np.arange(100), batch_size=0, seq_len=4)
     with pytest.raises(TypeError, match="must be an int"):
         data.BPTTBatches(np.arange(100), batch_size=2, seq_len=4.0)

@@ -1,19 +1,7 @@
 """Argument checks and the host-to-GPU step shared by the loaders."""
 import math
 
-import numpy as np
-
 from .. import _backend
-from .._backend import is_cupy_array
-
-
-def positive_int(name, value):
-    """`value` as an int >= 1: TypeError for a non-integer (bool included), ValueError below 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
-    return int(value)
 
 
 def check_device(device):
@@ -31,7 +19,7 @@ def to_device(array, device):
         import cupy
 
         return cupy.asarray(array)
-    if device == "cpu" and is_cupy_array(array):
+    if device == "cpu" and _backend.is_cupy_array(array):
         return array.get()
     return array
 

@@ -17,7 +17,8 @@ import numbers
 import numpy as np
 
 from .._backend import is_cupy_array
-from ._util import check_device, positive_int, sizes_from_fractions, to_device
+from ..functional._checks import int_at_least
+from ._util import check_device, sizes_from_fractions, to_device
 
 _ORDER_STREAM, _AUGMENT_STREAM = 0, 1
 
@@ -77,7 +78,7 @@ class DataLoader:
     def __init__(self, *arrays, batch_size=64, shuffle=False, seed=None, drop_last=False, transform=None,
                  device=None):
         self.arrays = _same_length_arrays(arrays, "DataLoader", allow_gpu=True)
-        self.batch_size = positive_int("batch_size", batch_size)
+        self.batch_size = int_at_least("DataLoader", "batch_size", batch_size)
         self.shuffle = bool(shuffle)
         self.seed = _check_seed(seed)
         self.drop_last = bool(drop_last)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._util import check_device, positive_int, sizes_from_fractions, to_device
+from ..functional._checks import int_at_least
+from ._util import check_device, sizes_from_fractions, to_device
 
 TEXT_DIR = Path(__file__).resolve().parent / "text"
 
@@ -173,7 +174,8 @@ class BPTTBatches:
         ids = np.asarray(ids)
         if ids.ndim != 1 or ids.dtype.kind not in "iu":
             raise TypeError(f"BPTTBatches: ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
-        batch_size, seq_len = positive_int("batch_size", batch_size), positive_int("seq_len", seq_len)
+        batch_size = int_at_least("BPTTBatches", "batch_size", batch_size)
+        seq_len = int_at_least("BPTTBatches", "seq_len", seq_len)
         row_len = (len(ids) - 1) // batch_size
         if row_len < 1 or (drop_last and row_len < seq_len):
             raise ValueError(

@@ -12,13 +12,13 @@ import numpy as np
 from .._backend import is_cupy_array
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_FLOAT32, _FLOAT64 = FLOAT_DTYPES
 
 
 class NonFiniteError(ValueError):
     """An op's own check found NaN or inf (in its inputs, its output or a gradient), as opposed to a
     wrong shape or parameter. A ValueError subclass, so code catching ValueError still catches it;
     fastnn.training.Trainer turns it into NonFiniteLossError naming the training step."""
-_FLOAT32, _FLOAT64 = FLOAT_DTYPES
 
 
 def _is_array(a):
@@ -129,12 +129,14 @@ def int_pair(name, value, minimum=None):
 
 
 def int_at_least(owner, name, value, minimum=1):
-    """A layer size or count: an int (not bool, not a float that would be truncated) >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    """A size or count as an int >= minimum: TypeError for a non-integer (bool and a float such as 4.7
+    or 2.0 included, never truncated), ValueError below minimum. 0-d integer arrays (np.load) count."""
+    number = integer_or_none(value)
+    if number is None:
         raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{owner}: {name} must be at least {minimum}, got {value}")
-    return int(value)
+    if number < minimum:
+        raise ValueError(f"{owner}: {name} must be >= {minimum}, got {number}")
+    return number
 
 
 def geometry_in_range(op, h, w, padding, stride):

@@ -14,8 +14,6 @@ every window holds at least one real element.
 """
 from typing import NamedTuple, Tuple
 
-import numpy as np
-
 from .. import _backend
 from ._checks import NonFiniteError, float_array, geometry_in_range, int_pair, same_device
 
@@ -41,15 +39,9 @@ class AvgPool2dCache(NamedTuple):
 def pool_window(kernel_size, stride, padding, op="pool2d"):
     """Checks the window parameters on their own (what a layer can check when it is built);
     returns (kernel, stride, padding) as pairs."""
-    kernel = int_pair("kernel_size", kernel_size)
-    stride = kernel if stride is None else int_pair("stride", stride)
-    padding = int_pair("padding", padding)
-    if min(kernel) < 1:
-        raise ValueError(f"{op}: kernel_size must be positive, got {kernel}")
-    if min(stride) < 1:
-        raise ValueError(f"{op}: stride must be positive, got {stride}")
-    if min(padding) < 0:
-        raise ValueError(f"{op}: padding must be non-negative, got {padding}")
+    kernel = int_pair(f"{op}: kernel_size", kernel_size, 1)
+    stride = kernel if stride is None else int_pair(f"{op}: stride", stride, 1)
+    padding = int_pair(f"{op}: padding", padding, 0)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size {kernel}")
     return kernel, stride, padding

@@ -1,6 +1,5 @@
 """Input checks shared by the layers: a clear TypeError/ValueError before any arithmetic runs."""
-import numpy as np
-
+from .. import _backend
 from ..functional._checks import _is_array, float_array, int_at_least, int_pair, real_number, same_device, same_dtype
 
 
@@ -25,11 +24,17 @@ def same_shape(layer, a_name, a, b_name, b):
         raise ValueError(f"{layer}: {a_name} has shape {tuple(a.shape)} but {b_name} has {tuple(b.shape)}")
 
 
+def forward_kind(x):
+    """What upstream_grad needs of a forward's output when a layer keeps no array of it: its dtype
+    and array type (NumPy or CuPy)."""
+    return x.dtype, type(x)
+
+
 def upstream_grad(layer, dout, shape, like, name="dout"):
     """dout = dL/dy (called `name` in the layer's backward) is an array of exactly `shape`, the
     shape the layer's forward returned, and of the forward's dtype, on its device. `like` is an
     array from the forward (its dtype and device are the reference) or, where the layer kept none,
-    the forward's dtype. Without this a transposed, flattened or broadcastable dout would be
+    forward_kind(x) of it. Without this a transposed, flattened or broadcastable dout would be
     reshaped or broadcast into a silently wrong gradient, and a float64 dout would turn a float32
     model's gradients float64 layer by layer. The checks run before the layer touches a gradient.
     A few comparisons, no copy."""
@@ -38,12 +43,14 @@ def upstream_grad(layer, dout, shape, like, name="dout"):
     if dout.shape != shape:
         raise ValueError(f"{layer}.backward: {name} must have the shape of the forward output {tuple(shape)}, "
                          f"got {tuple(dout.shape)}")
-    dtype = like if isinstance(like, np.dtype) else like.dtype
+    dtype, array_type = like if type(like) is tuple else (like.dtype, type(like))
     if dout.dtype != dtype:
         raise TypeError(f"{layer}.backward: {name} is {dout.dtype} but the forward output was {dtype}; "
                         f"pass dL/dy in the forward's dtype")
-    if not isinstance(like, np.dtype) and type(dout) is not type(like):
-        same_device(**{name: dout, "the forward output": like})
+    if not isinstance(dout, array_type):
+        where = "GPU (CuPy)" if _backend.is_cupy_array(dout) else "CPU (NumPy)"
+        raise TypeError(f"{layer}.backward: {name} is on the {where} but the forward ran on the other device; "
+                        "arrays must all be NumPy or all CuPy")
     return dout
 
 
@@ -51,5 +58,5 @@ def upstream_grad(layer, dout, shape, like, name="dout"):
 hyperparameter = real_number
 
 
-__all__ = ["float_array", "hyperparameter", "int_at_least", "int_pair", "last_dim", "layer_input", "same_device", "same_dtype", "same_shape",
+__all__ = ["float_array", "forward_kind", "hyperparameter", "int_at_least", "int_pair", "last_dim", "layer_input", "same_device", "same_dtype", "same_shape",
            "upstream_grad"]

@@ -46,12 +46,12 @@ class LeakyReLU(Module):
         _float_input("LeakyReLU", x)
         xp = _backend.array_module(x)
         positive = x > 0
-        self._push_cache((positive, x.dtype))
+        self._push_cache((positive, _checks.forward_kind(x)))
         return xp.where(positive, x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, dout):
-        positive, dtype = self._pop_cache()
-        _checks.upstream_grad("LeakyReLU", dout, positive.shape, dtype)
+        positive, kind = self._pop_cache()
+        _checks.upstream_grad("LeakyReLU", dout, positive.shape, kind)
         xp = _backend.array_module(dout)
         return xp.where(positive, dout, dout * dout.dtype.type(self.negative_slope))
 

@@ -113,7 +113,7 @@ class PositionalEncoding(Module):
         _checks.last_dim("PositionalEncoding", x, self.embed_dim)
         if x.shape[1] > self.max_len:
             raise ValueError(f"PositionalEncoding: sequence length {x.shape[1]} exceeds max_len {self.max_len}")
-        self._push_cache((x.shape, x.dtype))
+        self._push_cache((x.shape, _checks.forward_kind(x)))
         return x + self._pe(x)
 
     def backward(self, dout):

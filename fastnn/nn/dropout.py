@@ -30,15 +30,15 @@ class Dropout(Module):
     def forward(self, x):
         _checks.float_array("Dropout input", x)
         if not self.training or self.p == 0.0:
-            self._push_cache((x.shape, x.dtype, None))
+            self._push_cache((x.shape, _checks.forward_kind(x), None))
             return x
         scaled_mask = (self._uniform(x) >= self.p) * x.dtype.type(1.0 / (1.0 - self.p))
-        self._push_cache((x.shape, x.dtype, scaled_mask))
+        self._push_cache((x.shape, _checks.forward_kind(x), scaled_mask))
         return x * scaled_mask
 
     def backward(self, dout):
-        shape, dtype, scaled_mask = self._pop_cache()
-        _checks.upstream_grad("Dropout", dout, shape, dtype)
+        shape, kind, scaled_mask = self._pop_cache()
+        _checks.upstream_grad("Dropout", dout, shape, kind)
         return dout if scaled_mask is None else dout * scaled_mask
 
     def extra_repr(self):

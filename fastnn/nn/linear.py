@@ -90,9 +90,9 @@ class Flatten(Module):
         if x.ndim == 0:
             raise ValueError("Flatten: expected at least 1 dimension (the batch), got a 0-d array")
         y = x.reshape(x.shape[0], -1)
-        self._push_cache((x.shape, y.shape, x.dtype))
+        self._push_cache((x.shape, y.shape, _checks.forward_kind(x)))
         return y
 
     def backward(self, dout):
-        x_shape, y_shape, dtype = self._pop_cache()
-        return _checks.upstream_grad("Flatten", dout, y_shape, dtype).reshape(x_shape)
+        x_shape, y_shape, kind = self._pop_cache()
+        return _checks.upstream_grad("Flatten", dout, y_shape, kind).reshape(x_shape)

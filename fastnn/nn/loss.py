@@ -129,14 +129,15 @@ class BCEWithLogitsLoss(Loss):
     def forward_array(self, pred, target):
         _pred_and_target("BCEWithLogitsLoss", pred, target)
         xp = _backend.array_module(pred)
-        outside = ~((target >= 0) & (target <= 1))  # NaN included
+        inside = (target >= 0) & (target <= 1)  # False for NaN
         if xp is np:
-            if outside.any():
+            if not inside.all():
+                outside = ~inside
                 i = np.unravel_index(int(np.argmax(outside)), target.shape)
                 raise ValueError(f"BCEWithLogitsLoss: targets must lie in [0, 1], got {target[i]} at index "
                                  f"{tuple(int(k) for k in i)} ({int(outside.sum())} such)")
         else:
-            target = xp.where(outside, target.dtype.type(np.nan), target)
+            target = xp.where(inside, target, target.dtype.type(np.nan))
         self._cache = (pred, target)
         per_element = xp.maximum(pred, 0) - pred * target + xp.log1p(xp.exp(-abs(pred)))
         return per_element.mean()

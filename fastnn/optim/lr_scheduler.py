@@ -21,7 +21,7 @@ integers >= 1, patience an integer >= 0 (TypeError for a non-integer); factor is
 """
 import math
 
-from ..functional._checks import integer_or_none, real_number
+from ..functional._checks import int_at_least as _int_at_least, real_number
 
 
 class LRScheduler:
@@ -65,16 +65,6 @@ def _positive(owner, name, value):
 def _non_negative(owner, name, value):
     """`value` as a float in [0, inf): ValueError for negatives, NaN and inf."""
     return real_number(owner, name, value, at_least=0.0)
-
-
-def _int_at_least(owner, name, value, low):
-    """`value` as an int >= low: TypeError for a non-integer (bool and 2.0 included), ValueError below low."""
-    number = integer_or_none(value)
-    if number is None:
-        raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
-    if number < low:
-        raise ValueError(f"{owner}: {name} must be >= {low}, got {number}")
-    return number
 
 
 class PowerLR(LRScheduler):
