@@ -43,8 +43,8 @@ def cuda_ceilings(repeats=10):
     m = 8192
     a = cp.random.standard_normal((m, m), dtype=cp.float32)
     b = cp.random.standard_normal((m, m), dtype=cp.float32)
-    prev_mode = cp.cuda.cublas.get_math_mode(cp.cuda.device.get_cublas_handle())
-    cp.cuda.cublas.set_math_mode(cp.cuda.device.get_cublas_handle(), cp.cuda.cublas.CUBLAS_DEFAULT_MATH)
+    prev_mode = cp.cuda.cublas.getMathMode(cp.cuda.device.get_cublas_handle())
+    cp.cuda.cublas.setMathMode(cp.cuda.device.get_cublas_handle(), cp.cuda.cublas.CUBLAS_DEFAULT_MATH)
     cp.matmul(a, b)
     times = []
     for _ in range(5):
@@ -53,7 +53,7 @@ def cuda_ceilings(repeats=10):
         stop.record()
         stop.synchronize()
         times.append(cp.cuda.get_elapsed_time(start, stop) * 1e-3)
-    cp.cuda.cublas.set_math_mode(cp.cuda.device.get_cublas_handle(), prev_mode)
+    cp.cuda.cublas.setMathMode(cp.cuda.device.get_cublas_handle(), prev_mode)
     gemm_gflops = 2 * m**3 / statistics.median(times) * 1e-9
     return {"copy_gbs": copy_gbs, "fp32_gemm_gflops": gemm_gflops, "device": cp.cuda.runtime.getDeviceProperties(0)["name"].decode()}
 

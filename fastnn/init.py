@@ -62,11 +62,15 @@ def _finite(name, value, low=None):
 
 
 def _fill(w, values):
+    # data[...] = values, across devices: CuPy's assignment takes no NumPy array (and would fault on a
+    # misaligned view), NumPy's takes no CuPy array, so values are moved to data's device first.
     data = _target(w)
     if _backend.is_cupy_array(data):
-        data[...] = _backend.cupy_module().asarray(values, dtype=data.dtype)
+        cp = _backend.cupy_module()
+        values = cp.broadcast_to(cp.asarray(values, dtype=data.dtype), data.shape)
+        _backend.cupy_copy_into(data, values)
     else:
-        data[...] = values
+        data[...] = values.get() if _backend.is_cupy_array(values) else values
     return w
 
 
@@ -95,8 +99,7 @@ def constant(w, value):
             raise ValueError("init: constant value has non-finite entries (NaN or inf)")
     else:
         _finite("value", value)
-    data[...] = value
-    return w
+    return _fill(w, value)
 
 
 def normal(w, std=1.0, mean=0.0, rng=None):

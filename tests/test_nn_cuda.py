@@ -152,3 +152,39 @@ def test_losses_on_cupy(rng):
     assert np.isnan(float(bce.forward_array(cp.asarray(pred), cp.asarray(bad))))
     with pytest.raises(ValueError, match="out of range"):
         bce(cp.asarray(pred), cp.asarray(bad))
+
+
+@pytest.mark.parametrize("name", ["zeros", "constant", "constant_row", "normal", "uniform", "xavier_uniform",
+                                  "xavier_normal", "he_normal", "he_uniform", "lecun_normal", "orthogonal"])
+@pytest.mark.parametrize("aligned", [True, False])
+def test_initialisers_fill_cupy_arrays_as_numpy_ones(name, aligned):
+    # A seed gives the same weights on both devices, also into a misaligned CuPy view (which CuPy's
+    # own element copy would fault on) and for a constant given as an array that broadcasts.
+    cp = pytest.importorskip("cupy")
+    from fastnn import init
+    fill = {"constant": lambda w: init.constant(w, 0.25),
+            "constant_row": lambda w: init.constant(w, np.arange(5.0)),
+            "normal": lambda w: init.normal(w, 0.5, 1.0)}.get(name, getattr(init, name, None))
+    cpu = np.full((4, 5), 7.0, np.float32)
+    if aligned:
+        gpu = cp.full((4, 5), 7.0, cp.float32)
+    else:
+        gpu = cp.zeros(4 * 5 * 4 + 1, cp.uint8)[1:].view(cp.float32).reshape(4, 5)
+    init.manual_seed(3)
+    fill(cpu)
+    init.manual_seed(3)
+    assert fill(gpu) is gpu
+    assert isinstance(gpu, cp.ndarray)
+    np.testing.assert_array_equal(cp.asnumpy(gpu), cpu)
+    if name == "constant_row":
+        init.constant(gpu, cp.arange(5.0))  # a CuPy value into a CuPy array
+        np.testing.assert_array_equal(cp.asnumpy(gpu), cpu)
+
+
+def test_constant_moves_a_cupy_value_to_a_numpy_weight():
+    cp = pytest.importorskip("cupy")
+    from fastnn import init
+    w = np.zeros((2, 3))
+    init.constant(w, cp.asarray([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(w, [[1, 2, 3], [1, 2, 3]])
+

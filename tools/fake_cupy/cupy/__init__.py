@@ -390,10 +390,17 @@ class ndarray:
         return _run(_np.ndarray.__getitem__, self._a, key)
 
     def __setitem__(self, key, value):
+        # With a basic index (a[...], a[1:3]) CuPy assigns anything that is not a CuPy array with
+        # fill(), which takes only scalars and 0-d NumPy arrays: a[...] = numpy_array raises there.
+        # Refused here for every index (stricter than CuPy's advanced-index path, which copies it).
+        if isinstance(value, _np.ndarray) and value.shape != ():
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         _run(_np.ndarray.__setitem__, self._a, _unwrap(key), _unwrap(value))
 
     # ---- methods: NumPy's, with arrays unwrapped and results wrapped
     def __getattr__(self, name):
+        if name in ("__array_interface__", "__array_struct__"):  # NumPy would read the data through these
+            raise AttributeError(name)                          # without __array__'s refusal
         attr = getattr(self._a, name)
         if not callable(attr):
             return _wrap(attr)
@@ -796,8 +803,8 @@ cuda = types.ModuleType("cupy.cuda")
 cuda.Event = _Event
 cuda.get_elapsed_time = _elapsed_ms
 cuda.device = types.SimpleNamespace(get_cublas_handle=lambda: 0)
-cuda.cublas = types.SimpleNamespace(CUBLAS_DEFAULT_MATH=0, get_math_mode=lambda handle: 0,
-                                    set_math_mode=lambda handle, mode: None)
+cuda.cublas = types.SimpleNamespace(CUBLAS_DEFAULT_MATH=0, getMathMode=lambda handle: 0,
+                                    setMathMode=lambda handle, mode: None)
 cuda.Device = _Device
 cuda.Stream = _Stream
 cuda.Graph = Graph
