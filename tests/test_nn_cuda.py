@@ -188,3 +188,13 @@ def test_constant_moves_a_cupy_value_to_a_numpy_weight():
     init.constant(w, cp.asarray([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(w, [[1, 2, 3], [1, 2, 3]])
 
+
+def test_optimizer_refuses_a_misaligned_cupy_parameter():
+    # Its in-place update kernel would fault (a sticky CUDA error); the constructor says why instead.
+    cp = pytest.importorskip("cupy")
+    data = cp.zeros(4 * 3 + 1, cp.uint8)[1:].view(cp.float32).reshape(3)
+    p = nn.Parameter(cp.zeros(3, cp.float32))
+    p.data = data
+    for make in (lambda ps: optim.SGD(ps, lr=0.1), lambda ps: optim.Adam(ps)):
+        with pytest.raises(ValueError, match="not aligned"):
+            make([nn.Parameter(cp.ones(2, cp.float32)), p])

@@ -85,6 +85,11 @@ def _check_param(i, p):
         raise TypeError(f"optimizer: parameter {i} is a {type(p).__name__}; pass model.parameters()")
     if p.data.dtype.kind != "f":
         raise TypeError(f"optimizer: parameter {i} has dtype {p.data.dtype}; only float parameters train")
+    if _backend.is_cupy_array(p.data) and not _backend.cupy_is_aligned(p.data):
+        # The in-place update kernel would fault on it (cudaErrorMisalignedAddress spoils the context).
+        raise ValueError(f"optimizer: parameter {i} is a CuPy view whose elements are not aligned to their "
+                         f"size ({p.data.dtype} at an odd byte offset); give the parameter an array CuPy allocated "
+                         "itself (cupy.empty, cupy.asarray of a NumPy array, ...)")
 
 
 class Optimizer:
