@@ -96,10 +96,16 @@ class CudaGraphStep:
         self.eager_steps = 0  # steps run eagerly (warm-up and other shapes)
         self.graph_steps = 0  # steps run by launching the graph
         self.captures = 0
-        self._graph = None
+        self._graph = self._pool = None
         self._release()
 
     def _release(self):
+        if self._pool is not None:
+            # The capture left the loss's cache (and, had it failed midway, layer caches) pointing into
+            # the private pool; with the pool gone (older CuPy frees a dropped pool's memory even while
+            # arrays point into it) they must not be read again.
+            self.loss_fn._cache = None
+            self.model.clear_caches()
         self._graph = self._pool = self._key = self._bound = None
         self._x = self._y = self._loss = self._correct = None
 
