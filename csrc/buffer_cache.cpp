@@ -1,6 +1,12 @@
 #include "buffer_cache.h"
 
+#include <atomic>
+#include <cassert>
+#include <chrono>
 #include <cstdlib>
+#include <deque>
+#include <iterator>
+#include <list>
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -9,22 +15,64 @@
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
+#ifdef __GLIBC__
+#include <malloc.h>  // malloc_trim
+#endif
 
 namespace fastnn {
 
 namespace {
 constexpr size_t kHugePage = size_t(2) << 20;
+using Clock = std::chrono::steady_clock;
+
+// An idle block: freed by its array, waiting for a request of exactly its size.
+struct Idle {
+    void* p;
+    size_t bytes;
+    Clock::time_point since;
+};
+
+// Blocks taken out of the cache under its lock, freed by the caller after releasing it.
+struct Evicted {
+    std::vector<void*> blocks;
+    size_t bytes = 0;
+};
 
 struct Cache {
     std::mutex mutex;
-    std::unordered_map<void*, size_t> live;                  // every block handed out: its size
-    std::unordered_map<size_t, std::vector<void*>> free;     // idle blocks by exact size
+    std::unordered_map<void*, size_t> live;  // every block handed out: its size
+    // Idle blocks, least recently freed first, and the same blocks by exact size (oldest first). A
+    // request takes its size's newest block; when the total would pass the limit, or a block has been
+    // idle longer than idle_limit, the oldest go back to the OS. So sizes a loop stopped asking for (a
+    // different batch size, the last batch of an epoch) do not keep the memory, nor the room the
+    // sizes it still asks for need.
+    std::list<Idle> lru;
+    std::unordered_map<size_t, std::deque<std::list<Idle>::iterator>> by_size;
     size_t cached = 0;
     size_t limit;
+    Clock::duration idle_limit = std::chrono::seconds(10);
 
     Cache() {
         const char* env = std::getenv("FASTNN_BUFFER_CACHE_MB");
         limit = (env ? (size_t)std::strtoull(env, nullptr, 10) : 1024) << 20;
+    }
+
+    // Moves the least recently freed block into `out`.
+    void evict_oldest(Evicted& out) {
+        const Idle& oldest = lru.front();
+        auto same = by_size.find(oldest.bytes);
+        assert(same != by_size.end() && same->second.front() == lru.begin());
+        same->second.pop_front();  // the oldest block of its size is the oldest of all with that size
+        if (same->second.empty()) by_size.erase(same);
+        cached -= oldest.bytes;
+        out.blocks.push_back(oldest.p);
+        out.bytes += oldest.bytes;
+        lru.pop_front();
+    }
+
+    // Evicts until the total fits the limit and no block has been idle longer than idle_limit.
+    void evict(Clock::time_point now, Evicted& out) {
+        while (!lru.empty() && (cached > limit || now - lru.front().since > idle_limit)) evict_oldest(out);
     }
 };
 
@@ -32,6 +80,24 @@ struct Cache {
 Cache& cache() {
     static Cache* instance = new Cache();
     return *instance;
+}
+
+// Evicted blocks go back with free(); glibc keeps the freed pages of its heap mapped (RSS stays
+// high) until malloc_trim returns them, so after every 64 MiB evicted the heap is trimmed once.
+std::atomic<size_t> evicted_since_trim{0};
+constexpr size_t kTrimEvery = size_t(64) << 20;
+
+void free_all(const Evicted& evicted) {
+    for (void* p : evicted.blocks) std::free(p);
+    const size_t bytes = evicted.bytes;
+#ifdef __GLIBC__
+    if (bytes && evicted_since_trim.fetch_add(bytes) + bytes >= kTrimEvery) {
+        evicted_since_trim = 0;
+        malloc_trim(0);
+    }
+#else
+    (void)bytes;
+#endif
 }
 
 void* fresh(size_t bytes) {
@@ -48,18 +114,25 @@ void* fresh(size_t bytes) {
 
 void* cached_alloc(size_t bytes) {
     Cache& c = cache();
+    Evicted evicted;
+    void* p = nullptr;
     {
         std::lock_guard<std::mutex> lock(c.mutex);
-        auto it = c.free.find(bytes);
-        if (it != c.free.end() && !it->second.empty()) {
-            void* p = it->second.back();
+        c.evict(Clock::now(), evicted);
+        auto it = c.by_size.find(bytes);
+        if (it != c.by_size.end()) {
+            auto block = it->second.back();  // the most recently freed of this size
+            p = block->p;
             it->second.pop_back();
+            if (it->second.empty()) c.by_size.erase(it);
+            c.lru.erase(block);
             c.cached -= bytes;
             c.live[p] = bytes;
-            return p;
         }
     }
-    void* p = fresh(bytes);
+    free_all(evicted);
+    if (p) return p;
+    p = fresh(bytes);
     std::lock_guard<std::mutex> lock(c.mutex);
     c.live[p] = bytes;
     return p;
@@ -68,18 +141,23 @@ void* cached_alloc(size_t bytes) {
 void cached_free(void* p) {
     if (!p) return;
     Cache& c = cache();
+    Evicted evicted;
     {
         std::lock_guard<std::mutex> lock(c.mutex);
         auto it = c.live.find(p);
         const size_t bytes = it == c.live.end() ? 0 : it->second;
         if (it != c.live.end()) c.live.erase(it);
-        if (bytes && c.cached + bytes <= c.limit) {
-            c.free[bytes].push_back(p);
+        if (bytes && bytes <= c.limit) {
+            const auto now = Clock::now();
+            c.lru.push_back(Idle{p, bytes, now});
+            c.by_size[bytes].push_back(std::prev(c.lru.end()));
             c.cached += bytes;
-            return;
+            p = nullptr;
+            c.evict(now, evicted);  // the oldest make room (never the block just freed: it fits alone)
         }
     }
     std::free(p);
+    free_all(evicted);
 }
 
 size_t buffer_cache_bytes() {
@@ -90,15 +168,16 @@ size_t buffer_cache_bytes() {
 
 void clear_buffer_cache() {
     Cache& c = cache();
-    std::vector<void*> blocks;
+    Evicted all;
     {
         std::lock_guard<std::mutex> lock(c.mutex);
-        for (auto& entry : c.free)
-            for (void* p : entry.second) blocks.push_back(p);
-        c.free.clear();
+        for (const Idle& block : c.lru) all.blocks.push_back(block.p);
+        all.bytes = c.cached;
+        c.lru.clear();
+        c.by_size.clear();
         c.cached = 0;
     }
-    for (void* p : blocks) std::free(p);
+    free_all(all);
 }
 
 void set_buffer_cache_limit(size_t bytes) {
@@ -114,6 +193,18 @@ size_t buffer_cache_limit() {
     Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mutex);
     return c.limit;
+}
+
+void set_buffer_cache_idle_seconds(double seconds) {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    c.idle_limit = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+double buffer_cache_idle_seconds() {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    return std::chrono::duration<double>(c.idle_limit).count();
 }
 
 }  // namespace fastnn

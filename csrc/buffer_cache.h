@@ -3,7 +3,10 @@
 // and the kernel's page faults and zeroing cost as much as the kernel's own pass over the data
 // (51 MB of pooling dx: ~5 ms of clear_page per call on this machine). Freed buffers of at least
 // kMinCachedBytes go back to a per-size free list instead, up to a total limit (FASTNN_BUFFER_CACHE_MB,
-// default 1024; 0 turns the cache off), and the next request of that exact size reuses one.
+// default 1024; 0 turns the cache off), and the next request of that exact size reuses one. The least
+// recently freed blocks go back to the OS first when the limit is reached, and any block idle for more
+// than 10 seconds (set_buffer_cache_idle_seconds) at the next allocation or free: sizes a program
+// stopped asking for do not hold the memory.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -29,5 +32,7 @@ size_t buffer_cache_bytes();         // bytes held in the free lists now
 void clear_buffer_cache();           // returns them to the OS
 void set_buffer_cache_limit(size_t bytes);
 size_t buffer_cache_limit();
+void set_buffer_cache_idle_seconds(double seconds);
+double buffer_cache_idle_seconds();
 
 }  // namespace fastnn

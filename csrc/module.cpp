@@ -64,6 +64,16 @@ PYBIND11_MODULE(_C, m) {
     m.def("set_buffer_cache_limit", &fastnn::set_buffer_cache_limit, py::arg("bytes"),
           "Most bytes of freed buffers to hold (0: none); clears the cache.");
     m.def("buffer_cache_limit", &fastnn::buffer_cache_limit, "The limit (FASTNN_BUFFER_CACHE_MB at import, in bytes).");
+    m.def(
+        "set_buffer_cache_idle_seconds",
+        [](double seconds) {
+            if (!(seconds >= 0 && seconds <= 1e6))
+                throw py::value_error("set_buffer_cache_idle_seconds: seconds must be a number in [0, 1e6]");
+            fastnn::set_buffer_cache_idle_seconds(seconds);
+        },
+        py::arg("seconds"),
+        "Blocks idle longer than this go back to the OS at the next allocation or free (default 10).");
+    m.def("buffer_cache_idle_seconds", &fastnn::buffer_cache_idle_seconds, "The idle limit in seconds.");
 
     fastnn::bind_softmax_xent(m);
     fastnn::bind_conv2d(m);

@@ -173,3 +173,7 @@ def set_buffer_cache_limit(bytes: int) -> None:
     """Sets the limit (0: hold none) and clears the cache."""
 def clear_buffer_cache() -> None:
     """Returns the held buffers to the OS."""
+def set_buffer_cache_idle_seconds(seconds: float) -> None:
+    """Blocks idle longer than this go back to the OS at the next allocation or free (default 10)."""
+def buffer_cache_idle_seconds() -> float:
+    """The idle limit in seconds."""

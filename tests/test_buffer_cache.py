@@ -55,3 +55,48 @@ def test_small_outputs_and_limit_zero(cache_limit):
     del y
     gc.collect()
     assert C.buffer_cache_bytes() == 0 and C.buffer_cache_limit() == 0
+
+
+def _cached_output(n_floats, seed=0):
+    """A native output of n_floats float32 (relu_forward's), freed into the cache; its address."""
+    y = C.relu_forward(np.random.default_rng(seed).standard_normal(n_floats).astype(np.float32))
+    address = y.ctypes.data
+    del y
+    gc.collect()
+    return address
+
+
+def test_the_least_recently_freed_go_first_at_the_limit(cache_limit):
+    # Sizes a loop stopped asking for must not keep the room the sizes it still asks for need.
+    C.set_buffer_cache_limit(7 << 20)
+    mib = 1 << 18  # float32 elements in 1 MiB
+    for k in (1, 2, 3):  # freed in this order: 6 MiB held
+        _cached_output(k * mib)
+    assert C.buffer_cache_bytes() == 6 << 20
+    newest = _cached_output(4 * mib)  # 10 MiB > 7: the 1 and 2 MiB blocks, the oldest, go
+    assert C.buffer_cache_bytes() == 7 << 20
+    kept = [C.relu_forward(np.ones(4 * mib, np.float32))]
+    assert kept[0].ctypes.data == newest
+    kept.append(C.relu_forward(np.ones(3 * mib, np.float32)))
+    assert C.buffer_cache_bytes() == 0  # the 3 MiB block was still there
+    kept.append(C.relu_forward(np.ones(2 * mib, np.float32)))  # the 2 MiB one was not: fresh memory
+    assert C.buffer_cache_bytes() == 0
+
+
+def test_blocks_idle_too_long_go_back_to_the_os(cache_limit):
+    before = C.buffer_cache_idle_seconds()
+    try:
+        C.set_buffer_cache_idle_seconds(0.05)
+        _cached_output(1 << 19)
+        assert C.buffer_cache_bytes() == 2 << 20
+        import time
+        time.sleep(0.1)
+        y = C.relu_forward(np.ones(1 << 18, np.float32))  # an allocation of a cached size checks the ages
+        assert C.buffer_cache_bytes() == 0
+        del y
+    finally:
+        C.set_buffer_cache_idle_seconds(before)
+    assert C.buffer_cache_idle_seconds() == before == 10
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="seconds"):
+            C.set_buffer_cache_idle_seconds(bad)
