@@ -26,7 +26,7 @@ def cmd_info(args):
           f"AVX-512: {_C.cpu_supports_avx512()}), "
           f"OpenMP: {_C.openmp_enabled()}, threads: {fastnn.get_num_threads()}")
     print(f"output buffer cache: up to {_C.buffer_cache_limit() >> 20} MiB of freed large outputs reused "
-          f"(FASTNN_BUFFER_CACHE_MB)")
+          f"(FASTNN_BUFFER_CACHE_MB), each freed after {_C.buffer_cache_idle_seconds():g} s unused")
     print(f"last-level cache: {_C.last_level_cache_bytes() / 2**20:g} MiB (GEMM outputs written once go out with "
           f"streaming stores from {_C.gemm_stream_bytes() / 2**20:.0f} MiB)")
     print(f"CUDA module built: {fastnn.cuda_module_built()}, GPU available: {fastnn.cuda_available()}")
