@@ -70,11 +70,14 @@ def read_npz(path):
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a fastnn checkpoint (.npz file)")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{path} is a .npy array, not a fastnn checkpoint (.npz archive)")
-        with data:
-            return {name: data[name] for name in data.files}
+        # Our own file object, closed here whatever np.load raises: given a path, np.load hands its
+        # file to NpzFile, which leaves it open when the archive is truncated (BadZipFile).
+        with open(path, "rb") as f:
+            data = np.load(f, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{path} is a .npy array, not a fastnn checkpoint (.npz archive)")
+            with data:
+                return {name: data[name] for name in data.files}
     except (FileNotFoundError, PermissionError, CheckpointError):
         raise  # (a file that cannot be read is not a corrupt one)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:

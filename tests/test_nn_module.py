@@ -289,6 +289,21 @@ def test_loading_a_file_that_is_not_an_npz_names_it(tmp_path, kind):
         _mlp().load(tmp_path / "missing.npz")
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files in /proc/self/fd")
+@pytest.mark.parametrize("kind", ["empty", "truncated", "garbage", "text", "npy", "pickle"])
+def test_a_file_that_is_not_an_npz_is_closed_when_refused(tmp_path, kind):
+    from fastnn.training import CheckpointError
+
+    good = tmp_path / "good.npz"
+    _mlp().save(good)
+    path = _bad_files(tmp_path, good)[kind]
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(CheckpointError) as info:
+        _mlp().load(path)
+    # While `info` holds the traceback, a file np.load left open would still be open here.
+    assert len(os.listdir("/proc/self/fd")) == before, str(info.value)
+
+
 def test_saving_onto_a_folder_says_so(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder; give a file path"):
         _mlp().save(tmp_path)
