@@ -18,6 +18,7 @@ from . import data, functional, reference
 from . import init, nn, optim
 from . import training
 from .gradcheck import gradcheck
+from .nn import is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
@@ -28,7 +29,9 @@ __all__ = [
     "get_num_threads",
     "gradcheck",
     "init",
+    "is_grad_enabled",
     "nn",
+    "no_grad",
     "optim",
     "reference",
     "set_num_threads",

@@ -346,3 +346,71 @@ def test_an_unreadable_file_is_not_called_corrupt(tmp_path, monkeypatch):
     monkeypatch.setattr(_io.np, "load", refuse)
     with pytest.raises(PermissionError):
         _mlp().load(path)
+
+
+def _all_layers_model():
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Residual(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Tanh())),
+                         nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * 4 * 4, 5))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_no_grad_forward_keeps_no_cache_and_gives_the_same_output(rng, training):
+    fastnn.init.manual_seed(0)
+    model = _all_layers_model().train(training)
+    x = rng.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    if training:  # Dropout draws its masks: the same seed for both calls
+        model.layers[6]._rng_cpu = np.random.default_rng(5)
+    expected = model(x)
+    model.clear_caches()
+    if training:
+        model.layers[6]._rng_cpu = np.random.default_rng(5)
+    assert fastnn.is_grad_enabled()
+    with fastnn.no_grad():
+        assert not fastnn.is_grad_enabled()
+        out = model(x)
+    assert fastnn.is_grad_enabled()
+    np.testing.assert_array_equal(out, expected)
+    assert all(not m._caches for m in model.modules())
+    with pytest.raises(RuntimeError, match="no_grad"):
+        model.backward(np.ones_like(out))
+
+
+def test_no_grad_keeps_caches_pushed_before_it_and_nests(rng):
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    y = model(x)  # a training forward awaiting its backward
+    with fastnn.no_grad():
+        with fastnn.no_grad():
+            model(rng.standard_normal((2, 3)).astype(np.float32))  # e.g. a target computed with the same network
+        assert not fastnn.is_grad_enabled()  # the inner block restored the outer one's state
+    dx = model.backward(np.ones_like(y))
+    assert dx.shape == x.shape
+    ref = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    ref.load_state_dict(model.state_dict())
+    ref(x)
+    np.testing.assert_allclose(ref.backward(np.ones_like(y)), dx)
+
+
+def test_no_grad_as_decorator_and_per_thread(rng):
+    import threading
+
+    model = nn.Linear(3, 2)
+
+    @fastnn.no_grad()
+    def predict(x):
+        return model(x)
+
+    predict(rng.standard_normal((4, 3)).astype(np.float32))
+    assert not model._caches and fastnn.is_grad_enabled()
+    seen = []
+    with fastnn.no_grad():  # another thread is not affected
+        thread = threading.Thread(target=lambda: seen.append(fastnn.is_grad_enabled()))
+        thread.start()
+        thread.join()
+    assert seen == [True]
+    with pytest.raises(KeyError):  # an exception inside leaves grad mode as it was
+        with fastnn.no_grad():
+            raise KeyError
+    assert fastnn.is_grad_enabled()
+

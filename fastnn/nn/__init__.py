@@ -24,7 +24,7 @@ from .loss import (
     SoftmaxCrossEntropyLoss,
     TripletLoss,
 )
-from .module import Concat, Module, Parameter, Residual, Sequential
+from .module import Concat, Module, Parameter, Residual, Sequential, is_grad_enabled, no_grad
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .pooling import AvgPool2d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN
@@ -34,5 +34,6 @@ __all__ = [
     "Dropout", "ELU", "Embedding", "Flatten", "GELU", "GRU", "HuberLoss", "L1Loss", "LSTM", "LayerNorm",
     "LeakyReLU", "Linear", "Loss", "MSELoss", "MaxPool2d", "Maxout", "Module", "MultiClassHingeLoss",
     "MultiHeadAttention", "PReLU", "Parameter", "PositionalEncoding", "RNN", "ReLU", "Residual", "SELU",
-    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropyLoss", "Tanh", "TripletLoss",
+    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropyLoss", "Tanh", "TripletLoss", "is_grad_enabled",
+    "no_grad",
 ]

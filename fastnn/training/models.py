@@ -95,7 +95,8 @@ class CharLSTM(nn.Module):
         xp = _backend.array_module(self.head.weight.data)
         try:
             ids = vocab.encode(prime)
-            scores = self.forward(xp.asarray(ids[None, :]))
+            with nn.no_grad():  # no backward: keep no caches
+                scores = self.forward(xp.asarray(ids[None, :]))
             out = []
             for _ in range(length):
                 logits = _backend_to_numpy(scores[-1]).astype(np.float64) / temperature
@@ -103,7 +104,8 @@ class CharLSTM(nn.Module):
                 p /= p.sum()
                 next_id = int(rng.choice(len(p), p=p))
                 out.append(next_id)
-                scores = self.forward(xp.asarray(np.array([[next_id]], dtype=np.int64)))
+                with nn.no_grad():
+                    scores = self.forward(xp.asarray(np.array([[next_id]], dtype=np.int64)))
         finally:
             self.carry_state = was_carrying
             self.reset_state()

@@ -347,7 +347,8 @@ class Trainer:
             for index, batch in enumerate(loader):
                 inputs, targets = self.prepare_batch(batch)
                 try:
-                    predictions = self.model.forward(inputs)
+                    with nn.no_grad():  # no backward here: layers keep no caches
+                        predictions = self.model.forward(inputs)
                     loss = self._loss(predictions, targets)
                 except NonFiniteError as e:
                     value = e.value if isinstance(e, _NonFiniteLoss) else math.nan
