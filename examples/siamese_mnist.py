@@ -24,6 +24,7 @@ import sys
 
 import numpy as np
 
+import fastnn
 from fastnn import data, nn, optim
 from fastnn.cli import non_negative_int, positive_float, positive_int
 from fastnn.training import seed_everything
@@ -58,7 +59,8 @@ def nearest_neighbour_accuracy(gallery, gallery_labels, queries, query_labels, c
 
 def embed(net, x, batch=1000):
     net.eval()
-    out = np.concatenate([net.forward(x[i:i + batch]) for i in range(0, len(x), batch)])
+    with fastnn.no_grad():  # inference only: the layers keep no cache for a backward
+        out = np.concatenate([net.forward(x[i:i + batch]) for i in range(0, len(x), batch)])
     net.train()
     return out
 
