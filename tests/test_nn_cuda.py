@@ -198,3 +198,34 @@ def test_optimizer_refuses_a_misaligned_cupy_parameter():
     for make in (lambda ps: optim.SGD(ps, lr=0.1), lambda ps: optim.Adam(ps)):
         with pytest.raises(ValueError, match="not aligned"):
             make([nn.Parameter(cp.ones(2, cp.float32)), p])
+
+
+def test_optimizer_state_follows_the_model_to_the_gpu_and_back(rng):
+    # Steps on the CPU, then model.to("cuda"), then back: the optimizer made at the start carries its
+    # moments along and the run equals one that stayed on the CPU.
+    cp = pytest.importorskip("cupy")
+    x = rng.standard_normal((4, 3))
+
+    def run(moves):
+        fastnn.init.manual_seed(1)
+        model = nn.Linear(3, 2, dtype=np.float64)
+        opt = optim.Adam(model.parameters(), lr=0.1)
+        for step in range(6):
+            if step in moves:
+                model.to(moves[step])
+            xs = cp.asarray(x) if isinstance(model.weight.data, cp.ndarray) else x
+            opt.zero_grad()
+            y = model(xs)
+            model.backward(y - 1)
+            opt.step()
+        model.to("cpu")
+        return [p.data for p in model.parameters()], opt
+
+    moved, opt = run({2: "cuda", 4: "cpu"})
+    stayed, _ = run({})
+    for a, b in zip(moved, stayed):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert all(isinstance(a, np.ndarray) for state in opt.state for a in state.values())
+    state = {k: cp.asarray(v) if k.startswith("state") else v for k, v in opt.state_dict().items()}
+    opt.load_state_dict(state)  # CuPy checkpoint arrays into a CPU optimizer
+    assert all(isinstance(a, np.ndarray) for s in opt.state for a in s.values())

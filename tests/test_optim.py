@@ -281,3 +281,41 @@ def test_sum_of_squares_is_exact_in_float64_and_thread_independent(rng):
     strided = Parameter(np.ones((4, 6))[:, ::2], "w")  # non-contiguous: the NumPy path
     strided.grad = np.full((4, 3), 2.0)[:, :]
     assert optim.clip_grad_norm([strided], 100.0) == pytest.approx(np.sqrt(48.0))
+
+
+def test_state_follows_a_model_cast_after_earlier_steps(rng):
+    # model.to(dtype=...) after some steps: the optimizer's moments are cast at its next step, and
+    # the run continues as if they had been float64 all along (up to the float32 rounding they had).
+    from fastnn import nn
+
+    def run(cast_at):
+        model = nn.Linear(3, 2)
+        model.load_state_dict({"weight": np.full((3, 2), 0.5, np.float32), "bias": np.zeros(2, np.float32)})
+        opt = optim.Adam(model.parameters(), lr=0.1)
+        x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3)
+        for step in range(4):
+            if step == cast_at:
+                model.to(dtype=np.float64)
+                x = x.astype(np.float64)
+            opt.zero_grad()
+            y = model(x)
+            model.backward(y - 1)
+            opt.step()
+        return model, opt
+
+    model, opt = run(cast_at=2)
+    assert all(a.dtype == np.float64 for state in opt.state for a in state.values())
+    reference, _ = run(cast_at=0)
+    for p, q in zip(model.parameters(), reference.parameters()):
+        assert p.data.dtype == np.float64
+        np.testing.assert_allclose(p.data, q.data, rtol=1e-5, atol=1e-6)
+
+
+def test_state_of_a_replaced_parameter_of_another_shape_is_refused(rng):
+    p = Parameter(np.zeros((2, 3)))
+    opt = optim.Adam([p], lr=0.1)
+    p.grad[...] = 1
+    opt.step()
+    p.data, p.grad = np.zeros((3, 3)), np.ones((3, 3))
+    with pytest.raises(ValueError, match="another shape"):
+        opt.step()

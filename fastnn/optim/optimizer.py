@@ -80,6 +80,17 @@ def check_hyperparameters(owner, **values):
     return [real_number(owner, name, value, **_HYPERPARAMETER_RULES[name]) for name, value in values.items()]
 
 
+def _on_device_of(p, a, copy=False):
+    """Array a (NumPy or CuPy) as an array on parameter data p's device, of p's dtype; a copy when
+    copy is true or a is not that already."""
+    if _backend.is_cupy_array(p):
+        cp = _backend.cupy_module()
+        return cp.array(a, dtype=p.dtype) if copy else cp.asarray(a, dtype=p.dtype)
+    if _backend.is_cupy_array(a):
+        a = a.get()
+    return np.array(a, dtype=p.dtype) if copy else np.asarray(a, dtype=p.dtype)
+
+
 def _check_param(i, p):
     if not (hasattr(p, "data") and hasattr(p, "grad")):
         raise TypeError(f"optimizer: parameter {i} is a {type(p).__name__}; pass model.parameters()")
@@ -160,12 +171,21 @@ class Optimizer:
                 self._apply_max_norm(p.data)
 
     def _ensure_state(self):
-        """Creates the per-parameter state arrays that do not exist yet (zeros), before the first update."""
+        """Creates the per-parameter state arrays that do not exist yet (zeros), before the first update,
+        and moves existing ones to their parameter's device and dtype when the model was moved or cast
+        (model.to) after earlier steps."""
         for i, p in enumerate(self.params):
             state = self.state[i]
             for name in self._state_names:
-                if name not in state:
+                a = state.get(name)
+                if a is None:
                     state[name] = _backend.array_module(p.data).zeros_like(p.data)
+                elif a.shape != p.data.shape:
+                    raise ValueError(f"{type(self).__name__}: parameter {i} has shape {tuple(p.data.shape)} but its "
+                                     f"state {name!r} has {tuple(a.shape)}: the parameter was replaced by one of "
+                                     "another shape; create a new optimizer")
+                elif type(a) is not type(p.data) or a.dtype != p.data.dtype:
+                    state[name] = _on_device_of(p.data, a)
 
     # ---- helpers shared by the updates -------------------------------------------------------------
     def _buffer(self, i, name, like):
@@ -263,7 +283,7 @@ class Optimizer:
                 raise ValueError(f"optimizer load_state_dict: {key} has shape {tuple(a.shape)}, "
                                  f"parameter {i} has {tuple(p.shape)}")
             xp = _backend.array_module(p)
-            a = new_state[i][parts[2]] = xp.array(a, dtype=p.dtype)
+            a = new_state[i][parts[2]] = _on_device_of(p, a, copy=True)
             if not bool(xp.isfinite(a).all()):
                 raise ValueError(f"{owner}: {key} has non-finite values (NaN or inf)")
             if parts[2] == "s" and bool((a < 0).any()):
