@@ -174,6 +174,17 @@ def array_module(a):
     return cupy_module() if is_cupy_array(a) else np
 
 
+def like(ref, a, copy=False):
+    """a (NumPy, CuPy, or anything array-like) as an array on ref's device with ref's dtype: a itself
+    when it already is one (unless copy), else a copy; across devices, a host<->device transfer."""
+    if is_cupy_array(ref):
+        cp = cupy_module()
+        return cp.array(a, dtype=ref.dtype) if copy else cp.asarray(a, dtype=ref.dtype)
+    if is_cupy_array(a):
+        a = a.get()
+    return np.array(a, dtype=ref.dtype) if copy else np.asarray(a, dtype=ref.dtype)
+
+
 def matmul(a, b, trans_a=False, trans_b=False, out=None, accumulate=False):
     """op(a) @ op(b) for 2-D arrays, op = transpose where trans_* is set; into out (out += ... with
     accumulate) when given. NumPy float32/float64 runs our packed GEMM (fastnn._C.gemm): the layers'

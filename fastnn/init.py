@@ -65,12 +65,11 @@ def _fill(w, values):
     # data[...] = values, across devices: CuPy's assignment takes no NumPy array (and would fault on a
     # misaligned view), NumPy's takes no CuPy array, so values are moved to data's device first.
     data = _target(w)
+    values = _backend.like(data, values)
     if _backend.is_cupy_array(data):
-        cp = _backend.cupy_module()
-        values = cp.broadcast_to(cp.asarray(values, dtype=data.dtype), data.shape)
-        _backend.cupy_copy_into(data, values)
+        _backend.cupy_copy_into(data, _backend.cupy_module().broadcast_to(values, data.shape))
     else:
-        data[...] = values.get() if _backend.is_cupy_array(values) else values
+        data[...] = values
     return w
 
 

@@ -1,4 +1,4 @@
-""".ci/ scripts: they parse, and .ci/gpu-lease's stages, limits and summary work (with stub commands:
+""".ci/ scripts: they parse, and .ci/gpu-lease's stages, limits and summary work (with fake commands:
 no GPU, compiler or PyTorch is needed)."""
 import os
 import shutil
@@ -17,7 +17,7 @@ def test_script_parses(script):
     subprocess.run(["bash", "-n", str(CI / script)], check=True)
 
 
-def _stub(bin_dir, name, body):
+def _fake_command(bin_dir, name, body):
     path = bin_dir / name
     path.write_text("#!/bin/sh\n" + body + "\n")
     path.chmod(0o755)
@@ -26,11 +26,11 @@ def _stub(bin_dir, name, body):
 def _run_lease(tmp_path, python_body, budget="60"):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    # Every command the script runs, as a stub that says what it was asked and how it ends.
-    _stub(bin_dir, "python3", python_body)
-    _stub(bin_dir, "pytest", 'echo "pytest $*"; exit 3')
-    _stub(bin_dir, "fastnn", 'echo "fastnn $*"; echo "test accuracy 99.10% (loss 0.0300), training 1000 images/s"')
-    _stub(bin_dir, "nvidia-smi", 'echo "NVIDIA H200"')
+    # Every command the script runs, replaced by a script that says what it was asked and how it ends.
+    _fake_command(bin_dir, "python3", python_body)
+    _fake_command(bin_dir, "pytest", 'echo "pytest $*"; exit 3')
+    _fake_command(bin_dir, "fastnn", 'echo "fastnn $*"; echo "test accuracy 99.10% (loss 0.0300), training 1000 images/s"')
+    _fake_command(bin_dir, "nvidia-smi", 'echo "NVIDIA H200"')
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path)}
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(CI / "gpu-lease"), str(out), budget], env=env, cwd=tmp_path,

@@ -80,17 +80,6 @@ def check_hyperparameters(owner, **values):
     return [real_number(owner, name, value, **_HYPERPARAMETER_RULES[name]) for name, value in values.items()]
 
 
-def _on_device_of(p, a, copy=False):
-    """Array a (NumPy or CuPy) as an array on parameter data p's device, of p's dtype; a copy when
-    copy is true or a is not that already."""
-    if _backend.is_cupy_array(p):
-        cp = _backend.cupy_module()
-        return cp.array(a, dtype=p.dtype) if copy else cp.asarray(a, dtype=p.dtype)
-    if _backend.is_cupy_array(a):
-        a = a.get()
-    return np.array(a, dtype=p.dtype) if copy else np.asarray(a, dtype=p.dtype)
-
-
 def _check_param(i, p):
     if not (hasattr(p, "data") and hasattr(p, "grad")):
         raise TypeError(f"optimizer: parameter {i} is a {type(p).__name__}; pass model.parameters()")
@@ -185,7 +174,7 @@ class Optimizer:
                                      f"state {name!r} has {tuple(a.shape)}: the parameter was replaced by one of "
                                      "another shape; create a new optimizer")
                 elif type(a) is not type(p.data) or a.dtype != p.data.dtype:
-                    state[name] = _on_device_of(p.data, a)
+                    state[name] = _backend.like(p.data, a)
 
     # ---- helpers shared by the updates -------------------------------------------------------------
     def _buffer(self, i, name, like):
@@ -283,7 +272,7 @@ class Optimizer:
                 raise ValueError(f"optimizer load_state_dict: {key} has shape {tuple(a.shape)}, "
                                  f"parameter {i} has {tuple(p.shape)}")
             xp = _backend.array_module(p)
-            a = new_state[i][parts[2]] = _on_device_of(p, a, copy=True)
+            a = new_state[i][parts[2]] = _backend.like(p, a, copy=True)
             if not bool(xp.isfinite(a).all()):
                 raise ValueError(f"{owner}: {key} has non-finite values (NaN or inf)")
             if parts[2] == "s" and bool((a < 0).any()):

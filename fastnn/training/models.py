@@ -94,17 +94,16 @@ class CharLSTM(nn.Module):
         self.reset_state()
         xp = _backend.array_module(self.head.weight.data)
         try:
-            ids = vocab.encode(prime)
-            with nn.no_grad():  # no backward: keep no caches
+            with nn.no_grad():  # no backward: the layers keep no caches
+                ids = vocab.encode(prime)
                 scores = self.forward(xp.asarray(ids[None, :]))
-            out = []
-            for _ in range(length):
-                logits = _backend_to_numpy(scores[-1]).astype(np.float64) / temperature
-                p = np.exp(logits - logits.max())
-                p /= p.sum()
-                next_id = int(rng.choice(len(p), p=p))
-                out.append(next_id)
-                with nn.no_grad():
+                out = []
+                for _ in range(length):
+                    logits = _backend_to_numpy(scores[-1]).astype(np.float64) / temperature
+                    p = np.exp(logits - logits.max())
+                    p /= p.sum()
+                    next_id = int(rng.choice(len(p), p=p))
+                    out.append(next_id)
                     scores = self.forward(xp.asarray(np.array([[next_id]], dtype=np.int64)))
         finally:
             self.carry_state = was_carrying
