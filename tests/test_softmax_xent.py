@@ -131,6 +131,7 @@ def test_threads_do_not_change_the_result(rng):
     [
         (np.zeros((3, 4), np.float32), np.array([0, 1, 4]), ValueError, r"y\[2\] = 4 is outside \[0, 4\)"),
         (np.zeros((3, 4), np.float32), np.array([0, -1, 1]), ValueError, r"y\[1\] = -1"),
+        (np.zeros((2, 4), np.float32), np.array([1, 2**63], np.uint64), ValueError, r"y\[1\] = 9223372036854775808 is"),
         (np.zeros((3, 4), np.float32), np.array([0.0, 1.0, 2.0]), TypeError, "integer dtype"),
         (np.zeros((3, 4), np.float32), np.array([True, False, True]), TypeError, "integer dtype"),
         (np.zeros((3, 4), np.float32), np.array([0, 1]), ValueError, "2 labels but scores has 3 rows"),

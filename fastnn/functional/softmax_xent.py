@@ -68,11 +68,12 @@ def softmax_cross_entropy_forward(scores, y):
     if on_gpu:
         return _forward_cuda(scores, y)
 
-    labels = _backend.c_array(y, dtype=np.int64)
-    bad = np.flatnonzero((labels < 0) | (labels >= c))
+    # Checked before the cast to int64, which would wrap uint64 labels of 2^63 and more.
+    bad = np.flatnonzero((y < 0) | (y >= c))
     if bad.size:
         i = int(bad[0])
-        raise ValueError(f"y[{i}] = {int(labels[i])} is outside [0, {c}) ({bad.size} label(s) out of range)")
+        raise ValueError(f"y[{i}] = {int(y[i])} is outside [0, {c}) ({bad.size} label(s) out of range)")
+    labels = _backend.c_array(y, dtype=np.int64)
     scores = _backend.c_array(scores)
     loss_sum, exps, inv_sum, lse, first_nonfinite = _backend._C.softmax_xent_forward(scores, labels)
     if first_nonfinite >= 0:
