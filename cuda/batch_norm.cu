@@ -120,7 +120,11 @@ struct TrainingForward {
         double2 s = merge_chunks(partials, c, chunks);
         double shifted_mean = s.x / count;
         double mean = (double)x[(size_t)c * l] + shifted_mean;
-        double var = fmax(s.y / count - shifted_mean * shifted_mean, 0.0);
+        // Clamps rounding below zero, but keeps a NaN (from a NaN or inf in the channel): fmax
+        // would turn it into 0 and give a finite invstd and running_var, unlike the CPU kernel
+        // (std::max) and the reference, which propagate it.
+        const double raw_var = s.y / count - shifted_mean * shifted_mean;
+        double var = raw_var < 0.0 ? 0.0 : raw_var;
         double invstd = 1.0 / sqrt(var + eps);
         if (owner) {
             save_mean[c] = (T)mean;

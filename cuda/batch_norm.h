@@ -35,7 +35,8 @@ void batch_norm_check_shape(const BatchNormShape& shape);
 int64_t batch_norm_chunks(const BatchNormShape& shape);
 
 // Training: y, save_mean, save_invstd written; running_mean / running_var updated in place when
-// not null. partials: scratch of 2 * C * batch_norm_chunks(shape) doubles. Needs M >= 2.
+// not null. partials: scratch of 2 * C * batch_norm_chunks(shape) doubles, 16-byte aligned (the
+// kernels use it as double2). Needs M >= 2.
 template <typename T>
 void batch_norm_forward_training(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
                                  T* save_invstd, T* running_mean, T* running_var, double* partials,

@@ -311,10 +311,13 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(const Probl
 }
 
 // dw[i] = sum_{split = 0, 1, ...} partial[split, i]: a fixed order, so the same bits every run.
+// The index is 64-bit: size may come within one grid stride (up to 2^20) of 2^31, where a 32-bit
+// i += stride would overflow and wrap to a negative index.
 template <typename T>
 __global__ void sum_splits_kernel(const T* __restrict__ partial, T* __restrict__ dw, int size,
                                   int splits) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < size; i += gridDim.x * blockDim.x) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < size;
+         i += (int64_t)gridDim.x * blockDim.x) {
         T sum = T(0);
         for (int split = 0; split < splits; ++split) sum += partial[(size_t)split * size + i];
         dw[i] = sum;

@@ -29,6 +29,15 @@ static T* ptr(std::uintptr_t p) {
     return reinterpret_cast<T*>(p);
 }
 
+// The batch-norm partials scratch as a double*: the kernels read and write it as double2, 16-byte
+// loads and stores, so a float64 view 8 bytes into an allocation (which ptr<double> would pass)
+// would fault with a misaligned address.
+static double* partials_ptr(std::uintptr_t p) {
+    if (p % alignof(double2) != 0)
+        throw py::value_error("batch_norm partials scratch not aligned to 16 bytes (pass a fresh float64 array)");
+    return reinterpret_cast<double*>(p);
+}
+
 static cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
 static bool is_double(const std::string& dtype) {
@@ -199,7 +208,7 @@ static void bind_batch_norm(py::module_& m) {
                 batch_norm_forward_training<T>(
                     ptr<const T>(x), ptr<const T>(gamma), ptr<const T>(beta), ptr<T>(y),
                     ptr<T>(save_mean), ptr<T>(save_invstd), ptr<T>(running_mean),
-                    ptr<T>(running_var), ptr<double>(partials), momentum, eps, {n, c, l},
+                    ptr<T>(running_var), partials_ptr(partials), momentum, eps, {n, c, l},
                     as_stream(stream));
             });
         },
@@ -236,7 +245,7 @@ static void bind_batch_norm(py::module_& m) {
                 using T = std::remove_pointer_t<decltype(tag)>;
                 batch_norm_backward<T>(ptr<const T>(dout), ptr<const T>(x), ptr<const T>(gamma),
                                        ptr<const T>(mean), ptr<const T>(invstd), ptr<T>(dx),
-                                       ptr<T>(dgamma), ptr<T>(dbeta), ptr<double>(partials),
+                                       ptr<T>(dgamma), ptr<T>(dbeta), partials_ptr(partials),
                                        training, {n, c, l}, as_stream(stream));
             });
         },

@@ -338,3 +338,14 @@ def test_cuda_bindings_refuse_unaligned_pointers():
     with pytest.raises(ValueError, match="aligned"):
         _cuda.max_pool2d_forward("float32", x.data.ptr, out.data.ptr, argmax.data.ptr,
                                  _shape_tuple(x.shape, (2, 2), (2, 2), (0, 0), (2, 2)), 0)
+    # The batch-norm partials are read and written as double2: a float64 view one element into an
+    # allocation is aligned to its element size but not to the 16 bytes the kernels need.
+    n, c = 4, 3
+    x2, dx2 = cp.ones((n, c), cp.float32), cp.empty((n, c), cp.float32)
+    per_channel = [cp.ones(c, cp.float32) for _ in range(5)]  # gamma, mean, invstd, dgamma, dbeta
+    partials = cp.empty(2 * c * _cuda.batch_norm_chunks(n, c, 1) + 1, cp.float64)[1:]
+    assert partials.data.ptr % 8 == 0 and partials.data.ptr % 16 != 0
+    gamma, mean, invstd, dgamma, dbeta = (a.data.ptr for a in per_channel)
+    with pytest.raises(ValueError, match="16 bytes"):
+        _cuda.batch_norm_backward("float32", x2.data.ptr, x2.data.ptr, gamma, mean, invstd, dx2.data.ptr,
+                                  dgamma, dbeta, partials.data.ptr, True, n, c, 1, 0)

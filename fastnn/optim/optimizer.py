@@ -213,7 +213,12 @@ class Optimizer:
                 buf = cp.empty(values.size, dtype=dtype)
                 views = tuple(buf[k:k + 1].reshape(()) for k in range(values.size))
                 entry = self._cuda_scalars[dtype] = (buf, views)
-            entry[0].set(values.astype(dtype))
+            # On the current stream, explicitly: the kernels that read these scalars (and a graph
+            # replay of the previous step, CudaGraphStep's non-blocking stream) are ordered on it.
+            # In older CuPy releases a set() without a stream is a synchronous copy on the legacy
+            # default stream, which does not wait for a non-blocking stream: it could overwrite the
+            # scalars while the previous step still reads them, or land after this step read them.
+            entry[0].set(values.astype(dtype), stream=cp.cuda.get_current_stream())
 
     def _cuda_scalar_views(self, p):
         """0-d device views of the uploaded scalars, in the parameter's dtype."""

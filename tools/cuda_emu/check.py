@@ -137,6 +137,24 @@ def bn(shape, dtype, training, offset=0.0):
         assert_close(db, rdb, *tol(dtype, m), name="dbeta")
     return chunks
 
+def bn_nan(shape, dtype):
+    """A NaN in a channel makes that channel's saved invstd and running variance NaN, as in the CPU
+    kernel and the reference (a clamp of the variance with fmax once turned it into a finite value);
+    the other channels are unaffected."""
+    rng = np.random.default_rng(5)
+    n, c = shape[:2]; l = int(np.prod(shape[2:])) if len(shape) == 4 else 1
+    x = rng.standard_normal(shape).astype(dtype)
+    x[n - 1, 0] = np.nan
+    g = np.ones(c, dtype); b = np.zeros(c, dtype); rm = np.zeros(c, dtype); rv = np.ones(c, dtype)
+    part = np.full((c, lib.bn_chunks(L(n), L(c), L(l)), 2), 7.0)
+    y = np.full(shape, 7.0, dtype); sm = np.full(c, 7.0, dtype); si = np.full(c, 7.0, dtype)
+    getattr(lib, "bn_train_" + sfx(dtype))(P(x), P(g), P(b), P(y), P(sm), P(si), P(rm), P(rv), P(part), ctypes.c_double(0.1), ctypes.c_double(1e-5), L(n), L(c), L(l))
+    nan_channel = np.arange(c) == 0
+    for name, v in (("save_mean", sm), ("save_invstd", si), ("running_mean", rm), ("running_var", rv)):
+        if not (np.isnan(v) == nan_channel).all():
+            raise SystemExit(f"batch norm NaN channel {shape}: {name} {v} (NaN expected in channel 0 only)")
+
+
 def lstm(shape, dtype, upstream):
     bsz, d, hd = shape
     rng = np.random.default_rng(0)
@@ -294,6 +312,9 @@ def main():
                     print("bn", shape, "training" if tr else "eval", d, "chunks", bn(shape, dtype, tr), "ok", flush=True)
             bn((16, 4, 9, 9), dtype, True, offset=1e4)
             print("bn large mean", d, "ok", flush=True)
+            for shape in ((3, 3, 2, 5), (70, 3)):
+                bn_nan(shape, dtype)
+            print("bn NaN channel", d, "ok", flush=True)
         if "lstm" in which:
             for shape in LSTM_FULL if full else LSTM:
                 for up in ("both", "dh", "dc"):
