@@ -51,9 +51,9 @@ class Embedding(Module):
         flat_idx = idx.reshape(-1)
         flat_dout = dout.reshape(-1, self.embedding_dim)
         if _backend.is_cupy_array(dout):
-            import cupyx
-
-            cupyx.scatter_add(self.weight.grad, flat_idx, flat_dout)
+            # The ufunc method (CuPy 12+), not cupyx.scatter_add, which goes through the deprecated
+            # ndarray.scatter_add and warns (DeprecationWarning) at every call.
+            _backend.cupy_module().add.at(self.weight.grad, flat_idx, flat_dout)
         else:
             # dW[v] += sum of the rows of dout whose id is v. Grouping the rows by id (a stable sort,
             # then one sum per run) is 4-5x faster than np.add.at's row-by-row scatter (char-LSTM:

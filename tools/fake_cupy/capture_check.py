@@ -44,24 +44,35 @@ def main():
     buf[1] = 5.0
     assert float(view) == 5.0
 
-    # What a capture forbids.
+    # What a capture forbids. A host synchronisation or transfer is refused by CUDA, which also
+    # invalidates the capture: is_capturing() then raises and end_capture() fails
+    # (cudaErrorStreamCaptureInvalidated). CuPy refuses cuBLAS itself, before any CUDA call, and the
+    # fake's refusals of random numbers and other streams are its own: those leave the capture valid.
+    invalid = cp.cuda.runtime.CUDARuntimeError
     forbidden = [
-        (cp.StreamCaptureError, lambda: float(w.sum()), "float() of a device value"),
-        (cp.StreamCaptureError, lambda: w.get(), "a device-to-host copy"),
-        (cp.StreamCaptureError, lambda: w.set(np.zeros(4, np.float32)), "a host-to-device copy"),
-        (cp.StreamCaptureError, lambda: cp.asarray(np.ones(2)), "cupy.asarray of host data"),
-        (cp.StreamCaptureError, lambda: stream.synchronize(), "Stream.synchronize"),
-        (cp.StreamCaptureError, lambda: cp.random.rand(3, dtype=np.float32), "random numbers"),
-        (NotImplementedError, lambda: cp.matmul(w[None], w[:, None]), "matmul (cuBLAS)"),
-        (NotImplementedError, lambda: w[None] @ w[:, None], "the @ operator (cuBLAS)"),
+        (cp.StreamCaptureError, lambda: float(w.sum()), "float() of a device value", True),
+        (cp.StreamCaptureError, lambda: w.get(), "a device-to-host copy", True),
+        (cp.StreamCaptureError, lambda: w.set(np.zeros(4, np.float32)), "a host-to-device copy", True),
+        (cp.StreamCaptureError, lambda: cp.asarray(np.ones(2)), "cupy.asarray of host data", True),
+        (cp.StreamCaptureError, lambda: stream.synchronize(), "Stream.synchronize", True),
+        (cp.StreamCaptureError, lambda: cp.random.rand(3, dtype=np.float32), "random numbers", False),
+        (NotImplementedError, lambda: cp.matmul(w[None], w[:, None]), "matmul (cuBLAS)", False),
+        (NotImplementedError, lambda: w[None] @ w[:, None], "the @ operator (cuBLAS)", False),
     ]
-    for kind, fn, what in forbidden:
+    assert issubclass(cp.StreamCaptureError, invalid)  # what real CuPy raises for them
+    for kind, fn, what, invalidates in forbidden:
         with stream:
             stream.begin_capture()
             try:
                 expect_error(kind, fn, what)
+                if invalidates:
+                    expect_error(RuntimeError, stream.is_capturing, f"is_capturing() after {what}")
             finally:
-                stream.end_capture()
+                if invalidates:
+                    expect_error(invalid, stream.end_capture, f"end_capture() after {what}")
+                else:
+                    stream.end_capture()
+        assert not stream.is_capturing()
     with stream:
         stream.begin_capture()
         try:
@@ -70,6 +81,7 @@ def main():
                 expect_error(cp.StreamCaptureError, lambda: w + 1, "work on another stream")
         finally:
             stream.end_capture()
+    expect_error(NotImplementedError, cp.cuda.Graph, "a Graph made other than by end_capture")
     expect_error(RuntimeError, lambda: cp.cuda.Stream.null.begin_capture(), "capture on the legacy stream")
     print("capture_check: ok (replay, restore, 0-d views, and", len(forbidden) + 2, "forbidden operations)")
 

@@ -58,9 +58,15 @@ def _wrap(x):
     return x
 
 
+class CUDARuntimeError(RuntimeError):
+    """cupy.cuda.runtime.CUDARuntimeError (cupy_backends/cuda/api/runtime.pyx: a RuntimeError)."""
+
+
 # ---- stream capture (see the module docstring)
-class StreamCaptureError(RuntimeError):
-    """What CUDA reports (cudaErrorStreamCaptureUnsupported/Implicit) for an operation a capture forbids."""
+class StreamCaptureError(CUDARuntimeError):
+    """What CUDA reports (cudaErrorStreamCaptureUnsupported/Implicit) for an operation a capture forbids.
+    Real CuPy raises its CUDARuntimeError for these, so this is one (a name only the fake has: catch
+    cupy.cuda.runtime.CUDARuntimeError in code meant for both)."""
 
 
 _capture = None  # the _Capture under way, if any
@@ -85,6 +91,7 @@ def _arrays_in(values):
 class _Capture:
     def __init__(self, stream):
         self.stream, self.ops = stream, []
+        self.invalidated = None  # what broke the capture: CUDA then fails end_capture too
         self.fresh, self.saved = {}, {}  # id(buffer) -> buffer made in the capture / (buffer, its contents before)
 
     def touch(self, a):
@@ -104,6 +111,9 @@ class _Capture:
 
 def _sync_point(what):
     if _capture is not None:
+        # CUDA refuses the call (cudaErrorStreamCaptureUnsupported) and invalidates the capture, so that
+        # end_capture fails as well (cudaErrorStreamCaptureInvalidated).
+        _capture.invalidated = what
         raise StreamCaptureError(f"{what} waits for the device or copies between host and device, which is not "
                                  f"allowed while stream {_capture.stream.ptr:#x} is capturing")
 
@@ -119,10 +129,6 @@ _CUBLAS = {_np.matmul, _np.dot, _np.tensordot, _np.einsum, _np.inner, _np.vdot}
 
 
 # ---- misaligned element access (see ../README.md)
-class CUDARuntimeError(RuntimeError):
-    """cupy.cuda.runtime.CUDARuntimeError."""
-
-
 def _check_aligned(what, arrays):
     """A GPU kernel loads and stores whole elements: at an address that is not a multiple of the
     element size that faults (cudaErrorMisalignedAddress). Raised here for any misaligned array in
@@ -325,7 +331,14 @@ class ndarray:
         raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()` to construct a "
                         "NumPy array explicitly.")
 
-    def get(self, stream=None, order="C", out=None):
+    def get(self, stream=None, order="C", out=None, blocking=True):
+        if out is not None:  # CuPy's checks (cupy/_core/core.pyx, ndarray.get): no casting, no broadcasting
+            if not isinstance(out, _np.ndarray):
+                raise TypeError("Only numpy.ndarray can be obtained from cupy.ndarray")
+            if out.dtype != self.dtype:
+                raise TypeError(f"{out.dtype} array cannot be obtained from {self.dtype} array")
+            if out.shape != self.shape:
+                raise ValueError(f"Shape mismatch. Expected shape: {self.shape}, actual shape: {out.shape}")
         _sync_point("ndarray.get")
         if not (self.flags.c_contiguous or self.flags.f_contiguous):  # CuPy copies it to a contiguous one first
             _check_aligned("ndarray.get", [self._a])
@@ -335,9 +348,17 @@ class ndarray:
         return _np.array(self._a, order=order)
 
     def set(self, arr, stream=None):
-        _sync_point("ndarray.set (a host-to-device copy)")
+        # CuPy's checks (cupy/_core/core.pyx, ndarray.set): a NumPy array of the same dtype and shape, into
+        # a contiguous array; it neither casts nor broadcasts.
+        if not isinstance(arr, _np.ndarray):
+            raise TypeError("Only numpy.ndarray can be set to cupy.ndarray")
+        if arr.dtype != self.dtype:
+            raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
+        if arr.shape != self.shape:
+            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
         if not (self.flags.c_contiguous or self.flags.f_contiguous):
-            _check_aligned("ndarray.set", [self._a])
+            raise RuntimeError("Cannot set to non-contiguous array")
+        _sync_point("ndarray.set (a host-to-device copy)")
         self._a[...] = arr
 
     def item(self):
@@ -413,6 +434,10 @@ class ndarray:
         return method
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
+        if casting is not None:  # as CuPy (cupy/_core/core.pyx, ndarray._astype)
+            raise TypeError("casting is not supported yet")
+        if subok is not None:
+            raise TypeError("subok is not supported yet")
         return _run(_np.ndarray.astype, self._a, dtype, order=order, copy=copy)
 
     def copy(self, order="C"):
@@ -508,9 +533,83 @@ def copyto(dst, src, casting="same_kind", where=True):
     _run(_np.copyto, dst._a, _unwrap(src), casting=casting, where=_unwrap(where))
 
 
+# ufunc.at: CuPy implements it for these ufuncs only, as its scatter kernels (cupy/_core/_kernel.pyx,
+# ufunc.at -> _scatter_op), and, when the index holds an integer array, only for these dtypes
+# (cupy/_core/_routines_indexing.pyx, _scatter_op_single: TypeError for any other).
+_SCATTER_DTYPES = {
+    "add": ("int32", "float16", "float32", "float64", "uint32", "uint64"),
+    "subtract": ("int32", "uint32"),
+    "maximum": ("int32", "float32", "float64", "uint32", "uint64"),
+    "minimum": ("int32", "float32", "float64", "uint32", "uint64"),
+    "bitwise_and": ("int32", "int64", "uint32", "uint64"),
+    "bitwise_or": ("int32", "int64", "uint32", "uint64"),
+    "bitwise_xor": ("int32", "int64", "uint32", "uint64"),
+}
+
+
+def _wrapped_index(key, shape):
+    """key with integer index arrays wrapped into range, as CuPy's scatter kernels do (they do not
+    raise for out-of-bounds indices); keys with Ellipsis or newaxis are left as they are."""
+    parts = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis or k is None for k in parts) or len(parts) > len(shape):
+        return key
+    parts = tuple(k % shape[i] if isinstance(k, _np.ndarray) and k.dtype.kind in "iu" and shape[i] else k
+                  for i, k in enumerate(parts))
+    return parts if isinstance(key, tuple) else parts[0]
+
+
+class ufunc:
+    """cupy.ufunc (cupy/_core/_kernel.pyx) on NumPy's ufunc of the same name: calling it, and the
+    methods fastnn may use, at (CuPy's scatter kernels) and reduce (add and multiply only)."""
+
+    def __init__(self, np_ufunc):
+        self._np = np_ufunc
+        self.__name__ = self.name = np_ufunc.__name__
+        self.nin, self.nout, self.nargs = np_ufunc.nin, np_ufunc.nout, np_ufunc.nargs
+
+    def __repr__(self):
+        return f"<ufunc 'cupy_{self.name}'>"
+
+    def __call__(self, *args, **kwargs):
+        _refuse_numpy(args, self.name)
+        out = kwargs.get("out")
+        if out is not None:
+            _refuse_numpy((out,), f"{self.name} out")
+        return _run(self._np, *_unwrap(args), **{k: _unwrap(v) for k, v in kwargs.items()})
+
+    def at(self, a, indices, b=None):
+        if self.name not in _SCATTER_DTYPES:
+            raise NotImplementedError(f"`cupy_{self.name}.at` is not supported yet")
+        if not isinstance(a, ndarray):
+            raise TypeError(f"{self.name}.at: a must be a cupy.ndarray, got {type(a).__name__}")
+        _refuse_numpy((indices, b), f"{self.name}.at")
+        parts = indices if isinstance(indices, tuple) else (indices,)
+        if any(isinstance(k, ndarray) and k.dtype.kind in "iu" for k in parts) and (
+                a.dtype.name not in _SCATTER_DTYPES[self.name]):
+            raise TypeError(f"cupy.{self.name}.at only supports {', '.join(_SCATTER_DTYPES[self.name])} "
+                            f"as data type")
+        np_at = self._np.at
+
+        def scatter(target, key, value):
+            # The wrap and the cast run with the scatter (in a capture they are part of the kernel and
+            # read the index and value buffers at every replay, not their contents now).
+            np_at(target, _wrapped_index(key, target.shape), _np.asarray(value).astype(target.dtype, copy=False))
+
+        scatter.__name__ = f"{self.name}.at"
+        _run(scatter, a._a, _unwrap(indices), _unwrap(b))
+
+    def reduce(self, array, axis=0, dtype=None, out=None, keepdims=False):
+        if self.name not in ("add", "multiply"):
+            raise NotImplementedError(f"`cupy_{self.name}.reduce` is not supported yet")
+        return (array.sum if self.name == "add" else array.prod)(axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+
 def __getattr__(name):
-    """Any other name: NumPy's function of that name, on unwrapped arguments, results wrapped."""
+    """Any other name: NumPy's function of that name, on unwrapped arguments, results wrapped (a NumPy
+    ufunc as a cupy.ufunc)."""
     target = getattr(_np, name)
+    if isinstance(target, _np.ufunc):
+        return ufunc(target)
     if isinstance(target, type) or not callable(target):
         return target
 
@@ -523,13 +622,21 @@ def __getattr__(name):
 
 
 class RandomState:
-    """CuPy's RandomState on NumPy's generator: the float methods take a dtype, as CuPy's do."""
+    """CuPy's RandomState on NumPy's generator: the float methods take a dtype, as CuPy's do, and only
+    float32 or float64 (cupy/random/_generator.py, _check_and_get_dtype: cuRAND makes no other)."""
 
     def __init__(self, seed=None):
         self._rs = _np.random.RandomState(seed)
 
     def _floats(self, values, dtype):
         if _capture is not None:  # a captured generator kernel would draw the same numbers at every replay
+            raise StreamCaptureError("random numbers drawn in a captured graph repeat at every replay")
+        if _np.dtype(dtype).char not in "fd":
+            raise TypeError(f"cupy.random only supports float32 and float64, got {_np.dtype(dtype)}")
+        return ndarray._of(_np.asarray(values, dtype=dtype))
+
+    def _ints(self, values, dtype):
+        if _capture is not None:
             raise StreamCaptureError("random numbers drawn in a captured graph repeat at every replay")
         return ndarray._of(_np.asarray(values, dtype=dtype))
 
@@ -549,7 +656,7 @@ class RandomState:
         return self._floats(self._rs.normal(loc, scale, size), dtype)
 
     def randint(self, low, high=None, size=None, dtype=int):
-        return self._floats(self._rs.randint(low, high, size, dtype=dtype), dtype)
+        return self._ints(self._rs.randint(low, high, size, dtype=dtype), dtype)
 
 
 class _Random:
@@ -668,30 +775,48 @@ class ElementwiseKernel:
 
 # ---- cupy.cuda
 class Graph:
-    """A captured sequence of operations; launch() replays it."""
+    """A captured sequence of operations; launch() replays it. As in CuPy (cupy/cuda/graph.pyx) it is
+    made only by Stream.end_capture: Graph() raises NotImplementedError."""
 
-    def __init__(self, ops):
-        self._ops = list(ops)
+    def __init__(self, *args, **kwargs):
+        raise NotImplementedError("currently this class cannot be initiated by the user and must be created via "
+                                  "stream capture")
+
+    @classmethod
+    def _from_ops(cls, ops):
+        graph = cls.__new__(cls)
+        graph._ops = list(ops)
+        return graph
 
     def launch(self, stream=None):
         _sync_point("Graph.launch inside a capture")
         for op in self._ops:
             op()
 
+    def upload(self, stream=None):
+        """cudaGraphUpload: makes the first launch cheaper; nothing to do here."""
+
 
 class _Stream:
-    """cupy.cuda.Stream: `with stream:` makes it current; the legacy null stream (ptr 0) cannot capture."""
+    """cupy.cuda.Stream: `with stream:` makes it current; the legacy null stream (ptr 0) cannot capture.
+    As in cupy/cuda/stream.pyx, streams compare equal (and hash) by their handle, ptr."""
 
     _next_ptr = 0x5000
     null = None
 
-    def __init__(self, null=False, non_blocking=False, ptds=False):
+    def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
         if null:
-            self.ptr = 0
+            self.ptr, self.device_id = 0, -1
         else:
             _Stream._next_ptr += 0x10
-            self.ptr = _Stream._next_ptr
+            self.ptr, self.device_id = _Stream._next_ptr, 0
         self.non_blocking = non_blocking
+
+    def __eq__(self, other):
+        return isinstance(other, _Stream) and other.ptr == self.ptr
+
+    def __hash__(self):
+        return self.ptr
 
     def __enter__(self):
         _stream_stack.append(self)
@@ -727,10 +852,19 @@ class _Stream:
             raise StreamCaptureError("end_capture: this stream is not capturing")
         capture, _capture = _capture, None
         capture.restore()
-        return Graph(capture.ops)
+        if capture.invalidated is not None:  # CUDA ends the capture but returns no graph
+            raise CUDARuntimeError(f"cudaErrorStreamCaptureInvalidated: operation failed due to a previous error "
+                                   f"during capture ({capture.invalidated})")
+        return Graph._from_ops(capture.ops)
 
     def is_capturing(self):
-        return _capture is not None and _capture.stream is self
+        """As runtime.streamIsCapturing (cupy_backends/cuda/api/runtime.pyx): a RuntimeError when an error
+        has invalidated the capture under way."""
+        if _capture is None or _capture.stream is not self:
+            return False
+        if _capture.invalidated is not None:
+            raise RuntimeError("the stream was capturing, but an error has invalidated the capture sequence")
+        return True
 
 
 _Stream.null = _Stream(null=True)
@@ -783,9 +917,13 @@ class _Device:
 
 
 class _Event:
-    """Records the host clock: every emulated kernel has finished when its launch returns."""
+    """Records the host clock: every emulated kernel has finished when its launch returns. Arguments as
+    cupy.cuda.Event (cupy/cuda/stream.pyx)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        if interprocess and not disable_timing:
+            raise ValueError("Timing must be disabled for interprocess events")
+        self.block, self.disable_timing = bool(block), bool(disable_timing)
         self.time = None
 
     def record(self, stream=None):
@@ -796,6 +934,12 @@ class _Event:
 
 
 def _elapsed_ms(start, stop):
+    """cupy.cuda.get_elapsed_time: cudaEventElapsedTime, which refuses (cudaErrorInvalidResourceHandle)
+    events made with disable_timing=True or never recorded."""
+    for event in (start, stop):
+        if event.disable_timing or event.time is None:
+            raise CUDARuntimeError("cudaErrorInvalidResourceHandle: invalid resource handle (an event that was "
+                                   + ("made with disable_timing=True)" if event.disable_timing else "never recorded)"))
     return (stop.time - start.time) * 1e3
 
 
