@@ -210,12 +210,17 @@ def test_other_shapes_run_eagerly_and_the_graph_resumes():
 
 
 @cuda
-def test_replaced_optimizer_state_is_captured_again():
+def test_replaced_optimizer_state_is_captured_again(monkeypatch):
     import cupy as cp
 
     model, ref = _model().to("cuda"), _model().to("cuda")
     opt, ref_opt = optim.Adam(model.parameters(), lr=1e-2), optim.Adam(ref.parameters(), lr=1e-2)
     step = CudaGraphStep(model, nn.SoftmaxCrossEntropyLoss(), opt)
+    # Dropping the old graph and its private pool must wait for the graph's last launch.
+    synchronized_with_graph = []
+    sync = step._stream.synchronize
+    monkeypatch.setattr(step._stream, "synchronize",
+                        lambda: (synchronized_with_graph.append(step._graph is not None), sync())[1])
     loss_fn = nn.SoftmaxCrossEntropyLoss()
     batches = [(cp.asarray(x), cp.asarray(y)) for x, y in _batches(7, 8)]
     for x, y in batches[:4]:
@@ -233,6 +238,7 @@ def test_replaced_optimizer_state_is_captured_again():
             want = _eager_step(ref, loss_fn, ref_opt, x, y)
         np.testing.assert_allclose(float(loss), want, rtol=1e-6)
     assert step.captures == 2
+    assert synchronized_with_graph == [True]
     for a, b in zip(model.parameters(), ref.parameters()):
         np.testing.assert_allclose(a.data.get(), b.data.get(), rtol=1e-5, atol=1e-6)
 

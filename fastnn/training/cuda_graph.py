@@ -100,6 +100,10 @@ class CudaGraphStep:
         self._release()
 
     def _release(self):
+        if self._graph is not None:
+            # A launch of the old graph may still be running: let it finish before its graph and
+            # private pool go (a pool dropped while its kernels run would free memory in use).
+            self._stream.synchronize()
         if self._pool is not None:
             # The capture left the loss's cache (and, had it failed midway, layer caches) pointing into
             # the private pool; with the pool gone (older CuPy frees a dropped pool's memory even while
