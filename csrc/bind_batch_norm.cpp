@@ -34,7 +34,7 @@ template <typename T>
 static void check_finite(const T* v, int64_t count, const char* name, bool non_negative) {
     for (int64_t k = 0; k < count; ++k) {
         if (!std::isfinite((double)v[k]))
-            throw py::value_error(std::string("batch_norm_forward: ") + name + " contains NaN or inf");
+            throw NonFiniteInput(std::string("batch_norm_forward: ") + name + " contains NaN or inf");
         if (non_negative && v[k] < 0)
             throw py::value_error(std::string("batch_norm_forward: ") + name + " has negative entries");
     }
@@ -70,11 +70,11 @@ static py::tuple forward(const py::array& x, const py::array& gamma, const py::a
         r = batch_norm_forward<T>(xd, g, b, rm, rv, training, momentum, eps, od, md, id, s);
     }
     if (r.first_bad_statistic >= 0)
-        throw py::value_error("batch_norm_forward: x contains NaN or inf (the batch statistics of channel " +
+        throw NonFiniteInput("batch_norm_forward: x contains NaN or inf (the batch statistics of channel " +
                               std::to_string(r.first_bad_statistic) +
                               " are not finite); the running statistics were left unchanged");
     if (r.nan_outputs > 0)
-        throw py::value_error("batch_norm_forward: x contains NaN (the output has NaN)");
+        throw NonFiniteInput("batch_norm_forward: x contains NaN (the output has NaN)");
     return py::make_tuple(out, mean, inv_std);
 }
 
@@ -112,7 +112,7 @@ void bind_batch_norm(py::module_& m) {
         py::arg("x"), py::arg("gamma"), py::arg("beta"), py::arg("running_mean"), py::arg("running_var"),
         py::arg("training"), py::arg("momentum"), py::arg("eps"),
         "Batch norm forward over axis 1 of x (N, C) or (N, C, H, W), all C-contiguous. Returns (out, mean, "
-        "inv_std); in training mode updates running_mean and running_var in place. ValueError for NaN or inf "
+        "inv_std); in training mode updates running_mean and running_var in place. NonFiniteError (a ValueError) for NaN or inf "
         "in the parameters or the batch statistics (running statistics then untouched) or NaN outputs.");
     m.def(
         "batch_norm_backward",

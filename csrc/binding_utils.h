@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,13 @@
 
 namespace fastnn {
 namespace py = pybind11;
+
+// A kernel's own check found NaN or inf, as opposed to a wrong shape or parameter: raised in Python
+// as fastnn._C.NonFiniteError (a ValueError subclass, registered in module.cpp), which the
+// functional layer passes on as fastnn.functional.NonFiniteError.
+struct NonFiniteInput : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 template <typename T>
 inline bool has_dtype(const py::array& a) {

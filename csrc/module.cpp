@@ -14,6 +14,7 @@ namespace py = pybind11;
 
 PYBIND11_MODULE(_C, m) {
     m.doc() = "fastnn CPU kernels (C++, OpenMP, AVX2/FMA chosen at run time)";
+    py::register_exception<fastnn::NonFiniteInput>(m, "NonFiniteError", PyExc_ValueError);
 
     m.def("get_num_threads", &fastnn::get_num_threads, "Threads the CPU kernels use.");
     m.def("set_num_threads", &fastnn::set_num_threads, py::arg("n"),

@@ -136,13 +136,17 @@ def avg_pool2d_backward(
     dout: npt.NDArray[np.floating], height: int, width: int, kernel_size: _Pair, stride: _Pair, padding: _Pair,
 ) -> npt.NDArray[np.floating]:
     """dx (N, C, height, width)."""
+class NonFiniteError(ValueError):
+    """A kernel's own check found NaN or inf (fastnn.functional raises its NonFiniteError from it)."""
+
 def batch_norm_forward(
     x: npt.NDArray[np.floating], gamma: npt.NDArray[np.floating], beta: npt.NDArray[np.floating],
     running_mean: npt.NDArray[np.floating], running_var: npt.NDArray[np.floating], training: bool, momentum: float,
     eps: float,
 ) -> Tuple[npt.NDArray[np.floating], npt.NDArray[np.floating], npt.NDArray[np.floating]]:
     """(out, mean, inv_std) over axis 1 of x (N, C) or (N, C, H, W); training updates the running
-    statistics in place. ValueError for NaN or inf in the parameters or statistics, or NaN outputs."""
+    statistics in place. NonFiniteError for NaN or inf in the parameters or statistics, or NaN
+    outputs; ValueError for a negative running_var."""
 def batch_norm_backward(
     x: npt.NDArray[np.floating], dout: npt.NDArray[np.floating], gamma: npt.NDArray[np.floating],
     mean: npt.NDArray[np.floating], inv_std: npt.NDArray[np.floating], training: bool,

@@ -167,19 +167,28 @@ def test_bad_input():
         fwd(x[:1, :, :1, :1], gamma, beta, rm, rv)
     with pytest.raises(ValueError, match="empty"):
         fwd(x[:0], gamma, beta, rm, rv, training=False)
-    with pytest.raises(ValueError, match="negative"):
+    # A negative running_var is a bad parameter, NaN/inf a non-finite value (F.NonFiniteError, which
+    # the Trainer reports with the step), told apart by the native layer's exception type.
+    with pytest.raises(ValueError, match="negative") as refused:
         fwd(x, gamma, beta, rm, -rv, training=False)
-    with pytest.raises(ValueError, match="gamma"):
+    assert not isinstance(refused.value, F.NonFiniteError)
+    with pytest.raises(F.NonFiniteError, match="gamma"):
         fwd(x, np.full(3, np.nan, np.float32), beta, rm, rv)
+    with pytest.raises(F.NonFiniteError, match="running_mean"):
+        fwd(x, gamma, beta, np.full(3, np.inf, np.float32), rv, training=False)
     # NaN in x: refused, and the running statistics are left as they were.
     bad = x.copy()
     bad[2, 1, 0, 1] = np.nan
     rm_before, rv_before = rm.copy(), rv.copy()
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(F.NonFiniteError, match="NaN"):
         fwd(bad, gamma, beta, rm, rv, training=True)
     assert np.array_equal(rm, rm_before) and np.array_equal(rv, rv_before)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(F.NonFiniteError, match="NaN"):
         fwd(bad, gamma, beta, rm, rv, training=False)
+    # The native function's own exception is a ValueError subclass too.
+    assert issubclass(fastnn._C.NonFiniteError, ValueError)
+    with pytest.raises(fastnn._C.NonFiniteError, match="NaN"):
+        fastnn._C.batch_norm_forward(bad, gamma, beta, rm.copy(), rv.copy(), True, 0.1, 1e-5)
 
 
 @pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])

@@ -102,7 +102,7 @@ def test_ceiling_probes_measure_something():
 @pytest.mark.parametrize("module", ["_C", "_cuda"])
 def test_type_stubs_name_every_native_function(module):
     # fastnn/_C.pyi and _cuda.pyi are what editors and type checkers see of the native modules: each
-    # must list every function its module exports, and nothing it does not.
+    # must list every function (and exception class) its module exports, and nothing it does not.
     import re
     from pathlib import Path
 
@@ -110,7 +110,7 @@ def test_type_stubs_name_every_native_function(module):
     if native is None:
         pytest.skip("fastnn was built without its CUDA module")
     stubs = (Path(fastnn.__file__).parent / f"{module}.pyi").read_text()
-    stubbed = set(re.findall(r"^def (\w+)", stubs, re.MULTILINE))
+    stubbed = set(re.findall(r"^(?:def|class) (\w+)", stubs, re.MULTILINE))
     exported = {name for name in dir(native) if not name.startswith("_") and callable(getattr(native, name))}
     assert exported - stubbed == set(), f"functions missing from {module}.pyi"
     assert stubbed - exported == set(), f"{module}.pyi names functions the module does not have"

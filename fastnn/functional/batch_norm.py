@@ -113,15 +113,13 @@ def batch_norm_forward(x, gamma, beta, running_mean, running_var, training=True,
     x = _backend.c_array(x)
     gamma = _backend.c_array(gamma)
     # The native layer refuses NaN/inf parameters before computing, and non-finite batch statistics
-    # (NaN or inf in x) before touching the running statistics; both raise ValueError, passed on as
-    # NonFiniteError (its messages about NaN/inf name "NaN"; a negative running_var is not one).
+    # (NaN or inf in x) before touching the running statistics: _C.NonFiniteError, passed on as
+    # fastnn's NonFiniteError (other refusals, a negative running_var say, stay ValueError).
     try:
         out, mean, inv_std = _backend._C.batch_norm_forward(x, gamma, _backend.c_array(beta), rm, rv, training,
                                                             momentum, eps)
-    except ValueError as e:
-        if "NaN" in str(e):
-            raise NonFiniteError(str(e)) from e
-        raise
+    except _backend._C.NonFiniteError as e:
+        raise NonFiniteError(str(e)) from e
     if training and rm is not running_mean:
         running_mean[...] = rm
     if training and rv is not running_var:
