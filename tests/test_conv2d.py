@@ -285,6 +285,30 @@ def test_native_module_refuses_geometry_that_would_overflow():
         _C.conv2d_backward_data(dout, w, 2**62, 4, 1, 1, 0, 0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padded_image_of_more_than_2_63_bytes(simd, dtype):
+    # Each padded extent is under 2^31 (accepted), but C * (H + 2 ph) * (W + 2 pw) * sizeof(T) =
+    # 16 * 2^30 * 2^30 * 4 (or 8) = 2^66 (2^67) bytes wrapped around to 0 in int64, so the forward
+    # took the gathered in-place path meant for padded images under 2 MB and indexed its "0-byte"
+    # padded copy at c * 2^60: a segfault. A huge stride keeps the output 3x3; only the centre window
+    # (rows and columns ph .. ph + 1 of the padded image) sees the image.
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 16, 2, 2)).astype(dtype)
+    w = rng.standard_normal((16, 16, 2, 2)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    ph = 2**29 - 1  # H + 2 ph = 2^30
+    out, cache = F.conv2d_forward(x, w, b, stride=ph, padding=ph)
+    expected = np.broadcast_to(b[None, :, None, None], (1, 16, 3, 3)).copy()
+    expected[0, :, 1, 1] += np.einsum("kcij,cij->k", w, x[0])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert_close(out, expected, rtol=tol, atol=tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx, dw, db = F.conv2d_backward(dout, cache)
+    assert_close(dx, np.einsum("k,kcij->cij", dout[0, :, 1, 1], w)[None], rtol=tol, atol=tol)
+    assert_close(dw, np.einsum("k,cij->kcij", dout[0, :, 1, 1], x[0]), rtol=tol, atol=tol)
+    assert_close(db, dout.sum(axis=(0, 2, 3)), rtol=tol, atol=tol)
+
+
 def test_kernel_fitting_only_with_padding_is_accepted():
     x, w, b = good_args()
     out, _ = F.conv2d_forward(x[:, :, :2, :2], w, b, padding=1)
