@@ -101,6 +101,8 @@ void free_all(const Evicted& evicted) {
 }
 
 void* fresh(size_t bytes) {
+    // (Rounded up below: a size near SIZE_MAX would wrap around to a tiny block.)
+    if (bytes > kMaxAllocBytes) throw std::bad_alloc();
     const size_t align = bytes >= 2 * kHugePage ? kHugePage : 64;
     const size_t rounded = (bytes + align - 1) / align * align;
     void* p = std::aligned_alloc(align, rounded);
@@ -134,7 +136,12 @@ void* cached_alloc(size_t bytes) {
     if (p) return p;
     p = fresh(bytes);
     std::lock_guard<std::mutex> lock(c.mutex);
-    c.live[p] = bytes;
+    try {
+        c.live[p] = bytes;
+    } catch (...) {  // (the map's node: out of memory) the block would leak
+        std::free(p);
+        throw;
+    }
     return p;
 }
 

@@ -9,11 +9,16 @@
 // stopped asking for do not hold the memory.
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <new>
 #include <memory>
 
 namespace fastnn {
 
 constexpr size_t kMinCachedBytes = size_t(1) << 20;
+// The largest request cached_alloc serves (PTRDIFF_MAX); larger ones are std::bad_alloc, as is a
+// count of elements whose byte size would pass it.
+constexpr size_t kMaxAllocBytes = size_t(PTRDIFF_MAX);
 
 void* cached_alloc(size_t bytes);  // 64-byte aligned (2 MiB for large blocks); throws std::bad_alloc
 void cached_free(void* p);          // p from cached_alloc
@@ -25,6 +30,7 @@ struct CachedFree {
 };
 template <typename T>
 std::unique_ptr<T[], CachedFree> cached_buffer(size_t count) {
+    if (count > kMaxAllocBytes / sizeof(T)) throw std::bad_alloc();  // (count * sizeof(T) would wrap around)
     return std::unique_ptr<T[], CachedFree>(static_cast<T*>(cached_alloc((count > 0 ? count : 1) * sizeof(T))));
 }
 

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <type_traits>
 
 #include "buffer_cache.h"
@@ -41,6 +43,9 @@ thread_local ScratchBuffer scratch_slots[kScratchSlots];
 
 template <typename T>
 T* thread_scratch(int slot, int64_t count) {
+    // A count that is negative or whose byte size passes PTRDIFF_MAX (a size computed with overflow)
+    // is refused: cast to size_t and multiplied it would wrap around to a small buffer.
+    if (count < 0 || (uint64_t)count > (uint64_t)PTRDIFF_MAX / sizeof(T)) throw std::bad_alloc();
     return static_cast<T*>(scratch_slots[slot].get((size_t)count * sizeof(T)));
 }
 template float* thread_scratch<float>(int, int64_t);
