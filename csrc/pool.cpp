@@ -238,14 +238,21 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
     const bool stream = s.planes * in_plane * (int64_t)sizeof(T) >= kStreamBytes;
     std::vector<int64_t> row_first, row_last;
     covering_windows(s.height, s.out_height, s.kernel_h, s.stride_h, s.pad_h, row_first, row_last);
-    // For window column dj, the output columns j whose column j*sw - pw + dj lies in the plane.
-    std::vector<int64_t> j_lo((size_t)s.kernel_w), j_hi((size_t)s.kernel_w);
-    for (int64_t dj = 0; dj < s.kernel_w; ++dj) {
+    // The window columns dj that land in the plane for some output column: [dj_begin, dj_end). The
+    // others see only padding. A window may be far wider than the plane (a 3-wide image, kernel_w
+    // 2^30 + 1, pad_w 2^29 is legal), and per-dj tables and loops over all of kernel_w cost 16 GB and
+    // minutes there; this range holds at most 2W + 1 columns, as (Wo - 1) sw <= W + 2 pw - kw <= W.
+    const int64_t dj_begin = std::max<int64_t>(0, s.pad_w - (s.out_width - 1) * s.stride_w);
+    const int64_t dj_end = std::max(dj_begin, std::min<int64_t>(s.kernel_w, s.pad_w + s.width));
+    // For window column dj, the output columns j in [j_lo, j_hi) whose column j*sw - pw + dj lies in
+    // the plane (index dj - dj_begin).
+    std::vector<int64_t> j_lo((size_t)(dj_end - dj_begin)), j_hi((size_t)(dj_end - dj_begin));
+    for (int64_t dj = dj_begin; dj < dj_end; ++dj) {
         int64_t lo = 0, hi = s.out_width;
         while (lo < hi && lo * s.stride_w - s.pad_w + dj < 0) ++lo;
         while (hi > lo && (hi - 1) * s.stride_w - s.pad_w + dj >= s.width) --hi;
-        j_lo[(size_t)dj] = lo;
-        j_hi[(size_t)dj] = hi;
+        j_lo[(size_t)(dj - dj_begin)] = lo;
+        j_hi[(size_t)(dj - dj_begin)] = hi;
     }
 #pragma omp parallel if (s.planes * in_plane > kParallelThreshold)
     {
@@ -260,7 +267,8 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
         std::vector<T> spread((size_t)(s.out_height * s.width)), scratch(stream ? (size_t)in_plane : 0);
         bool vector_spread = false;  // AVX2, stride 2 along the width: whole rows of spread at once
 #ifdef FASTNN_HAVE_AVX2_KERNELS
-        vector_spread = std::is_same_v<T, float> && s.stride_w == 2 && use_avx2();
+        // (Only where every window column can land in the plane: its work and scratch grow with kernel_w.)
+        vector_spread = std::is_same_v<T, float> && s.stride_w == 2 && use_avx2() && dj_begin == 0 && dj_end == s.kernel_w;
 #endif
         std::vector<float> padded(vector_spread ? (size_t)avg_pool2d_spread_s2_scratch(s) : 0);
 #pragma omp for schedule(static)
@@ -278,9 +286,10 @@ void avg_pool2d_backward(const T* dout, T* dx, const Pool2dShape& s) {
                     }
                 }
 #endif
-                for (int64_t dj = 0; dj < s.kernel_w; ++dj) {
+                for (int64_t dj = dj_begin; dj < dj_end; ++dj) {
                     T* base = spread_row - s.pad_w + dj;
-                    for (int64_t j = j_lo[(size_t)dj]; j < j_hi[(size_t)dj]; ++j) base[j * s.stride_w] += g_row[j];
+                    for (int64_t j = j_lo[(size_t)(dj - dj_begin)]; j < j_hi[(size_t)(dj - dj_begin)]; ++j)
+                        base[j * s.stride_w] += g_row[j];
                 }
             }
             T* plane = stream ? scratch.data() : dx + p * in_plane;

@@ -206,6 +206,42 @@ def test_geometry_that_would_overflow_is_refused_at_both_layers():
         _C.avg_pool2d_backward(np.ones((2, 3, 6, 6), np.float32), 2**62, 6, (3, 3), (1, 1), (1, 1))
 
 
+_WIDE_WINDOW_CHILD = """
+import resource, sys
+import numpy as np
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+import fastnn.functional as F
+from fastnn import _C
+k = 2**30 + 1  # windows 2^30 + 1 wide (padding 2^29 each side) over a 3-wide image: output 3x3
+x = np.arange(18, dtype=np.float32).reshape(2, 1, 3, 3)
+for simd in ("portable", True):
+    _C.set_simd(simd)
+    for stride in (1, 2):
+        out, cache = F.avg_pool2d_forward(x, (1, k), stride=(1, stride), padding=(0, 2**29))
+        wo = 3 if stride == 1 else 2
+        assert out.shape == (2, 1, 3, wo), out.shape
+        np.testing.assert_allclose(out, np.repeat(x.sum(axis=3, keepdims=True) / k, wo, axis=3), rtol=1e-6)
+        dx = F.avg_pool2d_backward(np.ones_like(out), cache)  # every window holds the whole row
+        np.testing.assert_allclose(dx, np.full(x.shape, wo / k, np.float32), rtol=1e-6)
+print("ok")
+"""
+
+
+def test_avg_backward_cost_does_not_grow_with_a_window_wider_than_the_plane(tmp_path):
+    # The average-pooling backward kept two int64 tables of kernel_w entries and looped over every
+    # window column: a window of 2^30 + 1 over a 3-wide image (legal: padding 2^29) took 16 GB and
+    # minutes. Now only the window columns that can land in the plane (at most 2W + 1) are visited.
+    # Run in a child limited to 4 GB of address space, so that the old behaviour fails (MemoryError)
+    # instead of exhausting the machine.
+    import subprocess
+    import sys
+
+    # (cwd: not the repository root, whose unbuilt fastnn/ would shadow the installed package)
+    result = subprocess.run([sys.executable, "-c", _WIDE_WINDOW_CHILD], capture_output=True, text=True, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_bad_backward_input(kind):
     fwd, bwd, _, _ = POOLS[kind]
