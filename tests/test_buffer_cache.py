@@ -100,3 +100,26 @@ def test_blocks_idle_too_long_go_back_to_the_os(cache_limit):
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="seconds"):
             C.set_buffer_cache_idle_seconds(bad)
+
+
+@pytest.mark.parametrize("value, limit_mib, warns", [
+    ("64", 64, False),
+    ("0", 0, False),
+    (str(1 << 30), 1 << 30, False),
+    (str((1 << 30) + 1), 1024, True),   # past 1 PiB: the default, not a wrapped << 20
+    ("17592186044416", 1024, True),     # 2^44 MiB would wrap to 0 bytes
+    ("-1", 1024, True),                 # strtoull read this as 2^64 - 1
+    ("1e3", 1024, True),
+    ("lots", 1024, True),               # was 0: the cache silently off
+])
+def test_the_limit_from_the_environment(value, limit_mib, warns):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FASTNN_BUFFER_CACHE_MB=value)
+    out = subprocess.run([sys.executable, "-W", "always", "-c",
+                          "from fastnn import _C; print(_C.buffer_cache_limit() >> 20)"],
+                         env=env, capture_output=True, text=True, cwd=os.path.dirname(__file__), check=True)
+    assert out.stdout.strip() == str(limit_mib)
+    assert ("is not a whole number of MiB" in out.stderr) == warns, out.stderr
