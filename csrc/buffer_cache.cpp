@@ -49,24 +49,8 @@ struct Cache {
     std::list<Idle> lru;
     std::unordered_map<size_t, std::deque<std::list<Idle>::iterator>> by_size;
     size_t cached = 0;
-    size_t limit;
+    size_t limit = size_t(1024) << 20;  // FASTNN_BUFFER_CACHE_MB sets it at import (fastnn/_backend.py)
     Clock::duration idle_limit = std::chrono::seconds(10);
-
-    Cache() : limit(limit_from_env(std::getenv("FASTNN_BUFFER_CACHE_MB"))) {}
-
-    // FASTNN_BUFFER_CACHE_MB in bytes: a decimal count of MiB up to 2^30 (1 PiB); anything else
-    // (a sign, letters, a count whose << 20 would wrap) gives the default 1024 MiB, and fastnn's
-    // import warns with the same rule (fastnn/_backend.py).
-    static size_t limit_from_env(const char* env) {
-        constexpr size_t kDefaultMiB = 1024, kMaxMiB = size_t(1) << 30;
-        if (!env || !*env) return kDefaultMiB << 20;
-        size_t mib = 0;
-        for (const char* c = env; *c; ++c) {
-            if (*c < '0' || *c > '9' || mib > kMaxMiB) return kDefaultMiB << 20;
-            mib = mib * 10 + (size_t)(*c - '0');
-        }
-        return (mib > kMaxMiB ? kDefaultMiB : mib) << 20;
-    }
 
     // Moves the least recently freed block into `out`.
     void evict_oldest(Evicted& out) {

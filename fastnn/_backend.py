@@ -41,12 +41,16 @@ if os.environ.get("FASTNN_SIMD", SIMD_LEVELS[0]) not in SIMD_LEVELS:
     warnings.warn(f"FASTNN_SIMD={os.environ['FASTNN_SIMD']!r} is not one of {', '.join(SIMD_LEVELS)}; "
                   f"ignored, the CPU kernels use {_C.simd()}", RuntimeWarning, stacklevel=2)
 
+# The native buffer cache starts at 1024 MiB; FASTNN_BUFFER_CACHE_MB (a whole number of MiB, at most
+# 2^30) replaces that here, before anything is allocated. A bad value is ignored with a warning.
 _cache_mb = os.environ.get("FASTNN_BUFFER_CACHE_MB")
-if _cache_mb and not (_cache_mb.isascii() and _cache_mb.isdigit() and int(_cache_mb) <= 1 << 30):
-    # The same rule as the native parser (csrc/buffer_cache.cpp), which falls back to the default.
-    warnings.warn(f"FASTNN_BUFFER_CACHE_MB={_cache_mb!r} is not a whole number of MiB from 0 to 2^30; "
-                  f"ignored, the buffer cache holds up to {_C.buffer_cache_limit() >> 20} MiB",
-                  RuntimeWarning, stacklevel=2)
+if _cache_mb:
+    if _cache_mb.isascii() and _cache_mb.isdigit() and int(_cache_mb) <= 1 << 30:
+        _C.set_buffer_cache_limit(int(_cache_mb) << 20)
+    else:
+        warnings.warn(f"FASTNN_BUFFER_CACHE_MB={_cache_mb!r} is not a whole number of MiB from 0 to 2^30; "
+                      f"ignored, the buffer cache holds up to {_C.buffer_cache_limit() >> 20} MiB",
+                      RuntimeWarning, stacklevel=2)
 
 
 def cuda_module_built():
