@@ -17,16 +17,16 @@ namespace fastnn {
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Whether the product of the (non-negative) factors is at most `limit`; false when it would overflow
-// int64. For the padded-image sizes that choose the in-place paths: the binding bounds each padded
-// extent by 2^31, not their product, so C * (H + 2 ph) * (W + 2 pw) * sizeof(T) can pass 2^63 (16
-// channels padded to 2^30 x 2^30: 2^66 bytes, which wrapped around to 0 and sent the gathered forward
-// to index a "0-byte" padded image at c * 2^60).
-static bool product_at_most(std::initializer_list<int64_t> factors, int64_t limit) {
+// The product of the (non-negative) factors, INT64_MAX where it would overflow int64. For the
+// padded-image sizes that choose the in-place paths: the binding bounds each padded extent by 2^31,
+// not their product, so C * (H + 2 ph) * (W + 2 pw) * sizeof(T) can pass 2^63 (16 channels padded to
+// 2^30 x 2^30: 2^66 bytes, which wrapped around to 0 and sent the gathered forward to index a
+// "0-byte" padded image at c * 2^60).
+static int64_t saturating_product(std::initializer_list<int64_t> factors) {
     int64_t product = 1;
     for (int64_t f : factors)
-        if (__builtin_mul_overflow(product, f, &product)) return false;
-    return product <= limit;
+        if (__builtin_mul_overflow(product, f, &product)) return INT64_MAX;
+    return product;
 }
 
 static bool is_pointwise(const Conv2dShape& s) {
@@ -221,12 +221,12 @@ static bool direct_applies(const Conv2dShape& s, int64_t elem_bytes) {
     if (s.K < 4) return false;
     // Few output channels: packing would cost as much as the arithmetic, so reading in place wins
     // even with many discarded columns, as long as the padded image stays in L2.
-    if (s.K <= kDirectMaxChannelsOut && product_at_most({s.C, hp, wp, elem_bytes}, kDirectMaxSmallImageBytes))
-        return true;
+    const int64_t image_bytes = saturating_product({s.C, hp, wp, elem_bytes});
+    if (s.K <= kDirectMaxChannelsOut && image_bytes <= kDirectMaxSmallImageBytes) return true;
     // Otherwise only when the discarded columns are few (wide images: ResNet's 56x56 layers) and the
     // padded image stays in the last-level cache (checked first: it bounds hp * wp, so the column
     // counts below cannot overflow).
-    if (!product_at_most({s.C, hp, wp, elem_bytes}, kDirectMaxImageBytes)) return false;
+    if (image_bytes > kDirectMaxImageBytes) return false;
     const int64_t cols = (s.OH - 1) * wp + s.OW;
     return cols * 100 <= s.OH * s.OW * kDirectMaxWastePercent;
 }
@@ -474,7 +474,7 @@ static constexpr int64_t kGatheredBlock = 256;
 static bool gathered_applies(const Conv2dShape& s, int64_t elem_bytes) {
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw, k_padded = ceil_div(s.K, 16) * 16;
     return !is_pointwise(s) && s.K >= 16 && (k_padded - s.K) * 10 <= s.K && s.C * s.kh * s.kw >= kGatheredMinTaps &&
-           product_at_most({s.C, hp, wp, elem_bytes}, kDirectMaxImageBytes);
+           saturating_product({s.C, hp, wp, elem_bytes}) <= kDirectMaxImageBytes;
 }
 
 template <typename T>
@@ -622,7 +622,7 @@ static bool phased_applies(const Conv2dShape& s, int64_t elem_bytes) {
     const int64_t hp = ceil_div(s.kh, s.sh) - 1 + std::max(s.OH, (s.H - 1 + s.ph) / s.sh + 1);
     const int64_t wp = ceil_div(s.kw, s.sw) - 1 + std::max(s.OW, (s.W - 1 + s.pw) / s.sw + 1);
     return s.C >= 16 && (c_padded - s.C) * 10 <= s.C && fewest_taps >= kGatheredMinTaps &&
-           product_at_most({s.K, hp, wp, elem_bytes}, kDirectMaxImageBytes);
+           saturating_product({s.K, hp, wp, elem_bytes}) <= kDirectMaxImageBytes;
 }
 
 template <typename T>
@@ -853,11 +853,8 @@ bool conv2d_backward_weight(const T* dout, const T* x, T* dw, T* db, const Conv2
     // Few filters reuse each unfolded element too little to pay for packing it: read the padded
     // image in place instead (stride 1, image small enough to stay in cache).
     const int64_t hp = s.H + 2 * s.ph, wp = s.W + 2 * s.pw;
-    // (Its size saturates at INT64_MAX where the product would overflow, see product_at_most; the
-    // padded-width column count is computed only once the image is known to be small.)
-    const int64_t image_bytes =
-        product_at_most({s.C, hp, wp, (int64_t)sizeof(T)}, kDirectMaxImageBytes) ? s.C * hp * wp * (int64_t)sizeof(T)
-                                                                                : INT64_MAX;
+    // (The padded-width column count is computed only once the image is known to be small.)
+    const int64_t image_bytes = saturating_product({s.C, hp, wp, (int64_t)sizeof(T)});
     const bool direct = s.sh == 1 && s.sw == 1 && !pointwise && s.K >= 4 && s.K <= kDirectWeightMaxK &&
                         (image_bytes <= kDirectMaxSmallImageBytes ||
                          (image_bytes <= kDirectMaxImageBytes &&

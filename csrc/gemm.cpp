@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -45,7 +44,7 @@ template <typename T>
 T* thread_scratch(int slot, int64_t count) {
     // A count that is negative or whose byte size passes PTRDIFF_MAX (a size computed with overflow)
     // is refused: cast to size_t and multiplied it would wrap around to a small buffer.
-    if (count < 0 || (uint64_t)count > (uint64_t)PTRDIFF_MAX / sizeof(T)) throw std::bad_alloc();
+    if (count < 0 || (uint64_t)count > kMaxAllocBytes / sizeof(T)) throw std::bad_alloc();
     return static_cast<T*>(scratch_slots[slot].get((size_t)count * sizeof(T)));
 }
 template float* thread_scratch<float>(int, int64_t);
